@@ -1,0 +1,295 @@
+//! `HostBuilder`: registrations and settings, consumed by `build()`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use host_di::{Injectable, ServiceCollection};
+
+use crate::record::{HostShared, ServiceRecord};
+use crate::registration::{HostedServiceCollectionExt as _, resolve_hosted_services};
+use crate::{
+    ApplicationLifetime, Host, HostEnvironment, HostError, HostOptions, HostedService,
+    ServiceStates, logging,
+};
+
+/// Builds a [`Host`]: the service container, the hosted services, the host
+/// options and the environment (as .NET's `HostApplicationBuilder`).
+///
+/// Its methods take `&mut self`, so a library crate can extend it with an
+/// extension trait (`builder.add_something(...)`, as .NET's `AddXyz`
+/// extension methods); [`build`](Self::build) and [`run`](Self::run)
+/// consume it.
+///
+/// # Examples
+///
+/// ```no_run
+/// use std::process::ExitCode;
+/// use async_trait::async_trait;
+/// use host_core::{BackgroundService, Host, ServiceContext, ServiceError};
+///
+/// #[derive(Default)]
+/// struct Worker;
+///
+/// #[async_trait]
+/// impl BackgroundService for Worker {
+///     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+///         ctx.stopping().await;
+///         Ok(())
+///     }
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> ExitCode {
+///     let mut builder = Host::builder();
+///     builder.add_hosted_service_instance(Worker);
+///     builder.run().await
+/// }
+/// ```
+#[must_use = "a builder does nothing until it is built or run"]
+pub struct HostBuilder {
+    services: ServiceCollection,
+    options: HostOptions,
+    environment: HostEnvironment,
+    handle_signals: bool,
+    default_logging: bool,
+}
+
+impl HostBuilder {
+    /// A builder with the defaults: the environment of this process (see
+    /// [`HostEnvironment::from_process`]), default [`HostOptions`], signals
+    /// handled, and the default log subscriber.
+    pub fn new() -> Self {
+        Self {
+            services: ServiceCollection::new(),
+            options: HostOptions::default(),
+            environment: HostEnvironment::from_process(),
+            handle_signals: true,
+            default_logging: true,
+        }
+    }
+
+    /// The service collection, to register the application's services.
+    pub fn services(&mut self) -> &mut ServiceCollection {
+        &mut self.services
+    }
+
+    /// Registers a hosted (or background) service built by the container,
+    /// which injects its dependencies. Hosted services start in registration
+    /// order and stop in reverse.
+    pub fn add_hosted_service<T: HostedService + Injectable>(&mut self) -> &mut Self {
+        self.services.add_hosted_service::<T>();
+        self
+    }
+
+    /// Registers a hosted (or background) service you have built yourself.
+    pub fn add_hosted_service_instance<T: HostedService>(&mut self, service: T) -> &mut Self {
+        self.services.add_hosted_service_instance(service);
+        self
+    }
+
+    /// Changes the host options. Default: see [`HostOptions`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let mut builder = host_core::Host::builder();
+    /// builder.configure_host_options(|options| {
+    ///     options.shutdown_timeout = Duration::from_secs(10);
+    ///     options.services_stop_concurrently = true;
+    /// });
+    /// ```
+    pub fn configure_host_options(
+        &mut self,
+        configure: impl FnOnce(&mut HostOptions),
+    ) -> &mut Self {
+        configure(&mut self.options);
+        self
+    }
+
+    /// The host options as configured so far.
+    pub fn host_options(&self) -> &HostOptions {
+        &self.options
+    }
+
+    /// The environment as configured so far, to branch on while registering
+    /// (`if builder.environment().is_development() { ... }`).
+    pub fn environment(&self) -> &HostEnvironment {
+        &self.environment
+    }
+
+    /// Sets the environment's name. Default: `HOST_ENVIRONMENT`, or Production.
+    pub fn environment_name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.environment.set_environment_name(name.into());
+        self
+    }
+
+    /// Sets the application's name. Default: the executable's name.
+    pub fn application_name(&mut self, name: impl Into<String>) -> &mut Self {
+        self.environment.set_application_name(name.into());
+        self
+    }
+
+    /// Sets the content root. Default: the current directory.
+    pub fn content_root(&mut self, root: impl Into<PathBuf>) -> &mut Self {
+        self.environment.set_content_root(root.into());
+        self
+    }
+
+    /// Whether the host listens for SIGINT, SIGTERM and SIGQUIT (Ctrl+C on
+    /// other platforms). Turn it off when embedding the host or in tests.
+    /// Default: `true`.
+    pub fn handle_signals(&mut self, handle: bool) -> &mut Self {
+        self.handle_signals = handle;
+        self
+    }
+
+    /// Whether `build()` installs the default log subscriber (a
+    /// `tracing-subscriber` fmt subscriber on standard error, filtered by
+    /// `RUST_LOG`, default `info`) when the application has not installed
+    /// one. Default: `true`.
+    pub fn default_logging(&mut self, install: bool) -> &mut Self {
+        self.default_logging = install;
+        self
+    }
+
+    /// Builds the host: validates every registration and constructs the
+    /// hosted services. Nothing starts.
+    ///
+    /// # Errors
+    ///
+    /// A registration the container cannot satisfy (a missing dependency, a
+    /// cycle, a singleton capturing a scoped service) or a hosted service that
+    /// cannot be constructed; its [exit code](HostError::exit_code) is 2.
+    pub fn build(self) -> Result<Host, HostError> {
+        if self.default_logging {
+            logging::install_default_subscriber();
+        }
+        let Self {
+            mut services,
+            options,
+            environment,
+            handle_signals,
+            ..
+        } = self;
+        let lifetime = ApplicationLifetime::new();
+        let states = ServiceStates::new();
+        services.add_instance(Arc::new(lifetime.clone()));
+        services.add_instance(Arc::new(environment.clone()));
+        services.add_instance(Arc::new(options.clone()));
+        services.add_instance(Arc::new(states.clone()));
+        let provider = services.build().map_err(HostError::build)?;
+        let hosted = resolve_hosted_services(&provider).map_err(HostError::build)?;
+
+        let shared = Arc::new(HostShared::new(
+            lifetime,
+            options.background_service_failure,
+        ));
+        let changed = states.change_notifier();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let records: Vec<Arc<ServiceRecord>> = hosted
+            .into_iter()
+            .map(|service| {
+                let name = unique_name(&mut seen, service.name().into_owned());
+                Arc::new(ServiceRecord::new(
+                    name.into(),
+                    service,
+                    changed.clone(),
+                    shared.clone(),
+                ))
+            })
+            .collect();
+        states.set_records(records.clone());
+        Ok(Host::new(
+            provider,
+            records,
+            shared,
+            environment,
+            options,
+            states,
+            handle_signals,
+        ))
+    }
+
+    /// Builds and runs the host, and returns the process's exit code (see
+    /// the [table](crate::exit_code)); errors are logged. Return it from
+    /// `main`.
+    pub async fn run(self) -> ExitCode {
+        match self.build() {
+            Ok(host) => host.run_until_exit().await,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::from(error.exit_code())
+            }
+        }
+    }
+
+    /// For a plain `fn main`: builds a multi-thread tokio runtime, runs the
+    /// host on it, and returns the exit code.
+    ///
+    /// ```no_run
+    /// fn main() -> std::process::ExitCode {
+    ///     let builder = host_core::Host::builder();
+    ///     builder.run_blocking()
+    /// }
+    /// ```
+    pub fn run_blocking(self) -> ExitCode {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                eprintln!("error: cannot start the tokio runtime: {error}");
+                return ExitCode::from(crate::exit_code::SERVICE_FAILED);
+            }
+        };
+        let code = runtime.block_on(self.run());
+        // Tasks still running (a `spawn_blocking` loop, say) must not keep
+        // the process alive.
+        runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+        code
+    }
+}
+
+impl Default for HostBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for HostBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostBuilder")
+            .field("options", &self.options)
+            .field("environment", &self.environment)
+            .field("handle_signals", &self.handle_signals)
+            .field("default_logging", &self.default_logging)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Names are unique within a host: a second `app::Worker` is `app::Worker#2`.
+fn unique_name(seen: &mut HashMap<String, usize>, name: String) -> String {
+    let count = seen.entry(name.clone()).or_insert(0);
+    *count += 1;
+    if *count == 1 {
+        name
+    } else {
+        format!("{name}#{count}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_names_get_a_number() {
+        let mut seen = HashMap::new();
+        assert_eq!(unique_name(&mut seen, "a::W".into()), "a::W");
+        assert_eq!(unique_name(&mut seen, "a::W".into()), "a::W#2");
+        assert_eq!(unique_name(&mut seen, "a::V".into()), "a::V");
+        assert_eq!(unique_name(&mut seen, "a::W".into()), "a::W#3");
+    }
+}

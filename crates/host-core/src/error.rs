@@ -1,0 +1,312 @@
+//! The crate's error type and the exit-code table.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::ServiceFailure;
+
+/// The error type of a hosted service's `start`, `stop`, `execute` and hooks.
+///
+/// Any error converts into it with `?`, and `anyhow::Context` adds context.
+pub type ServiceError = anyhow::Error;
+
+/// Exit codes of a host process, as [`HostError::exit_code`] and
+/// [`HostBuilder::run`](crate::HostBuilder::run) give them.
+///
+/// | code | meaning |
+/// |---|---|
+/// | 0 | clean stop |
+/// | 1 | a service failed: in `start` or a hook, in `execute` under [`BackgroundServiceFailure::StopHost`](crate::BackgroundServiceFailure::StopHost), or in `stop` |
+/// | 2 | the host could not be built: invalid configuration or registration, nothing started |
+/// | 3 | the shutdown timed out: the services still running were aborted |
+/// | 128 + n | a second signal n during the stop forced the exit (130 SIGINT, 131 SIGQUIT, 143 SIGTERM) |
+/// | `code` | [`ApplicationLifetime::stop_application_with_code`](crate::ApplicationLifetime::stop_application_with_code), unless a failure happened |
+pub mod exit_code {
+    /// The host stopped cleanly.
+    pub const SUCCESS: u8 = 0;
+    /// A service failed.
+    pub const SERVICE_FAILED: u8 = 1;
+    /// The host could not be built; nothing started.
+    pub const BUILD_FAILED: u8 = 2;
+    /// The shutdown timed out and the services still running were aborted.
+    pub const SHUTDOWN_TIMED_OUT: u8 = 3;
+    /// Added to a signal's number when a second signal forces the exit.
+    pub const SIGNAL_BASE: u8 = 128;
+}
+
+/// Why a host could not be built, could not start, or did not stop cleanly.
+///
+/// It names every service involved; [`exit_code`](Self::exit_code) maps it to
+/// the [exit-code table](exit_code).
+#[derive(Debug)]
+pub struct HostError {
+    kind: Kind,
+    failures: Vec<ServiceFailure>,
+    rolled_back: Vec<Arc<str>>,
+    timed_out: Vec<Arc<str>>,
+}
+
+#[derive(Debug)]
+enum Kind {
+    Build(Box<dyn std::error::Error + Send + Sync>),
+    Start,
+    StartupTimeout { after: Duration },
+    Failed,
+    ShutdownTimeout { after: Duration },
+}
+
+impl HostError {
+    pub(crate) fn build(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::new(Kind::Build(source.into()))
+    }
+
+    pub(crate) fn start(failure: ServiceFailure) -> Self {
+        let mut error = Self::new(Kind::Start);
+        error.failures.push(failure);
+        error
+    }
+
+    pub(crate) fn startup_timeout(after: Duration, still_starting: Vec<Arc<str>>) -> Self {
+        let mut error = Self::new(Kind::StartupTimeout { after });
+        error.timed_out = still_starting;
+        error
+    }
+
+    /// Services failed while running or stopping (and possibly timed out).
+    pub(crate) fn stopped_with(
+        failures: Vec<ServiceFailure>,
+        timed_out: Vec<Arc<str>>,
+        shutdown_timeout: Duration,
+    ) -> Option<Self> {
+        let kind = if !timed_out.is_empty() {
+            Kind::ShutdownTimeout {
+                after: shutdown_timeout,
+            }
+        } else if !failures.is_empty() {
+            Kind::Failed
+        } else {
+            return None;
+        };
+        Some(Self {
+            kind,
+            failures,
+            rolled_back: Vec::new(),
+            timed_out,
+        })
+    }
+
+    /// Adds another failure of the same phase.
+    pub(crate) fn also(mut self, failure: ServiceFailure) -> Self {
+        self.failures.push(failure);
+        self
+    }
+
+    /// Adds what a rollback after a failed start did.
+    pub(crate) fn with_rollback(
+        mut self,
+        rolled_back: Vec<Arc<str>>,
+        rollback: Option<HostError>,
+    ) -> Self {
+        self.rolled_back = rolled_back;
+        if let Some(rollback) = rollback {
+            self.failures.extend(rollback.failures);
+            self.timed_out.extend(rollback.timed_out);
+        }
+        self
+    }
+
+    fn new(kind: Kind) -> Self {
+        Self {
+            kind,
+            failures: Vec::new(),
+            rolled_back: Vec::new(),
+            timed_out: Vec::new(),
+        }
+    }
+
+    /// The process exit code for this error, from the [table](exit_code).
+    pub fn exit_code(&self) -> u8 {
+        match self.kind {
+            Kind::Build(_) => exit_code::BUILD_FAILED,
+            Kind::Start | Kind::StartupTimeout { .. } | Kind::Failed => exit_code::SERVICE_FAILED,
+            Kind::ShutdownTimeout { .. } => exit_code::SHUTDOWN_TIMED_OUT,
+        }
+    }
+
+    /// Whether the host could not be built (invalid configuration or registration).
+    pub fn is_build(&self) -> bool {
+        matches!(self.kind, Kind::Build(_))
+    }
+
+    /// Whether the host failed to start (a service failed or the startup timed out).
+    pub fn is_start(&self) -> bool {
+        matches!(self.kind, Kind::Start | Kind::StartupTimeout { .. })
+    }
+
+    /// Whether the startup timeout expired.
+    pub fn is_startup_timeout(&self) -> bool {
+        matches!(self.kind, Kind::StartupTimeout { .. })
+    }
+
+    /// Whether the shutdown timeout expired with services still running.
+    pub fn is_shutdown_timeout(&self) -> bool {
+        matches!(self.kind, Kind::ShutdownTimeout { .. })
+    }
+
+    /// Every service failure, in the order they happened.
+    pub fn failures(&self) -> &[ServiceFailure] {
+        &self.failures
+    }
+
+    /// After a failed start: the services that had started and were stopped
+    /// again, in the order they were stopped.
+    pub fn rolled_back(&self) -> impl Iterator<Item = &str> {
+        self.rolled_back.iter().map(|name| &**name)
+    }
+
+    /// The services still running when a timeout expired (they were aborted).
+    pub fn timed_out(&self) -> impl Iterator<Item = &str> {
+        self.timed_out.iter().map(|name| &**name)
+    }
+}
+
+impl fmt::Display for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut failures = self.failures.iter();
+        match &self.kind {
+            Kind::Build(source) => write!(f, "cannot build the host: {source}")?,
+            Kind::Start => {
+                let first = failures.next().expect("a start error carries its failure");
+                write!(f, "host failed to start: {first}")?;
+            }
+            Kind::StartupTimeout { after } => {
+                write!(f, "host failed to start: startup timed out after {after:?}")?;
+                if !self.timed_out.is_empty() {
+                    write!(f, "; still starting: {}", list(&self.timed_out))?;
+                }
+            }
+            Kind::Failed => {
+                let first = failures
+                    .next()
+                    .expect("a failure error carries its failure");
+                write!(f, "{first}")?;
+            }
+            Kind::ShutdownTimeout { after } => write!(
+                f,
+                "shutdown timed out after {after:?}; still running: {} (aborted)",
+                list(&self.timed_out)
+            )?,
+        }
+        if !self.rolled_back.is_empty() {
+            let stopped: Vec<String> = self
+                .rolled_back
+                .iter()
+                .map(|name| format!("{name} (stopped)"))
+                .collect();
+            write!(f, "\n  rolled back: {}", stopped.join(", "))?;
+        }
+        if matches!(self.kind, Kind::Start) && !self.timed_out.is_empty() {
+            write!(
+                f,
+                "\n  rollback timed out; still running: {} (aborted)",
+                list(&self.timed_out)
+            )?;
+        }
+        for failure in failures {
+            write!(f, "\n  also: {failure}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for HostError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.kind {
+            Kind::Build(source) => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+fn list(names: &[Arc<str>]) -> String {
+    names
+        .iter()
+        .map(|name| &**name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Phase;
+
+    fn failure(service: &str, phase: Phase, message: &str) -> ServiceFailure {
+        ServiceFailure::error(service.into(), phase, anyhow::anyhow!(message.to_owned()))
+    }
+
+    #[test]
+    fn start_failure_lists_what_was_rolled_back() {
+        let error = HostError::start(failure("app::Web", Phase::Start, "address in use"))
+            .with_rollback(vec!["app::Worker".into(), "app::Cache".into()], None);
+        assert_eq!(
+            error.to_string(),
+            "host failed to start: `app::Web` failed in start: address in use\n  \
+             rolled back: app::Worker (stopped), app::Cache (stopped)"
+        );
+        assert_eq!(error.exit_code(), 1);
+        assert!(error.is_start());
+    }
+
+    #[test]
+    fn stop_failures_are_all_listed() {
+        let error = HostError::stopped_with(
+            vec![
+                failure("app::A", Phase::Stop, "flush failed"),
+                failure("app::B", Phase::Stopped, "disk full"),
+            ],
+            Vec::new(),
+            Duration::from_secs(30),
+        )
+        .expect("failures make an error");
+        assert_eq!(
+            error.to_string(),
+            "`app::A` failed in stop: flush failed\n  also: `app::B` failed in stopped: disk full"
+        );
+        assert_eq!(error.exit_code(), 1);
+    }
+
+    #[test]
+    fn timeout_wins_over_failures_for_the_exit_code() {
+        let error = HostError::stopped_with(
+            vec![failure("app::A", Phase::Execute, "boom")],
+            vec!["app::Exporter".into()],
+            Duration::from_secs(30),
+        )
+        .expect("a timeout makes an error");
+        assert_eq!(
+            error.to_string(),
+            "shutdown timed out after 30s; still running: app::Exporter (aborted)\n  \
+             also: `app::A` failed in execute: boom"
+        );
+        assert_eq!(error.exit_code(), 3);
+        assert!(error.is_shutdown_timeout());
+    }
+
+    #[test]
+    fn clean_stop_is_no_error() {
+        assert!(HostError::stopped_with(Vec::new(), Vec::new(), Duration::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn build_error_exits_two() {
+        let error = HostError::build("`app::Worker` needs `app::Clock`, which is not registered");
+        assert_eq!(
+            error.to_string(),
+            "cannot build the host: `app::Worker` needs `app::Clock`, which is not registered"
+        );
+        assert_eq!(error.exit_code(), 2);
+        assert!(error.is_build());
+    }
+}

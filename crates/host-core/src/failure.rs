@@ -1,0 +1,191 @@
+//! One service's failure: which service, in which phase, and why.
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+
+use crate::ServiceError;
+
+/// The phase of a hosted service's life in which something happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Phase {
+    /// The `starting` hook, run for every service before any `start`.
+    Starting,
+    /// `start`.
+    Start,
+    /// The `started` hook, run for every service after every `start`.
+    Started,
+    /// A background service's `execute`, running on its own task.
+    Execute,
+    /// The `stopping` hook, run for every service before any `stop`.
+    Stopping,
+    /// `stop`.
+    Stop,
+    /// The `stopped` hook, run for every service after every `stop`.
+    Stopped,
+}
+
+impl Phase {
+    /// The phase's name as it appears in logs and errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Starting => "starting",
+            Phase::Start => "start",
+            Phase::Started => "started",
+            Phase::Execute => "execute",
+            Phase::Stopping => "stopping",
+            Phase::Stop => "stop",
+            Phase::Stopped => "stopped",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A hosted service that returned an error or panicked.
+///
+/// Cheap to clone: the error is shared.
+#[derive(Clone)]
+pub struct ServiceFailure {
+    service: Arc<str>,
+    phase: Phase,
+    cause: Cause,
+}
+
+#[derive(Clone)]
+enum Cause {
+    Error(Arc<ServiceError>),
+    Panic(Arc<str>),
+}
+
+impl ServiceFailure {
+    pub(crate) fn error(service: Arc<str>, phase: Phase, error: ServiceError) -> Self {
+        Self {
+            service,
+            phase,
+            cause: Cause::Error(Arc::new(error)),
+        }
+    }
+
+    pub(crate) fn panic(service: Arc<str>, phase: Phase, payload: Box<dyn Any + Send>) -> Self {
+        Self {
+            service,
+            phase,
+            cause: Cause::Panic(panic_message(payload.as_ref()).into()),
+        }
+    }
+
+    /// The name of the service that failed.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The phase in which it failed.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Whether the service panicked rather than returning an error.
+    pub fn is_panic(&self) -> bool {
+        matches!(self.cause, Cause::Panic(_))
+    }
+
+    /// The error the service returned, or `None` if it panicked.
+    pub fn service_error(&self) -> Option<&ServiceError> {
+        match &self.cause {
+            Cause::Error(error) => Some(error),
+            Cause::Panic(_) => None,
+        }
+    }
+
+    /// The cause alone, without the service name: the error with its chain of
+    /// causes, or `panicked: <message>`.
+    pub fn cause(&self) -> String {
+        match &self.cause {
+            Cause::Error(error) => format!("{error:#}"),
+            Cause::Panic(message) => format!("panicked: {message}"),
+        }
+    }
+}
+
+impl fmt::Display for ServiceFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.cause {
+            Cause::Error(error) => {
+                write!(f, "`{}` failed in {}: {error:#}", self.service, self.phase)
+            }
+            Cause::Panic(message) => {
+                write!(
+                    f,
+                    "`{}` panicked in {}: {message}",
+                    self.service, self.phase
+                )
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ServiceFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceFailure")
+            .field("service", &self.service)
+            .field("phase", &self.phase)
+            .field("panic", &self.is_panic())
+            .field("cause", &self.cause())
+            .finish()
+    }
+}
+
+/// The text of a panic payload: `panic!` gives a `&str` or a `String`.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&'static str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_failure_names_service_phase_and_chain() {
+        let error = anyhow::anyhow!("connection refused").context("cannot reach the queue");
+        let failure = ServiceFailure::error("app::Worker".into(), Phase::Start, error);
+        assert_eq!(
+            failure.to_string(),
+            "`app::Worker` failed in start: cannot reach the queue: connection refused"
+        );
+        assert!(!failure.is_panic());
+        assert!(failure.service_error().is_some());
+    }
+
+    #[test]
+    fn panic_failure_carries_the_message() {
+        let payload: Box<dyn Any + Send> = Box::new(String::from("index out of bounds"));
+        let failure = ServiceFailure::panic("app::Worker".into(), Phase::Execute, payload);
+        assert_eq!(
+            failure.to_string(),
+            "`app::Worker` panicked in execute: index out of bounds"
+        );
+        assert!(failure.is_panic());
+        assert_eq!(failure.cause(), "panicked: index out of bounds");
+    }
+
+    #[test]
+    fn non_string_panic_payload_is_described() {
+        let payload: Box<dyn Any + Send> = Box::new(42_u8);
+        assert_eq!(
+            panic_message(payload.as_ref()),
+            "a panic with a non-string payload"
+        );
+    }
+}

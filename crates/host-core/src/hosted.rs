@@ -1,0 +1,161 @@
+//! The `HostedService` trait and the context each of its calls receives.
+
+use std::any::{Any, type_name};
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use crate::record::ServiceRecord;
+use crate::{ApplicationLifetime, Phase, ServiceError};
+
+/// A service the host starts and stops, as .NET's `IHostedService` with the
+/// hooks of `IHostedLifecycleService`.
+///
+/// The host calls, for every service and in this order: every `starting`,
+/// every `start` (registration order), every `started`; then at shutdown
+/// every `stopping` (reverse order), every `stop` (reverse order), every
+/// `stopped`. `stop` is only ever called on a service whose `start`
+/// completed. Errors and panics in any of them are caught and name the
+/// service.
+///
+/// For one long-running loop, implement [`BackgroundService`](crate::BackgroundService)
+/// instead: it implements this trait for you and never holds up the start.
+///
+/// # Examples
+///
+/// ```
+/// use async_trait::async_trait;
+/// use host_core::{HostedService, LifecycleContext, ServiceError};
+///
+/// struct Cache;
+///
+/// #[async_trait]
+/// impl HostedService for Cache {
+///     async fn start(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
+///         tracing::info!(service = ctx.name(), "warming the cache");
+///         Ok(())
+///     }
+///
+///     async fn stop(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main] async fn main() -> Result<(), host_core::HostError> {
+/// let mut builder = host_core::Host::builder();
+/// builder.handle_signals(false).add_hosted_service_instance(Cache);
+/// let mut host = builder.build()?;
+/// host.start().await?;
+/// host.stop().await?;
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait HostedService: Any + Send + Sync {
+    /// The name used in logs, errors and service states. Default: the type's
+    /// name, as `app::Worker`.
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed(type_name::<Self>())
+    }
+
+    /// Runs before any service's `start`.
+    async fn starting(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+
+    /// Starts the service. Return promptly: long-running work belongs on a
+    /// task of its own (see [`BackgroundService`](crate::BackgroundService)).
+    /// The context's token fires when the startup timeout expires.
+    async fn start(&self, ctx: &LifecycleContext) -> Result<(), ServiceError>;
+
+    /// Runs after every service's `start` has returned.
+    async fn started(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+
+    /// Runs at shutdown, before any service's `stop`.
+    async fn stopping(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+
+    /// Stops the service. The context's token fires when the shutdown
+    /// timeout expires; after that, the host polls this future once more and
+    /// then abandons it.
+    async fn stop(&self, ctx: &LifecycleContext) -> Result<(), ServiceError>;
+
+    /// Runs after every service's `stop` has returned.
+    async fn stopped(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+}
+
+/// What a hosted service's `start`, `stop` and hooks receive: the service's
+/// name, the phase, a token that fires when the phase's deadline has passed,
+/// and the application lifetime.
+pub struct LifecycleContext {
+    pub(crate) record: Arc<ServiceRecord>,
+    phase: Phase,
+    deadline: CancellationToken,
+    lifetime: ApplicationLifetime,
+}
+
+impl LifecycleContext {
+    pub(crate) fn new(
+        record: Arc<ServiceRecord>,
+        phase: Phase,
+        deadline: CancellationToken,
+        lifetime: ApplicationLifetime,
+    ) -> Self {
+        Self {
+            record,
+            phase,
+            deadline,
+            lifetime,
+        }
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.record.name
+    }
+
+    /// The phase this call belongs to.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Completes when this phase's deadline has passed (the startup timeout
+    /// during start, the shutdown timeout during stop), or when the start is
+    /// abandoned because the host was asked to stop.
+    pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
+        self.deadline.cancelled()
+    }
+
+    /// Whether this phase's deadline has passed.
+    pub fn is_cancelled(&self) -> bool {
+        self.deadline.is_cancelled()
+    }
+
+    /// A token cancelled when this phase's deadline has passed, to hand to
+    /// other work. Cancelling it does not affect the host.
+    pub fn token(&self) -> CancellationToken {
+        self.deadline.child_token()
+    }
+
+    /// The application lifetime.
+    pub fn lifetime(&self) -> &ApplicationLifetime {
+        &self.lifetime
+    }
+}
+
+impl fmt::Debug for LifecycleContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LifecycleContext")
+            .field("service", &self.name())
+            .field("phase", &self.phase)
+            .field("cancelled", &self.is_cancelled())
+            .finish()
+    }
+}

@@ -1,0 +1,113 @@
+//! The generic host: build a [`Host`] from a [`HostBuilder`], register
+//! [`HostedService`]s and [`BackgroundService`]s, and let the host start
+//! them, watch them, and stop them gracefully — as .NET's Generic Host.
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//! use std::time::Duration;
+//! use async_trait::async_trait;
+//! use host_core::{BackgroundService, Host, ServiceContext, ServiceError};
+//!
+//! struct Worker;
+//!
+//! #[async_trait]
+//! impl BackgroundService for Worker {
+//!     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+//!         let mut every = tokio::time::interval(Duration::from_secs(1));
+//!         loop {
+//!             tokio::select! {
+//!                 _ = ctx.stopping() => return Ok(()),
+//!                 _ = every.tick() => tracing::warn!("hello from service"),
+//!             }
+//!         }
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> ExitCode {
+//!     let mut builder = Host::builder();
+//!     builder.add_hosted_service_instance(Worker);
+//!     builder.run().await
+//! }
+//! ```
+//!
+//! # The life of a host
+//!
+//! `build()` validates the registrations and constructs the hosted services
+//! (exit code 2 if it cannot). `start` runs every `starting` hook, every
+//! `start` in registration order and every `started` hook; a background
+//! service's `start` spawns its `execute` and returns at once. If a start
+//! fails, exactly the services whose `start` completed are stopped again.
+//! The host then waits for a stop request: a signal,
+//! [`ApplicationLifetime::stop_application`], or a failing background
+//! service. `stop` runs every `stopping` hook, every `stop` and every
+//! `stopped` hook in reverse order, within [`HostOptions::shutdown_timeout`];
+//! whatever is still running then is named and aborted. See [`exit_code`]
+//! for the exit codes.
+//!
+//! # Runtimes
+//!
+//! The host runs under `#[tokio::main]` (multi-thread, the default) and on a
+//! current-thread runtime. On a current-thread runtime every service shares
+//! one thread: a service that blocks it stops everything, including the
+//! shutdown timeout, and only the run-to-exit watchdog (a plain thread) still
+//! ends the process. For a plain `fn main`, use [`HostBuilder::run_blocking`].
+//!
+//! # Logging
+//!
+//! Lifecycle messages go to the `host::lifetime` tracing target
+//! ([`LIFETIME_TARGET`]); suppress the status lines with
+//! [`HostOptions::suppress_status_messages`]. Each service's calls run inside
+//! a `service` span carrying its name. `build()` installs a
+//! `tracing-subscriber` fmt subscriber on standard error, filtered by
+//! `RUST_LOG` (default `info`), unless the application installed its own
+//! global subscriber or turned it off with
+//! [`HostBuilder::default_logging`].
+//!
+//! # Dependencies
+//!
+//! | crate | why |
+//! |---|---|
+//! | `host-di` | the service container the builder owns |
+//! | `tokio` | the runtime: tasks, timers, signals |
+//! | `tokio-util` | `CancellationToken` for stopping and deadlines |
+//! | `async-trait` | object-safe async traits, stored as `Arc<dyn HostedService>` |
+//! | `futures` | catching panics in futures, running phases concurrently |
+//! | `tracing`, `tracing-subscriber` | logs and spans; the default subscriber |
+//! | `anyhow` | [`ServiceError`]: any error converts with `?` |
+
+#![doc(test(attr(deny(warnings))))]
+
+mod background;
+mod bound;
+mod builder;
+mod environment;
+mod error;
+mod failure;
+mod host;
+mod hosted;
+mod lifetime;
+mod logging;
+mod options;
+mod phases;
+mod record;
+mod registration;
+mod signals;
+mod state;
+mod watchdog;
+
+pub use background::{BackgroundService, ServiceContext};
+pub use builder::HostBuilder;
+pub use environment::{ENVIRONMENT_VARIABLE, HostEnvironment, environments};
+pub use error::{HostError, ServiceError, exit_code};
+pub use failure::{Phase, ServiceFailure};
+pub use host::Host;
+pub use hosted::{HostedService, LifecycleContext};
+pub use lifetime::ApplicationLifetime;
+pub use logging::LIFETIME_TARGET;
+pub use options::{BackgroundServiceFailure, HostOptions};
+pub use registration::HostedServiceCollectionExt;
+pub use state::{ServiceState, ServiceStates, ServiceStatus};
+
+/// `async_trait`, re-exported so that implementations need no extra dependency.
+pub use async_trait::async_trait;

@@ -1,0 +1,268 @@
+//! The host's bookkeeping for one hosted service: its state, and the task of
+//! a background service's `execute`.
+
+use std::any::{Any, type_name};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use futures::FutureExt;
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::failure::ServiceFailure;
+use crate::state::{ServiceState, ServiceStatus};
+use crate::{
+    ApplicationLifetime, BackgroundService, BackgroundServiceFailure, HostedService, Phase,
+    ServiceContext, ServiceError,
+};
+
+/// What the host's services share: where failures are reported.
+#[derive(Debug)]
+pub(crate) struct HostShared {
+    pub(crate) lifetime: ApplicationLifetime,
+    pub(crate) on_failure: BackgroundServiceFailure,
+    failures: Mutex<Vec<ServiceFailure>>,
+}
+
+impl HostShared {
+    pub(crate) fn new(lifetime: ApplicationLifetime, on_failure: BackgroundServiceFailure) -> Self {
+        Self {
+            lifetime,
+            on_failure,
+            failures: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(crate) fn record_failure(&self, failure: ServiceFailure) {
+        lock(&self.failures).push(failure);
+    }
+
+    pub(crate) fn take_failures(&self) -> Vec<ServiceFailure> {
+        std::mem::take(&mut *lock(&self.failures))
+    }
+}
+
+pub(crate) struct ServiceRecord {
+    pub(crate) name: Arc<str>,
+    pub(crate) service: Arc<dyn HostedService>,
+    pub(crate) span: tracing::Span,
+    status: Mutex<Status>,
+    changed: Arc<watch::Sender<u64>>,
+    start_completed: AtomicBool,
+    task: OnceLock<ExecuteTask>,
+    shared: Arc<HostShared>,
+}
+
+struct Status {
+    state: ServiceState,
+    last_failure: Option<ServiceFailure>,
+}
+
+/// A background service's running `execute`.
+struct ExecuteTask {
+    stopping: CancellationToken,
+    /// Cancelled when the task has ended: returned, panicked or been aborted.
+    finished: CancellationToken,
+    abort: AbortHandle,
+}
+
+impl ServiceRecord {
+    pub(crate) fn new(
+        name: Arc<str>,
+        service: Arc<dyn HostedService>,
+        changed: Arc<watch::Sender<u64>>,
+        shared: Arc<HostShared>,
+    ) -> Self {
+        let span = tracing::info_span!("service", name = %name);
+        Self {
+            name,
+            service,
+            span,
+            status: Mutex::new(Status {
+                state: ServiceState::NotStarted,
+                last_failure: None,
+            }),
+            changed,
+            start_completed: AtomicBool::new(false),
+            task: OnceLock::new(),
+            shared,
+        }
+    }
+
+    pub(crate) fn state(&self) -> ServiceState {
+        lock(&self.status).state.clone()
+    }
+
+    pub(crate) fn status(&self) -> ServiceStatus {
+        let status = lock(&self.status);
+        ServiceStatus {
+            name: self.name.clone(),
+            state: status.state.clone(),
+            last_failure: status.last_failure.clone(),
+        }
+    }
+
+    pub(crate) fn set_state(&self, state: ServiceState) {
+        lock(&self.status).state = state;
+        self.notify();
+    }
+
+    /// Moves to `state` unless the service has failed meanwhile (a background
+    /// service's `execute` may fail before its `start` has returned).
+    pub(crate) fn advance(&self, from: fn(&ServiceState) -> bool, state: ServiceState) {
+        {
+            let mut status = lock(&self.status);
+            if !from(&status.state) {
+                return;
+            }
+            status.state = state;
+        }
+        self.notify();
+    }
+
+    pub(crate) fn fail(&self, failure: ServiceFailure) {
+        {
+            let mut status = lock(&self.status);
+            status.last_failure = Some(failure.clone());
+            status.state = ServiceState::Failed(failure);
+        }
+        self.notify();
+    }
+
+    fn notify(&self) {
+        self.changed
+            .send_modify(|version| *version = version.wrapping_add(1));
+    }
+
+    pub(crate) fn mark_start_completed(&self) {
+        self.start_completed.store(true, Ordering::Release);
+    }
+
+    pub(crate) fn start_completed(&self) -> bool {
+        self.start_completed.load(Ordering::Acquire)
+    }
+
+    /// The registered instance as its concrete type, for the background
+    /// service adapter, which needs an owned handle to spawn `execute`.
+    pub(crate) fn instance<T: HostedService>(&self) -> Result<Arc<T>, ServiceError> {
+        let any: Arc<dyn Any + Send + Sync> = self.service.clone();
+        any.downcast::<T>().map_err(|_| {
+            anyhow::anyhow!(
+                "the background service `{}` was started on behalf of `{}`; register it with the \
+                 host itself (`add_hosted_service`) instead of starting it from another service",
+                type_name::<T>(),
+                self.name
+            )
+        })
+    }
+
+    /// Spawns a background service's `execute` on its own task. Never polls it.
+    pub(crate) fn spawn_execute(
+        self: &Arc<Self>,
+        service: Arc<dyn BackgroundService>,
+        lifetime: ApplicationLifetime,
+    ) -> Result<(), ServiceError> {
+        if self.task.get().is_some() {
+            anyhow::bail!("`{}` was started twice", self.name);
+        }
+        let stopping = CancellationToken::new();
+        let finished = CancellationToken::new();
+        let context = ServiceContext::new(self.name.clone(), stopping.clone(), lifetime);
+        let record = self.clone();
+        let finished_on_drop = finished.clone().drop_guard();
+        let execute = async move {
+            let _finished = finished_on_drop;
+            let outcome = AssertUnwindSafe(service.execute(context))
+                .catch_unwind()
+                .await;
+            record.execute_ended(outcome);
+        };
+        let handle = tokio::spawn(execute.instrument(self.span.clone()));
+        let task = ExecuteTask {
+            stopping,
+            finished,
+            abort: handle.abort_handle(),
+        };
+        // Checked above; the host starts each service from one place only.
+        let _ = self.task.set(task);
+        Ok(())
+    }
+
+    fn execute_ended(&self, outcome: Result<Result<(), ServiceError>, Box<dyn Any + Send>>) {
+        let failure = match outcome {
+            Ok(Ok(())) => {
+                let stopping = self
+                    .task
+                    .get()
+                    .is_some_and(|task| task.stopping.is_cancelled());
+                if !stopping {
+                    tracing::debug!(target: "host::lifetime", service = %self.name, "background service completed");
+                    self.advance(
+                        |state| matches!(state, ServiceState::Starting | ServiceState::Running),
+                        ServiceState::Completed,
+                    );
+                }
+                return;
+            }
+            Ok(Err(error)) => ServiceFailure::error(self.name.clone(), Phase::Execute, error),
+            Err(payload) => ServiceFailure::panic(self.name.clone(), Phase::Execute, payload),
+        };
+        self.fail(failure.clone());
+        match self.shared.on_failure {
+            BackgroundServiceFailure::StopHost => {
+                tracing::error!(target: "host::lifetime", service = %self.name,
+                    "{failure}; stopping the host");
+                self.shared.record_failure(failure);
+                self.shared.lifetime.stop_application();
+            }
+            BackgroundServiceFailure::Ignore => {
+                tracing::error!(target: "host::lifetime", service = %self.name,
+                    "{failure}; the host keeps running (BackgroundServiceFailure::Ignore)");
+            }
+        }
+    }
+
+    /// Asks `execute` to return and waits until it has.
+    pub(crate) async fn stop_execute(&self) {
+        if let Some(task) = self.task.get() {
+            task.stopping.cancel();
+            task.finished.cancelled().await;
+        }
+    }
+
+    /// Whether this service's `execute` task is still running.
+    pub(crate) fn execute_running(&self) -> bool {
+        self.task
+            .get()
+            .is_some_and(|task| !task.finished.is_cancelled())
+    }
+
+    /// Aborts the `execute` task; returns a future that completes when the
+    /// task has really ended (never, while it blocks its thread).
+    pub(crate) fn abort_execute(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let task = self.task.get()?;
+        task.stopping.cancel();
+        task.abort.abort();
+        Some(task.finished.clone().cancelled_owned())
+    }
+}
+
+impl std::fmt::Debug for ServiceRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceRecord")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
+/// Locks a mutex whose data stays valid even if a holder panicked: every
+/// critical section here is a plain assignment.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

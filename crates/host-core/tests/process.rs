@@ -1,0 +1,244 @@
+//! Real processes and real signals: this test binary runs itself as the
+//! host process (the `child` test, selected by an environment variable), and
+//! the other tests send it signals with `kill`.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use host_core::{BackgroundService, Host, ServiceContext, ServiceError, async_trait};
+
+const SCENARIO: &str = "HOST_CORE_TEST_SCENARIO";
+/// A generous bound against hanging; never a speed assertion.
+const NO_HANG: Duration = Duration::from_secs(60);
+
+struct Cooperative;
+
+#[async_trait]
+impl BackgroundService for Cooperative {
+    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        ctx.stopping().await;
+        Ok(())
+    }
+}
+
+struct IgnoresToken;
+
+#[async_trait]
+impl BackgroundService for IgnoresToken {
+    async fn execute(&self, _ctx: ServiceContext) -> Result<(), ServiceError> {
+        std::future::pending().await
+    }
+}
+
+struct BlocksThread;
+
+#[async_trait]
+impl BackgroundService for BlocksThread {
+    async fn execute(&self, _ctx: ServiceContext) -> Result<(), ServiceError> {
+        tokio::task::yield_now().await;
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// The host process. Does nothing unless started by a test below.
+#[test]
+fn child() {
+    let Ok(scenario) = std::env::var(SCENARIO) else {
+        return;
+    };
+    let mut builder = Host::builder();
+    let timeout = if scenario.ends_with("-slow") { 30 } else { 1 };
+    builder
+        .configure_host_options(|options| options.shutdown_timeout = Duration::from_secs(timeout));
+    match scenario.trim_end_matches("-slow") {
+        "cooperative" => builder.add_hosted_service_instance(Cooperative),
+        "ignores-token" => builder
+            .add_hosted_service_instance(Cooperative)
+            .add_hosted_service_instance(IgnoresToken),
+        "blocks-thread" => builder.add_hosted_service_instance(BlocksThread),
+        other => panic!("unknown scenario {other}"),
+    };
+    let code = builder.run_blocking();
+    // The exit code must reach the parent as is: leave the test harness now.
+    let number = (0..=u8::MAX)
+        .find(|number| std::process::ExitCode::from(*number) == code)
+        .expect("an exit code is a byte");
+    std::process::exit(i32::from(number));
+}
+
+struct HostProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl HostProcess {
+    fn spawn(scenario: &str) -> Self {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["child", "--exact", "--nocapture", "--test-threads=1"])
+            .env(SCENARIO, scenario)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (send, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Reads standard error until a line contains `text`.
+    fn wait_for(&mut self, text: &str) {
+        let deadline = Instant::now() + NO_HANG;
+        while Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        panic!(
+            "never saw {text:?}; the host wrote:\n{}",
+            self.seen.join("\n")
+        );
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the exit; returns the code and how long it took from `since`.
+    fn exit_code(&mut self, since: Instant) -> (i32, Duration) {
+        let deadline = Instant::now() + NO_HANG;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let took = since.elapsed();
+                // Collect the rest of standard error.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(line);
+                }
+                return (status.code().expect("exited, not killed"), took);
+            }
+            assert!(Instant::now() < deadline, "the host never exited");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    fn output(&self) -> String {
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for HostProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn sigterm_stops_the_host_cleanly_with_zero() {
+    let mut host = HostProcess::spawn("cooperative");
+    host.wait_for("Application started. Press Ctrl+C to shut down.");
+    host.signal("TERM");
+    let (code, _) = host.exit_code(Instant::now());
+    assert_eq!(code, 0, "{}", host.output());
+    assert!(host.output().contains("Received SIGTERM; shutting down"));
+    assert!(host.output().contains("Application is shutting down..."));
+}
+
+#[test]
+fn sigint_and_sigquit_stop_the_host_too() {
+    for signal in ["INT", "QUIT"] {
+        let mut host = HostProcess::spawn("cooperative");
+        host.wait_for("Application started.");
+        host.signal(signal);
+        let (code, _) = host.exit_code(Instant::now());
+        assert_eq!(code, 0, "SIG{signal}: {}", host.output());
+        assert!(host.output().contains(&format!("Received SIG{signal}")));
+    }
+}
+
+#[test]
+fn a_service_that_ignores_its_token_is_aborted_at_the_timeout_with_three() {
+    let mut host = HostProcess::spawn("ignores-token");
+    host.wait_for("Application started.");
+    let sent = Instant::now();
+    host.signal("TERM");
+    let (code, took) = host.exit_code(sent);
+    assert_eq!(code, 3, "{}", host.output());
+    // A generous bound against hanging: the timeout is 1 s.
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(
+        host.output().contains(
+            "shutdown timed out after 1s; still running: process::IgnoresToken (aborted)"
+        ),
+        "{}",
+        host.output()
+    );
+}
+
+#[test]
+fn a_service_that_blocks_its_thread_cannot_keep_the_process_alive() {
+    let mut host = HostProcess::spawn("blocks-thread");
+    host.wait_for("Application started.");
+    let sent = Instant::now();
+    host.signal("TERM");
+    let (code, took) = host.exit_code(sent);
+    assert_eq!(code, 3, "{}", host.output());
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let output = host.output();
+    assert!(
+        output.contains("still running: process::BlocksThread (aborted)"),
+        "{output}"
+    );
+    assert!(
+        output.contains("blocks its thread and cannot be aborted"),
+        "{output}"
+    );
+}
+
+#[test]
+fn a_second_sigint_exits_at_once_with_130() {
+    // A 30 s shutdown timeout: only the second signal can end it sooner.
+    let mut host = HostProcess::spawn("ignores-token-slow");
+    host.wait_for("Application started.");
+    host.signal("INT");
+    host.wait_for("Application is shutting down...");
+    let sent = Instant::now();
+    host.signal("INT");
+    let (code, took) = host.exit_code(sent);
+    assert_eq!(code, 130, "{}", host.output());
+    // At once: long before the 30 s shutdown timeout (a generous bound).
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    assert!(
+        host.output()
+            .contains("Received SIGINT during shutdown; exiting at once with code 130")
+    );
+}

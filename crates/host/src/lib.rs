@@ -1,0 +1,49 @@
+//! A generic host for Rust services, modelled on .NET's Generic Host: one
+//! dependency for the host ([`host_core`]), its service container
+//! ([`host_di`]) and, behind features, its integrations.
+//!
+//! ```no_run
+//! use host::prelude::*;
+//!
+//! struct Worker;
+//!
+//! #[async_trait]
+//! impl BackgroundService for Worker {
+//!     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+//!         ctx.stopping().await;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     let mut builder = Host::builder();
+//!     builder.add_hosted_service_instance(Worker);
+//!     builder.run().await
+//! }
+//! ```
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `derive` | yes | `#[derive(Injectable)]`, constructor injection without glue |
+#![doc(test(attr(deny(warnings))))]
+
+pub use host_core::*;
+
+/// The service container: registration, resolution, scopes, disposal.
+pub mod di {
+    pub use host_di::*;
+}
+
+/// What almost every application uses, in one import.
+pub mod prelude {
+    pub use host_core::{
+        ApplicationLifetime, BackgroundService, BackgroundServiceFailure, Host, HostBuilder,
+        HostEnvironment, HostOptions, HostedService, HostedServiceCollectionExt,
+        LifecycleContext, ServiceContext, ServiceError, async_trait,
+    };
+    pub use host_di::{Injectable, ServiceCollection, ServiceProvider};
+    pub use std::sync::Arc;
+}

@@ -1,0 +1,26 @@
+# Recipes for working on the host. `just --list` shows them.
+
+# Run an example (default: the worker).
+run example="worker":
+    cargo run --example {{example}}
+
+# Every test, as CI runs them.
+test:
+    cargo test --workspace
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# The benchmarks, with peers in the same run; prints the tables for docs/benchmarks.md.
+bench:
+    cargo bench -p host-benchmarks
+
+# The API docs, with every feature.
+doc:
+    cargo doc --workspace --no-deps --all-features
+
+# Everything CI does.
+ci:
+    bash .ci/run
