@@ -349,3 +349,52 @@ async fn a_stop_requested_during_start_skips_the_rest_and_stops_what_started() {
     assert!(lifetime.is_stopped());
     assert!(!lifetime.is_started());
 }
+
+#[tokio::test]
+async fn a_stop_requested_before_start_starts_nothing() {
+    let journal = Journal::default();
+    let mut builder = test_builder();
+    builder
+        .add_hosted_service_instance(Recorder::new("a", &journal))
+        .add_hosted_service_instance(Recorder::new("b", &journal));
+    let host = builder.build().unwrap();
+    host.lifetime().stop_application();
+    tokio::time::timeout(Duration::from_secs(30), host.run())
+        .await
+        .expect("no hang")
+        .unwrap();
+    assert!(journal.entries().is_empty(), "{:?}", journal.entries());
+}
+
+#[tokio::test]
+async fn the_hosts_own_parts_are_resolvable_services() {
+    let mut builder = test_builder();
+    builder
+        .environment_name("Development")
+        .application_name("billing");
+    let host = builder.build().unwrap();
+    let services = host.services();
+    let environment = services.get::<host_core::HostEnvironment>().unwrap();
+    assert!(environment.is_development());
+    assert_eq!(environment.application_name(), "billing");
+    let lifetime = services.get::<host_core::ApplicationLifetime>().unwrap();
+    lifetime.stop_application();
+    assert!(
+        host.lifetime().is_stop_requested(),
+        "the same lifetime as the host's"
+    );
+    assert_eq!(
+        services
+            .get::<host_core::HostOptions>()
+            .unwrap()
+            .shutdown_timeout,
+        Duration::from_secs(30)
+    );
+    assert!(
+        services
+            .get::<host_core::ServiceStates>()
+            .unwrap()
+            .snapshot()
+            .is_empty()
+    );
+}

@@ -45,6 +45,40 @@ impl BackgroundService for BlocksThread {
     }
 }
 
+struct NeedsMissing;
+
+struct NotRegistered;
+
+impl host_di::Injectable for NeedsMissing {
+    fn dependencies() -> Vec<host_di::Dependency> {
+        vec![host_di::Dependency::required::<NotRegistered>()]
+    }
+
+    fn create(provider: &host_di::ServiceProvider) -> Result<Self, host_di::DiError> {
+        provider.get::<NotRegistered>()?;
+        Ok(Self)
+    }
+}
+
+#[async_trait]
+impl BackgroundService for NeedsMissing {
+    async fn execute(&self, _ctx: ServiceContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+}
+
+struct WarnsWhenStarted;
+
+#[async_trait]
+impl BackgroundService for WarnsWhenStarted {
+    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        ctx.lifetime().started().await;
+        tracing::warn!("ready");
+        ctx.stopping().await;
+        Ok(())
+    }
+}
+
 /// The host process. Does nothing unless started by a test below.
 #[test]
 fn child() {
@@ -61,6 +95,8 @@ fn child() {
             .add_hosted_service_instance(Cooperative)
             .add_hosted_service_instance(IgnoresToken),
         "blocks-thread" => builder.add_hosted_service_instance(BlocksThread),
+        "warns" => builder.add_hosted_service_instance(WarnsWhenStarted),
+        "invalid-registration" => builder.add_hosted_service::<NeedsMissing>(),
         other => panic!("unknown scenario {other}"),
     };
     let code = builder.run_blocking();
@@ -79,10 +115,14 @@ struct HostProcess {
 
 impl HostProcess {
     fn spawn(scenario: &str) -> Self {
+        Self::spawn_with_log(scenario, "info")
+    }
+
+    fn spawn_with_log(scenario: &str, rust_log: &str) -> Self {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["child", "--exact", "--nocapture", "--test-threads=1"])
             .env(SCENARIO, scenario)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", rust_log)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -241,4 +281,28 @@ fn a_second_sigint_exits_at_once_with_130() {
         host.output()
             .contains("Received SIGINT during shutdown; exiting at once with code 130")
     );
+}
+
+#[test]
+fn rust_log_filters_the_default_subscriber() {
+    let mut host = HostProcess::spawn_with_log("warns", "warn");
+    host.wait_for("ready");
+    host.signal("TERM");
+    let (code, _) = host.exit_code(Instant::now());
+    assert_eq!(code, 0, "{}", host.output());
+    assert!(!host.output().contains("INFO"), "{}", host.output());
+}
+
+#[test]
+fn an_invalid_registration_exits_two_before_anything_starts() {
+    let mut host = HostProcess::spawn("invalid-registration");
+    let (code, _) = host.exit_code(Instant::now());
+    assert_eq!(code, 2, "{}", host.output());
+    let output = host.output();
+    assert!(
+        output.contains("error: cannot build the host: "),
+        "{output}"
+    );
+    assert!(output.contains("process::NotRegistered"), "{output}");
+    assert!(!output.contains("Application started"), "{output}");
 }
