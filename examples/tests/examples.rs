@@ -114,3 +114,55 @@ fn worker_stops_on_ctrl_c_with_zero_and_reads_its_environment() {
     assert_eq!(code, 0, "{}", worker.seen.join("\n"));
     assert!(worker.seen.iter().any(|line| line.contains("Hosting environment: Development")));
 }
+
+#[test]
+fn scoped_opens_a_scope_per_job_and_disposes_it() {
+    let mut scoped = Running::start("scoped", &[]);
+    scoped.wait_for("unit of work disposed with its scope job=2", 1);
+    let code = scoped.terminate("TERM");
+    assert_eq!(code, 0, "{}", scoped.seen.join("\n"));
+    let lines: Vec<&String> = scoped
+        .seen
+        .iter()
+        .filter(|line| line.contains("job="))
+        .collect();
+    assert!(lines[0].contains("processing job=1 same=true"), "{lines:?}");
+    assert!(lines[1].contains("unit of work disposed with its scope job=1"), "{lines:?}");
+    assert!(lines[2].contains("processing job=2 same=true"), "{lines:?}");
+}
+
+/// Logging to a closed pipe (`worker 2>&1 | head`) must not keep the host
+/// from stopping: the writes fail, the host carries on.
+#[test]
+fn worker_stops_on_sigterm_even_when_its_log_pipe_is_closed() {
+    let mut child = Command::new(example("worker"))
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("hello from service") {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "the worker never said hello");
+    }
+    drop(stderr);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + NO_HANG;
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the worker did not stop with its log pipe closed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(code, Some(0));
+}

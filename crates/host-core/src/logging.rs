@@ -25,6 +25,9 @@ pub(crate) fn install_default_subscriber() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
+        // Reporting a failed write (a closed pipe) would itself write to
+        // standard error, and `eprint!` panics when it cannot.
+        .log_internal_errors(false)
         .try_init()
         .is_ok();
     if installed && let Some((directives, error)) = invalid {

@@ -250,9 +250,9 @@ impl PhaseRunner<'_> {
                 outcome.succeeded.push(record.clone());
             }
             Err(failure) => {
-                tracing::error!(target: "host::lifetime", service = %record.name, "{failure}");
                 record.fail(failure.clone());
-                outcome.failures.push(failure);
+                outcome.failures.push(failure.clone());
+                tracing::error!(target: "host::lifetime", service = %record.name, "{failure}");
             }
         }
     }

@@ -210,13 +210,14 @@ impl ServiceRecord {
             Ok(Err(error)) => ServiceFailure::error(self.name.clone(), Phase::Execute, error),
             Err(payload) => ServiceFailure::panic(self.name.clone(), Phase::Execute, payload),
         };
+        // Act before logging: a subscriber that panics must not lose the stop.
         self.fail(failure.clone());
         match self.shared.on_failure {
             BackgroundServiceFailure::StopHost => {
+                self.shared.record_failure(failure.clone());
+                self.shared.lifetime.stop_application();
                 tracing::error!(target: "host::lifetime", service = %self.name,
                     "{failure}; stopping the host");
-                self.shared.record_failure(failure);
-                self.shared.lifetime.stop_application();
             }
             BackgroundServiceFailure::Ignore => {
                 tracing::error!(target: "host::lifetime", service = %self.name,

@@ -15,15 +15,19 @@ pub(crate) fn listen(lifetime: ApplicationLifetime) -> JoinHandle<()> {
         let Some(first) = signals.next().await else {
             return;
         };
+        // Act before logging: a subscriber that panics must not lose the stop.
+        lifetime.stop_application();
         tracing::info!(target: "host::lifetime",
             "Received {}; shutting down (send it again to exit at once)", first.name);
-        lifetime.stop_application();
         let Some(second) = signals.next().await else {
             return;
         };
         let code = i32::from(exit_code::SIGNAL_BASE) + second.number;
-        tracing::error!(target: "host::lifetime",
-            "Received {} during shutdown; exiting at once with code {code}", second.name);
+        let log = std::panic::catch_unwind(|| {
+            tracing::error!(target: "host::lifetime",
+                "Received {} during shutdown; exiting at once with code {code}", second.name);
+        });
+        drop(log);
         std::process::exit(code);
     })
 }

@@ -1,0 +1,133 @@
+//! The host and its container: hosted services built by the container,
+//! singletons disposed after the host has stopped.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::test_builder;
+use host_core::{
+    ApplicationLifetime, BackgroundService, HostedServiceCollectionExt, ServiceContext,
+    ServiceError, async_trait,
+};
+use host_di::{AsyncDispose, Dependency, DiError, Dispose, Injectable, ServiceProvider};
+
+/// Records, at its disposal, whether the host had stopped by then.
+struct Pool {
+    lifetime: Arc<ApplicationLifetime>,
+    journal: Arc<Mutex<Vec<String>>>,
+}
+
+impl Dispose for Pool {
+    fn dispose(&self) {
+        self.journal
+            .lock()
+            .unwrap()
+            .push(format!("pool disposed, host stopped: {}", self.lifetime.is_stopped()));
+    }
+}
+
+struct Exporter {
+    journal: Arc<Mutex<Vec<String>>>,
+}
+
+#[async_trait]
+impl AsyncDispose for Exporter {
+    async fn dispose(&self) {
+        tokio::task::yield_now().await;
+        self.journal.lock().unwrap().push("exporter disposed".into());
+    }
+}
+
+/// A hosted service built by the container: it needs the pool.
+struct Worker {
+    pool: Arc<Pool>,
+}
+
+impl Injectable for Worker {
+    fn dependencies() -> Vec<Dependency> {
+        vec![Dependency::required::<Pool>()]
+    }
+
+    fn create(provider: &ServiceProvider) -> Result<Self, DiError> {
+        Ok(Self {
+            pool: provider.get::<Pool>()?,
+        })
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Worker {
+    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        self.pool.journal.lock().unwrap().push("worker ran".into());
+        ctx.lifetime().stop_application();
+        ctx.stopping().await;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn singletons_are_disposed_in_reverse_creation_order_after_the_host_stopped() {
+    let journal = Arc::new(Mutex::new(Vec::new()));
+    let mut builder = test_builder();
+    let pool_journal = journal.clone();
+    builder
+        .services()
+        .add_singleton_factory::<Pool, _>(move |provider| {
+            Ok(Arc::new(Pool {
+                lifetime: provider.get::<ApplicationLifetime>()?,
+                journal: pool_journal.clone(),
+            }))
+        })
+        .depends_on::<ApplicationLifetime>()
+        .disposable();
+    let exporter_journal = journal.clone();
+    builder
+        .services()
+        .add_singleton_factory::<Exporter, _>(move |_| {
+            Ok(Arc::new(Exporter {
+                journal: exporter_journal.clone(),
+            }))
+        })
+        .async_disposable();
+    builder.add_hosted_service::<Worker>();
+    let host = builder.build().unwrap();
+    // Created after the pool (which the worker needed at build), so disposed before it.
+    host.services().get::<Exporter>().unwrap();
+    tokio::time::timeout(Duration::from_secs(30), host.run())
+        .await
+        .expect("the worker stops the host")
+        .unwrap();
+    assert_eq!(
+        *journal.lock().unwrap(),
+        ["worker ran", "exporter disposed", "pool disposed, host stopped: true"]
+    );
+}
+
+#[test]
+fn registering_the_same_hosted_service_twice_hosts_it_once() {
+    let mut builder = test_builder();
+    builder
+        .services()
+        .add_singleton_factory::<Pool, _>(|provider| {
+            Ok(Arc::new(Pool {
+                lifetime: provider.get::<ApplicationLifetime>()?,
+                journal: Arc::default(),
+            }))
+        })
+        .depends_on::<ApplicationLifetime>();
+    builder.add_hosted_service::<Worker>();
+    builder.services().add_hosted_service::<Worker>();
+    let host = builder.build().unwrap();
+    let names: Vec<String> = host
+        .service_states()
+        .snapshot()
+        .into_iter()
+        .map(|status| status.name.to_string())
+        .collect();
+    assert_eq!(names, ["container::Worker"]);
+    // And the instance is the container's singleton.
+    let worker = host.services().get::<Worker>().unwrap();
+    assert!(Arc::ptr_eq(&worker.pool, &host.services().get::<Pool>().unwrap()));
+}

@@ -1,0 +1,119 @@
+//! Scopes: scoped services live, and are disposed, with their scope.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::ReentrantMutex;
+
+use crate::ServiceProvider;
+use crate::dispose::DisposeList;
+use crate::root::Stored;
+
+/// The shared state of one scope.
+#[derive(Default)]
+pub(crate) struct ScopeState {
+    /// One cell per scoped registration, allocated on first use.
+    pub(crate) cells: OnceLock<Box<[OnceLock<Stored>]>>,
+    pub(crate) creating: ReentrantMutex<()>,
+    pub(crate) disposers: DisposeList,
+    closed: AtomicBool,
+}
+
+impl ScopeState {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Closes the scope and awaits its disposals, once.
+    pub(crate) async fn close(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.disposers.dispose_all().await;
+        }
+    }
+}
+
+/// A unit of work (a request, a message, a job) with its own scoped
+/// services, as .NET's `IServiceScope`. Dereferences to its
+/// [`ServiceProvider`].
+///
+/// [`close`](Scope::close) disposes the instances the scope created, newest
+/// first, awaiting async disposals. Dropping a scope without closing it
+/// runs the sync disposals and logs a warning (`tracing::warn!`) naming each
+/// async disposal it could not await. Resolving from the scope's provider
+/// after that fails with [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed).
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::Arc;
+/// use host_di::{Injectable, ServiceCollection};
+///
+/// #[derive(Injectable)]
+/// struct RequestId(#[inject(default)] u64);
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), host_di::DiError> {
+/// let mut services = ServiceCollection::new();
+/// services.add_scoped_self::<RequestId>();
+/// let provider = services.build()?;
+///
+/// let scope = provider.create_scope();
+/// let a = scope.get::<RequestId>()?;
+/// let b = scope.get::<RequestId>()?;
+/// assert!(Arc::ptr_eq(&a, &b)); // once per scope
+/// assert_eq!(a.0, 0);
+/// assert!(provider.get::<RequestId>().is_err()); // not from the root
+/// scope.close().await;
+/// # Ok(()) }
+/// ```
+pub struct Scope {
+    provider: ServiceProvider,
+    state: Arc<ScopeState>,
+}
+
+impl Scope {
+    pub(crate) fn new(parent: &ServiceProvider) -> Self {
+        let state = Arc::new(ScopeState::default());
+        Self {
+            provider: parent.in_scope(Arc::clone(&state)),
+            state,
+        }
+    }
+
+    /// The scope's provider, to clone and pass on.
+    pub fn provider(&self) -> &ServiceProvider {
+        &self.provider
+    }
+
+    /// Ends the scope: disposes the instances it created, newest first,
+    /// awaiting async disposals.
+    pub async fn close(self) {
+        self.state.close().await;
+    }
+}
+
+impl Deref for Scope {
+    type Target = ServiceProvider;
+
+    fn deref(&self) -> &ServiceProvider {
+        &self.provider
+    }
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        if !self.state.closed.swap(true, Ordering::AcqRel) {
+            self.state.disposers.dispose_sync("a scope");
+        }
+    }
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scope")
+            .field("closed", &self.state.is_closed())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,200 @@
+//! Disposal: reverse creation order at scope close, scope drop (sync ones
+//! run, async ones warned about by name) and root dispose.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use host_di::{AsyncDispose, DiErrorKind, Dispose, Injectable, ServiceCollection};
+
+type Log = Arc<Mutex<Vec<String>>>;
+
+fn log(log: &Log, line: impl Into<String>) {
+    log.lock().unwrap().push(line.into());
+}
+
+fn lines(log: &Log) -> Vec<String> {
+    log.lock().unwrap().clone()
+}
+
+/// Sync-disposable, depends on nothing.
+#[derive(Injectable)]
+#[injectable(dispose)]
+struct Db {
+    log: Arc<Log>,
+}
+
+impl Dispose for Db {
+    fn dispose(&self) {
+        log(&self.log, "Db");
+    }
+}
+
+/// Async-disposable, created after `Db` (it needs it).
+#[derive(Injectable)]
+#[injectable(async_dispose)]
+struct Repo {
+    log: Arc<Log>,
+    _db: Arc<Db>,
+}
+
+#[async_trait]
+impl AsyncDispose for Repo {
+    async fn dispose(&self) {
+        tokio::task::yield_now().await;
+        log(&self.log, "Repo");
+    }
+}
+
+/// Sync-disposable transient, created after `Repo`.
+#[derive(Injectable)]
+#[injectable(dispose)]
+struct Handler {
+    log: Arc<Log>,
+    _repo: Arc<Repo>,
+}
+
+impl Dispose for Handler {
+    fn dispose(&self) {
+        log(&self.log, "Handler");
+    }
+}
+
+fn services(lifetime_of_db: &str) -> (ServiceCollection, Log) {
+    let events: Log = Arc::default();
+    let mut services = ServiceCollection::new();
+    services.add_instance(Arc::new(Arc::clone(&events)));
+    match lifetime_of_db {
+        "singleton" => {
+            services.add_singleton_self::<Db>();
+            services.add_singleton_self::<Repo>();
+            services.add_transient_self::<Handler>();
+        }
+        _ => {
+            services.add_scoped_self::<Db>();
+            services.add_scoped_self::<Repo>();
+            services.add_transient_self::<Handler>();
+        }
+    }
+    (services, events)
+}
+
+#[tokio::test]
+async fn scope_close_disposes_in_reverse_creation_order() {
+    let (services, events) = services("scoped");
+    let provider = services.build().unwrap();
+    let scope = provider.create_scope();
+    scope.get::<Handler>().unwrap(); // creates Db, then Repo, then Handler
+    scope.get::<Handler>().unwrap(); // a second Handler
+    let left_over = scope.provider().clone();
+    scope.close().await;
+    assert_eq!(lines(&events), ["Handler", "Handler", "Repo", "Db"]);
+    let err = left_over.get::<Db>().err().unwrap();
+    assert_eq!(err.kind(), DiErrorKind::Disposed);
+    assert_eq!(
+        err.to_string(),
+        "cannot resolve `disposal::Db`: the scope has been disposed"
+    );
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_dropped_scope_runs_sync_disposals_and_warns_about_async_ones() {
+    let (services, events) = services("scoped");
+    let provider = services.build().unwrap();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let scope = provider.create_scope();
+        scope.get::<Handler>().unwrap();
+        drop(scope);
+    });
+    assert_eq!(lines(&events), ["Handler", "Db"]);
+    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        output.trim_end(),
+        " WARN host_di::dispose: a scope dropped without being disposed: `disposal::Repo` needs async disposal, \
+         which was skipped; call `close().await` (or `dispose().await`) before dropping it service=\"disposal::Repo\""
+    );
+}
+
+#[tokio::test]
+async fn root_dispose_disposes_singletons_in_reverse_order_once() {
+    let (services, events) = services("singleton");
+    let provider = services.build().unwrap();
+    provider.get::<Handler>().unwrap(); // Db, Repo (singletons), Handler (transient from the root)
+    let scope = provider.create_scope();
+    scope.get::<Handler>().unwrap(); // a Handler owned by the scope
+    scope.close().await;
+    assert_eq!(lines(&events), ["Handler"]);
+    provider.dispose().await;
+    assert_eq!(lines(&events), ["Handler", "Handler", "Repo", "Db"]);
+    provider.dispose().await; // idempotent
+    assert_eq!(lines(&events).len(), 4);
+    assert_eq!(
+        provider.get::<Db>().err().unwrap().to_string(),
+        "cannot resolve `disposal::Db`: the service provider has been disposed"
+    );
+}
+
+#[tokio::test]
+async fn factories_and_instances_opt_in() {
+    struct Pool(Log, &'static str);
+    impl Dispose for Pool {
+        fn dispose(&self) {
+            log(&self.0, self.1);
+        }
+    }
+    struct Client(Log);
+    #[async_trait]
+    impl AsyncDispose for Client {
+        async fn dispose(&self) {
+            log(&self.0, "client");
+        }
+    }
+
+    let events: Log = Arc::default();
+    let mut services = ServiceCollection::new();
+    services
+        .add_instance(Arc::new(Pool(Arc::clone(&events), "given")))
+        .disposable();
+    let e = Arc::clone(&events);
+    services
+        .add_singleton_factory::<Pool, _>(move |_| Ok(Arc::new(Pool(Arc::clone(&e), "made"))))
+        .with_key("made")
+        .disposable();
+    let e = Arc::clone(&events);
+    services
+        .add_scoped_factory::<Client, _>(move |_| Ok(Arc::new(Client(Arc::clone(&e)))))
+        .async_disposable();
+    // Not opted in: never disposed.
+    services
+        .add_instance(Arc::new(Pool(Arc::clone(&events), "not disposed")))
+        .with_key("plain");
+    let provider = services.build().unwrap();
+    provider.get_keyed::<Pool>("made").unwrap();
+    provider.get_keyed::<Pool>("plain").unwrap();
+    let scope = provider.create_scope();
+    scope.get::<Client>().unwrap();
+    scope.dispose().await; // a scope's provider disposes the scope
+    provider.dispose().await;
+    assert_eq!(lines(&events), ["client", "made", "given"]);
+}
