@@ -59,7 +59,11 @@ impl Running {
                 self.seen.push(line);
             }
         }
-        assert!(found >= times, "saw {text:?} {found} times:\n{}", self.seen.join("\n"));
+        assert!(
+            found >= times,
+            "saw {text:?} {found} times:\n{}",
+            self.seen.join("\n")
+        );
     }
 
     fn terminate(&mut self, signal: &str) -> i32 {
@@ -103,7 +107,12 @@ fn worker_says_hello_every_second_and_stops_on_sigterm_with_zero() {
         .unwrap();
     assert!(hello.contains("WARN"), "{hello}");
     assert!(hello.contains("thread=ThreadId("), "{hello}");
-    assert!(worker.seen.iter().any(|line| line.contains("Hosting environment: Production")));
+    assert!(
+        worker
+            .seen
+            .iter()
+            .any(|line| line.contains("Hosting environment: Production"))
+    );
 }
 
 #[test]
@@ -112,7 +121,12 @@ fn worker_stops_on_ctrl_c_with_zero_and_reads_its_environment() {
     worker.wait_for("hello from service", 1);
     let code = worker.terminate("INT");
     assert_eq!(code, 0, "{}", worker.seen.join("\n"));
-    assert!(worker.seen.iter().any(|line| line.contains("Hosting environment: Development")));
+    assert!(
+        worker
+            .seen
+            .iter()
+            .any(|line| line.contains("Hosting environment: Development"))
+    );
 }
 
 #[test]
@@ -127,7 +141,10 @@ fn scoped_opens_a_scope_per_job_and_disposes_it() {
         .filter(|line| line.contains("job="))
         .collect();
     assert!(lines[0].contains("processing job=1 same=true"), "{lines:?}");
-    assert!(lines[1].contains("unit of work disposed with its scope job=1"), "{lines:?}");
+    assert!(
+        lines[1].contains("unit of work disposed with its scope job=1"),
+        "{lines:?}"
+    );
     assert!(lines[2].contains("processing job=2 same=true"), "{lines:?}");
 }
 
@@ -145,7 +162,10 @@ fn worker_stops_on_sigterm_even_when_its_log_pipe_is_closed() {
     let mut line = String::new();
     while !line.contains("hello from service") {
         line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "the worker never said hello");
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the worker never said hello"
+        );
     }
     drop(stderr);
     let status = Command::new("kill")

@@ -21,10 +21,10 @@ struct Pool {
 
 impl Dispose for Pool {
     fn dispose(&self) {
-        self.journal
-            .lock()
-            .unwrap()
-            .push(format!("pool disposed, host stopped: {}", self.lifetime.is_stopped()));
+        self.journal.lock().unwrap().push(format!(
+            "pool disposed, host stopped: {}",
+            self.lifetime.is_stopped()
+        ));
     }
 }
 
@@ -36,7 +36,10 @@ struct Exporter {
 impl AsyncDispose for Exporter {
     async fn dispose(&self) {
         tokio::task::yield_now().await;
-        self.journal.lock().unwrap().push("exporter disposed".into());
+        self.journal
+            .lock()
+            .unwrap()
+            .push("exporter disposed".into());
     }
 }
 
@@ -101,7 +104,11 @@ async fn singletons_are_disposed_in_reverse_creation_order_after_the_host_stoppe
         .unwrap();
     assert_eq!(
         *journal.lock().unwrap(),
-        ["worker ran", "exporter disposed", "pool disposed, host stopped: true"]
+        [
+            "worker ran",
+            "exporter disposed",
+            "pool disposed, host stopped: true"
+        ]
     );
 }
 
@@ -129,5 +136,8 @@ fn registering_the_same_hosted_service_twice_hosts_it_once() {
     assert_eq!(names, ["container::Worker"]);
     // And the instance is the container's singleton.
     let worker = host.services().get::<Worker>().unwrap();
-    assert!(Arc::ptr_eq(&worker.pool, &host.services().get::<Pool>().unwrap()));
+    assert!(Arc::ptr_eq(
+        &worker.pool,
+        &host.services().get::<Pool>().unwrap()
+    ));
 }

@@ -41,8 +41,8 @@ pub mod di {
 pub mod prelude {
     pub use host_core::{
         ApplicationLifetime, BackgroundService, BackgroundServiceFailure, Host, HostBuilder,
-        HostEnvironment, HostOptions, HostedService, HostedServiceCollectionExt,
-        LifecycleContext, ServiceContext, ServiceError, async_trait,
+        HostEnvironment, HostOptions, HostedService, HostedServiceCollectionExt, LifecycleContext,
+        ServiceContext, ServiceError, async_trait,
     };
     pub use host_di::{Injectable, ServiceCollection, ServiceProvider};
     pub use std::sync::Arc;
