@@ -158,7 +158,8 @@ impl PhaseRunner<'_> {
         loop {
             match bound.run(Pin::new(&mut calls.next())).await {
                 Some(Some(done)) => {
-                    if settle(done, outcome) && self.mode == Mode::Start {
+                    let failed = settle(done, outcome);
+                    if failed && self.mode == Mode::Start {
                         // Tell the others their start is abandoned.
                         bound.cancel();
                     }

@@ -9,7 +9,11 @@ use host_core::{HostBuilder, HostedService, LifecycleContext, Phase, ServiceErro
 
 /// The calls every recorder made, in order, as `name:phase`.
 #[derive(Clone, Default)]
-pub struct Journal(Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<(Phase, [bool; 3])>>>);
+pub struct Journal(Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<EventsSeen>>>);
+
+/// The phase of a call, and which lifetime events (started, stopping,
+/// stopped) had happened when it was made.
+pub type EventsSeen = (Phase, [bool; 3]);
 
 impl Journal {
     pub fn push(&self, entry: String) {
@@ -18,7 +22,7 @@ impl Journal {
 
     /// Which lifetime events had happened (started, stopping, stopped) at
     /// each call, by phase.
-    pub fn events_seen(&self) -> Vec<(Phase, [bool; 3])> {
+    pub fn events_seen(&self) -> Vec<EventsSeen> {
         self.1.lock().unwrap().clone()
     }
 
