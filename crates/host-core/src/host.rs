@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use host_di::ServiceProvider;
-use tokio::task::JoinHandle;
 
 use crate::bound::Bound;
 use crate::logging::LIFETIME_TARGET;
@@ -62,7 +61,7 @@ pub struct Host {
     states: ServiceStates,
     handle_signals: bool,
     progress: Progress,
-    signals: Option<JoinHandle<()>>,
+    signals: Option<signals::Listener>,
     blocked: Vec<Arc<str>>,
 }
 
@@ -149,7 +148,7 @@ impl Host {
         }
         self.progress = Progress::Started;
         if self.handle_signals {
-            self.signals = Some(signals::listen(self.lifetime().clone()));
+            self.signals = signals::Listener::start(self.lifetime().clone());
         }
         if !self.options.suppress_status_messages {
             tracing::info!(target: LIFETIME_TARGET, "Hosting environment: {}",
@@ -241,15 +240,20 @@ impl Host {
     /// This is the run-to-exit path: if the stop overruns the shutdown
     /// timeout because a task blocks its thread (and so cannot be aborted),
     /// it ends the process itself, with code 3, no later than 750 ms after
-    /// the timeout.
+    /// the timeout, counted from the stop request.
     pub async fn run_until_exit(mut self) -> ExitCode {
         let lifetime = self.lifetime().clone();
+        let watchdog = Watchdog::arm(
+            &lifetime,
+            self.options.shutdown_timeout,
+            self.states.clone(),
+        );
         if let Err(error) = self.start().await {
+            watchdog.disarm();
             eprintln!("error: {error}");
             return self.exit(error.exit_code());
         }
         self.wait_for_shutdown().await;
-        let watchdog = Watchdog::arm(self.options.shutdown_timeout, self.states.clone());
         let result = self.stop().await;
         watchdog.disarm();
         let code = match result {
@@ -322,9 +326,7 @@ impl Host {
         let timed_out = self.abort_stragglers(&started, &mut unfinished).await;
         lifetime.notify_stopped();
         self.dispose(deadline).await;
-        if let Some(signals) = self.signals.take() {
-            signals.abort();
-        }
+        self.signals = None;
         StopReport {
             stopped,
             error: HostError::stopped_with(failures, timed_out, self.options.shutdown_timeout),
@@ -391,13 +393,5 @@ impl fmt::Debug for Host {
             .field("services", &self.states)
             .field("progress", &self.progress)
             .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        if let Some(signals) = self.signals.take() {
-            signals.abort();
-        }
     }
 }

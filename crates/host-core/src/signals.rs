@@ -1,102 +1,123 @@
 //! Signals: the first starts a graceful stop, a second during the stop ends
 //! the process at once with 128 + its number.
-
-use tokio::task::JoinHandle;
+//!
+//! On Unix a dedicated thread waits for the signals (signal-hook), so they
+//! are seen even when every runtime thread is blocked, or the runtime is a
+//! current-thread one whose thread is blocked. Elsewhere a task waits for
+//! Ctrl+C.
 
 use crate::ApplicationLifetime;
 use crate::error::exit_code;
 
-/// Listens for SIGINT, SIGTERM and SIGQUIT (Ctrl+C elsewhere). The handlers
-/// are installed before this returns, so no signal between start and the
-/// task's first poll is lost.
-pub(crate) fn listen(lifetime: ApplicationLifetime) -> JoinHandle<()> {
-    let mut signals = Signals::install();
-    tokio::spawn(async move {
-        let Some(first) = signals.next().await else {
-            return;
-        };
+/// The first signal asks the lifetime to stop; a second ends the process.
+fn on_signal(lifetime: &ApplicationLifetime, name: &str, number: i32, first: bool) {
+    if first {
         // Act before logging: a subscriber that panics must not lose the stop.
         lifetime.stop_application();
         tracing::info!(target: "host::lifetime",
-            "Received {}; shutting down (send it again to exit at once)", first.name);
-        let Some(second) = signals.next().await else {
-            return;
-        };
-        let code = i32::from(exit_code::SIGNAL_BASE) + second.number;
-        let log = std::panic::catch_unwind(|| {
-            tracing::error!(target: "host::lifetime",
-                "Received {} during shutdown; exiting at once with code {code}", second.name);
-        });
-        drop(log);
-        std::process::exit(code);
-    })
-}
-
-struct Received {
-    name: &'static str,
-    number: i32,
+            "Received {name}; shutting down (send it again to exit at once)");
+        return;
+    }
+    let code = i32::from(exit_code::SIGNAL_BASE) + number;
+    let log = std::panic::catch_unwind(|| {
+        tracing::error!(target: "host::lifetime",
+            "Received {name} during shutdown; exiting at once with code {code}");
+    });
+    drop(log);
+    std::process::exit(code);
 }
 
 #[cfg(unix)]
-struct Signals {
-    streams: Vec<(tokio::signal::unix::Signal, &'static str, i32)>,
-}
+pub(crate) use unix::Listener;
 
 #[cfg(unix)]
-impl Signals {
-    fn install() -> Self {
-        use tokio::signal::unix::{SignalKind, signal};
-        let kinds = [
-            (SignalKind::interrupt(), "SIGINT", 2),
-            (SignalKind::terminate(), "SIGTERM", 15),
-            (SignalKind::quit(), "SIGQUIT", 3),
-        ];
-        let streams = kinds
-            .into_iter()
-            .filter_map(|(kind, name, number)| match signal(kind) {
-                Ok(stream) => Some((stream, name, number)),
+mod unix {
+    use signal_hook::consts::signal::{SIGINT, SIGQUIT, SIGTERM};
+    use signal_hook::iterator::{Handle, Signals};
+
+    use crate::ApplicationLifetime;
+
+    /// Listens until dropped.
+    pub(crate) struct Listener {
+        handle: Handle,
+    }
+
+    impl Listener {
+        /// Installs the handlers (before returning, so no signal is lost)
+        /// and starts the thread that acts on them.
+        pub(crate) fn start(lifetime: ApplicationLifetime) -> Option<Self> {
+            let mut signals = match Signals::new([SIGINT, SIGTERM, SIGQUIT]) {
+                Ok(signals) => signals,
                 Err(error) => {
-                    tracing::warn!(target: "host::lifetime", "cannot listen for {name}: {error}");
-                    None
+                    tracing::warn!(target: "host::lifetime",
+                        "cannot listen for SIGINT, SIGTERM and SIGQUIT: {error}");
+                    return None;
                 }
-            })
-            .collect();
-        Self { streams }
+            };
+            let handle = signals.handle();
+            let spawned = std::thread::Builder::new()
+                .name("host-signals".into())
+                .spawn(move || {
+                    for (count, number) in signals.forever().enumerate() {
+                        super::on_signal(&lifetime, name(number), number, count == 0);
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::warn!(target: "host::lifetime", "cannot start the signal thread: {error}");
+                handle.close();
+                return None;
+            }
+            Some(Self { handle })
+        }
     }
 
-    async fn next(&mut self) -> Option<Received> {
-        if self.streams.is_empty() {
-            return None;
+    impl Drop for Listener {
+        fn drop(&mut self) {
+            // Ends the thread's loop and unregisters the handlers.
+            self.handle.close();
         }
-        std::future::poll_fn(|cx| {
-            for (stream, name, number) in &mut self.streams {
-                if stream.poll_recv(cx).is_ready() {
-                    return std::task::Poll::Ready(Some(Received {
-                        name,
-                        number: *number,
-                    }));
-                }
-            }
-            std::task::Poll::Pending
-        })
-        .await
+    }
+
+    fn name(number: i32) -> &'static str {
+        match number {
+            SIGINT => "SIGINT",
+            SIGTERM => "SIGTERM",
+            SIGQUIT => "SIGQUIT",
+            _ => "a signal",
+        }
     }
 }
 
 #[cfg(not(unix))]
-struct Signals;
+pub(crate) use other::Listener;
 
 #[cfg(not(unix))]
-impl Signals {
-    fn install() -> Self {
-        Self
+mod other {
+    use tokio::task::JoinHandle;
+
+    use crate::ApplicationLifetime;
+
+    /// Listens for Ctrl+C until dropped.
+    pub(crate) struct Listener {
+        task: JoinHandle<()>,
     }
 
-    async fn next(&mut self) -> Option<Received> {
-        tokio::signal::ctrl_c().await.ok()?;
-        Some(Received {
-            name: "Ctrl+C",
-            number: 2,
-        })
+    impl Listener {
+        pub(crate) fn start(lifetime: ApplicationLifetime) -> Option<Self> {
+            let task = tokio::spawn(async move {
+                let mut first = true;
+                while tokio::signal::ctrl_c().await.is_ok() {
+                    super::on_signal(&lifetime, "Ctrl+C", 2, first);
+                    first = false;
+                }
+            });
+            Some(Self { task })
+        }
+    }
+
+    impl Drop for Listener {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
     }
 }

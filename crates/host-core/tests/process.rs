@@ -95,11 +95,21 @@ fn child() {
             .add_hosted_service_instance(Cooperative)
             .add_hosted_service_instance(IgnoresToken),
         "blocks-thread" => builder.add_hosted_service_instance(BlocksThread),
+        "blocks-current-thread" => &mut builder,
         "warns" => builder.add_hosted_service_instance(WarnsWhenStarted),
         "invalid-registration" => builder.add_hosted_service::<NeedsMissing>(),
         other => panic!("unknown scenario {other}"),
     };
-    let code = builder.run_blocking();
+    let code = if scenario == "blocks-current-thread" {
+        builder.add_hosted_service_instance(BlocksThread);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(builder.run())
+    } else {
+        builder.run_blocking()
+    };
     // The exit code must reach the parent as is: leave the test harness now.
     let number = (0..=u8::MAX)
         .find(|number| std::process::ExitCode::from(*number) == code)
@@ -305,4 +315,25 @@ fn an_invalid_registration_exits_two_before_anything_starts() {
     );
     assert!(output.contains("process::NotRegistered"), "{output}");
     assert!(!output.contains("Application started"), "{output}");
+}
+
+/// The only thread of a current-thread runtime is blocked: the runtime can
+/// neither see the signal nor run the stop; the signal thread and the
+/// watchdog still end the process.
+#[test]
+fn a_blocked_current_thread_runtime_still_exits_with_three() {
+    let mut host = HostProcess::spawn("blocks-current-thread");
+    host.wait_for("Application started.");
+    let sent = Instant::now();
+    host.signal("TERM");
+    let (code, took) = host.exit_code(sent);
+    assert_eq!(code, 3, "{}", host.output());
+    // A generous bound against hanging (the watchdog fires 750 ms after the 1 s timeout).
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let output = host.output();
+    assert!(output.contains("Received SIGTERM"), "{output}");
+    assert!(
+        output.contains("shutdown timed out after 1s; still running: process::BlocksThread"),
+        "{output}"
+    );
 }
