@@ -50,8 +50,9 @@
 //! The host runs under `#[tokio::main]` (multi-thread, the default) and on a
 //! current-thread runtime. On a current-thread runtime every service shares
 //! one thread: a service that blocks it stops everything, including the
-//! shutdown timeout, and only the run-to-exit watchdog (a plain thread) still
-//! ends the process. For a plain `fn main`, use [`HostBuilder::run_blocking`].
+//! shutdown timeout; signals are still seen (on their own thread) and the
+//! run-to-exit watchdog (a plain thread) still ends the process. For a plain
+//! `fn main`, use [`HostBuilder::run_blocking`].
 //!
 //! # Logging
 //!
@@ -69,10 +70,11 @@
 //! | crate | why |
 //! |---|---|
 //! | `host-di` | the service container the builder owns |
-//! | `tokio` | the runtime: tasks, timers, signals |
+//! | `tokio` | the runtime: tasks, timers (and Ctrl+C outside Unix) |
+//! | `signal-hook` | SIGINT, SIGTERM and SIGQUIT on a thread of their own, seen even when the runtime is blocked (Unix) |
 //! | `tokio-util` | `CancellationToken` for stopping and deadlines |
 //! | `async-trait` | object-safe async traits, stored as `Arc<dyn HostedService>` |
-//! | `futures` | catching panics in futures, running phases concurrently |
+//! | `futures` | catching panics in futures, running phases concurrently, the watchdog's wait |
 //! | `tracing`, `tracing-subscriber` | logs and spans; the default subscriber |
 //! | `anyhow` | [`ServiceError`]: any error converts with `?` |
 
