@@ -1,0 +1,206 @@
+//! A whole process (issue 2, section 5): from `exec` to exit, a host with one
+//! background service beside a bare tokio program doing the same.
+//!
+//! The bench re-executes its own binary with `--child <mode>` and times each
+//! child from spawn to exit (wall clock). The modes:
+//!
+//! - `tokio`: `#[tokio::main]`'s multi-thread runtime spawns one task that
+//!   asks the program to stop on its first poll and then idles on its token;
+//!   `main` sees the request, cancels the task, awaits it and returns.
+//! - `host`: the same as a user writes it with the host: `#[tokio::main]`,
+//!   `Host::builder()` with its defaults (the default log subscriber on
+//!   standard error, signal handlers, the environment read), one background
+//!   service that calls `ctx.lifetime().stop_application()` on its first
+//!   poll and then idles on its stopping token, and `builder.run().await`
+//!   returned as the exit code.
+//! - `host-blocking`: the same through `HostBuilder::run_blocking` from a
+//!   plain `fn main` (for reference; no target).
+//!
+//! The children's standard error goes to /dev/null (the host's log lines
+//! are still formatted and written). After a warm-up, the modes alternate so
+//! that any drift of the machine hits them alike.
+
+mod common;
+
+use std::fmt::Write as _;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use host_core::{BackgroundService, Host, ServiceContext, ServiceError, async_trait};
+use tokio_util::sync::CancellationToken;
+
+use common::{median, ratio, verdict};
+
+/// How long an idle task sleeps between two looks at nothing.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+const MODES: [&str; 3] = ["tokio", "host", "host-blocking"];
+
+/// Untimed runs of each mode before the timed ones.
+const WARMUP: usize = 5;
+
+/// Timed runs of each mode (the first of which is also reported as cold).
+const RUNS: usize = 30;
+
+/// The host's one background service: asks the host to stop on its first
+/// poll, then idles until told to stop.
+struct StopAtOnce;
+
+#[async_trait]
+impl BackgroundService for StopAtOnce {
+    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        ctx.lifetime().stop_application();
+        loop {
+            tokio::select! {
+                () = ctx.stopping() => return Ok(()),
+                () = tokio::time::sleep(IDLE_TICK) => {}
+            }
+        }
+    }
+}
+
+/// `#[tokio::main]`, written out: a multi-thread runtime with every driver.
+fn tokio_main<F: Future>(main: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(main)
+}
+
+fn child_tokio() -> ExitCode {
+    tokio_main(async {
+        let stop_requested = CancellationToken::new();
+        let stopping = CancellationToken::new();
+        let task = tokio::spawn({
+            let stop_requested = stop_requested.clone();
+            let stopping = stopping.clone();
+            async move {
+                stop_requested.cancel();
+                loop {
+                    tokio::select! {
+                        () = stopping.cancelled() => return,
+                        () = tokio::time::sleep(IDLE_TICK) => {}
+                    }
+                }
+            }
+        });
+        stop_requested.cancelled().await;
+        stopping.cancel();
+        task.await.expect("the task does not panic");
+        ExitCode::SUCCESS
+    })
+}
+
+fn child_host() -> ExitCode {
+    tokio_main(async {
+        let mut builder = Host::builder();
+        builder.add_hosted_service_instance(StopAtOnce);
+        builder.run().await
+    })
+}
+
+fn child_host_blocking() -> ExitCode {
+    let mut builder = Host::builder();
+    builder.add_hosted_service_instance(StopAtOnce);
+    builder.run_blocking()
+}
+
+/// Runs one child to its exit; returns its wall-clock time.
+fn time_child(mode: &str) -> Duration {
+    let exe = std::env::current_exe().expect("the bench knows its own path");
+    let began = Instant::now();
+    let status = Command::new(exe)
+        .args(["--child", mode])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("the bench can run itself");
+    let elapsed = began.elapsed();
+    assert!(status.success(), "the `{mode}` child failed: {status}");
+    elapsed
+}
+
+fn main() -> ExitCode {
+    if let Some(args) = common::child_args() {
+        return match args.first().map(String::as_str) {
+            Some("tokio") => child_tokio(),
+            Some("host") => child_host(),
+            Some("host-blocking") => child_host_blocking(),
+            _ => {
+                eprintln!("usage: process --child tokio|host|host-blocking");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let (warmup, runs) = if common::is_bench_run() {
+        (WARMUP, RUNS)
+    } else {
+        (0, 2)
+    };
+
+    let mut out = common::header("A whole process: start, stop, exit (benches/process.rs)");
+    let began = Instant::now();
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); MODES.len()];
+    // The very first run of each mode, before any warm-up: the cold one.
+    let cold: Vec<f64> = MODES
+        .iter()
+        .map(|mode| time_child(mode).as_secs_f64() * 1e3)
+        .collect();
+    for _ in 0..warmup {
+        for mode in MODES {
+            time_child(mode);
+        }
+    }
+    for _ in 0..runs {
+        for (index, mode) in MODES.iter().enumerate() {
+            times[index].push(time_child(mode).as_secs_f64() * 1e3);
+        }
+    }
+
+    let _ = writeln!(
+        out,
+        "\n{runs} timed runs of each mode, alternating, after {warmup} warm-up runs each; \
+         wall clock from spawn to exit.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| process | cold (ms) | warm median (ms) | warm min (ms) | warm max (ms) | vs bare tokio |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let tokio_median = median(&times[0]);
+    for (index, mode) in MODES.iter().enumerate() {
+        let label = match *mode {
+            "tokio" => "bare tokio (one task, cancelled)",
+            "host" => "host, `#[tokio::main]` + `builder.run()`",
+            _ => "host, `run_blocking()` from `fn main`",
+        };
+        let warm = &times[index];
+        let min = warm.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = warm.iter().copied().fold(0.0, f64::max);
+        let _ = writeln!(
+            out,
+            "| {label} | {:.2} | {:.2} | {min:.2} | {max:.2} | {} |",
+            cold[index],
+            median(warm),
+            ratio(median(warm) / tokio_median),
+        );
+    }
+    let host = median(&times[1]) / tokio_median;
+    let _ = writeln!(out, "\n| target (warm medians) | measured | verdict |");
+    let _ = writeln!(out, "|---|---:|---|");
+    let _ = writeln!(
+        out,
+        "| host process ≤ 1.5x the bare tokio process | {} | {} |",
+        ratio(host),
+        verdict(host <= 1.5)
+    );
+    let _ = writeln!(
+        out,
+        "\nTotal time of this bench: {:.1} s.",
+        began.elapsed().as_secs_f64()
+    );
+    println!("{out}");
+    ExitCode::SUCCESS
+}
