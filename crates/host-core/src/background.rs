@@ -9,7 +9,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::{ApplicationLifetime, HostedService, LifecycleContext, ServiceError};
+use crate::hosted::no_op;
+use crate::{ApplicationLifetime, HostedService, LifecycleContext, LifecycleFuture, ServiceError};
 
 /// A long-running service, as .NET's `BackgroundService`: implement
 /// [`execute`](Self::execute) and the host does the rest.
@@ -77,33 +78,81 @@ pub trait BackgroundService: Send + Sync + 'static {
 
     /// Runs inside `start`, before `execute` is spawned. An error here fails
     /// the host's start (and `execute` never runs).
-    async fn before_start(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        Ok(())
+    fn before_start<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        no_op()
     }
 
     /// Runs inside `stop`, after `execute` has returned.
-    async fn after_stop(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        Ok(())
+    fn after_stop<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        no_op()
     }
 
     /// Runs before any service's `start`.
-    async fn starting(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        Ok(())
+    fn starting<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        no_op()
     }
 
     /// Runs after every service's `start` has returned.
-    async fn started(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        Ok(())
+    fn started<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        no_op()
     }
 
     /// Runs at shutdown, before any service's `stop`.
-    async fn stopping(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        Ok(())
+    fn stopping<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        no_op()
     }
 
     /// Runs after every service's `stop` has returned.
-    async fn stopped(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        Ok(())
+    fn stopped<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        no_op()
     }
 }
 
@@ -113,8 +162,16 @@ impl<T: BackgroundService> HostedService for T {
         BackgroundService::name(self)
     }
 
-    async fn starting(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        BackgroundService::starting(self, ctx).await
+    fn starting<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        BackgroundService::starting(self, ctx)
     }
 
     async fn start(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
@@ -123,12 +180,28 @@ impl<T: BackgroundService> HostedService for T {
         ctx.record.spawn_execute(this, ctx.lifetime().clone())
     }
 
-    async fn started(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        BackgroundService::started(self, ctx).await
+    fn started<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        BackgroundService::started(self, ctx)
     }
 
-    async fn stopping(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        BackgroundService::stopping(self, ctx).await
+    fn stopping<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        BackgroundService::stopping(self, ctx)
     }
 
     async fn stop(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
@@ -136,8 +209,16 @@ impl<T: BackgroundService> HostedService for T {
         BackgroundService::after_stop(self, ctx).await
     }
 
-    async fn stopped(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        BackgroundService::stopped(self, ctx).await
+    fn stopped<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        BackgroundService::stopped(self, ctx)
     }
 }
 

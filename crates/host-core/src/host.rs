@@ -161,7 +161,7 @@ impl Host {
         let mut bound = Bound::new(self.options.startup_timeout)
             .interrupted_by(lifetime.stop_requested_token());
         let runner = PhaseRunner {
-            lifetime: &lifetime,
+            lifetime: lifetime.clone(),
             concurrent: self.options.services_start_concurrently,
             mode: Mode::Start,
         };
@@ -292,34 +292,39 @@ impl Host {
             .cloned()
             .collect();
         let deadline = tokio::time::Instant::now() + self.options.shutdown_timeout;
-        let mut bound = Bound::new(Some(self.options.shutdown_timeout)).with_overtime(OVERTIME);
+        let bound = Bound::new(Some(self.options.shutdown_timeout)).with_overtime(OVERTIME);
         let runner = PhaseRunner {
-            lifetime: &lifetime,
+            lifetime: lifetime.clone(),
             concurrent: self.options.services_stop_concurrently,
             mode: Mode::Stop,
         };
-
+        let phases = stop_phases(
+            runner,
+            started.clone(),
+            bound,
+            !self.options.suppress_status_messages,
+        );
         let mut failures = self.shared.take_failures();
-        let mut unfinished: Vec<Arc<ServiceRecord>> = Vec::new();
-        let mut stopped = Vec::new();
-        for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
-            if phase == Phase::Stop {
-                lifetime.notify_stopping();
-                if !self.options.suppress_status_messages {
-                    tracing::info!(target: LIFETIME_TARGET, "Application is shutting down...");
+        let outcome = if self.options.services_stop_concurrently {
+            phases.await
+        } else {
+            // Awaited from the thread that blocks on the runtime (as under
+            // `#[tokio::main]`), every service's stop would wake that thread
+            // and then a worker; on a worker it costs no thread wake-up.
+            match tokio::spawn(phases).await {
+                Ok(outcome) => outcome,
+                Err(error) => {
+                    tracing::error!(target: LIFETIME_TARGET, "the stop failed: {error}");
+                    StopOutcome {
+                        unfinished: started.clone(),
+                        ..StopOutcome::default()
+                    }
                 }
             }
-            let outcome = runner.run(&started, phase, &mut bound).await;
-            if phase == Phase::Stop {
-                stopped = outcome.succeeded.iter().map(|r| r.name.clone()).collect();
-            }
-            failures.extend(outcome.failures);
-            for record in outcome.unfinished {
-                if !unfinished.iter().any(|known| Arc::ptr_eq(known, &record)) {
-                    unfinished.push(record);
-                }
-            }
-        }
+        };
+        failures.extend(outcome.failures);
+        let stopped = outcome.stopped;
+        let mut unfinished = outcome.unfinished;
         // Failures of `execute` that ended while stopping.
         failures.extend(self.shared.take_failures());
 
@@ -383,6 +388,50 @@ impl Host {
                 "disposing the container's singletons did not finish within the shutdown timeout");
         }
     }
+}
+
+/// What the stop phases did.
+#[derive(Default)]
+struct StopOutcome {
+    /// The services whose `stop` returned `Ok`, in that order.
+    stopped: Vec<Arc<str>>,
+    failures: Vec<crate::ServiceFailure>,
+    /// The services with a call still running when the bound ended.
+    unfinished: Vec<Arc<ServiceRecord>>,
+}
+
+/// Runs `stopping`, the stopping event, `stop` and `stopped` over `started`
+/// (already in reverse order).
+async fn stop_phases(
+    runner: PhaseRunner,
+    started: Vec<Arc<ServiceRecord>>,
+    mut bound: Bound,
+    status_messages: bool,
+) -> StopOutcome {
+    let mut outcome = StopOutcome::default();
+    for phase in [Phase::Stopping, Phase::Stop, Phase::Stopped] {
+        if phase == Phase::Stop {
+            runner.lifetime.notify_stopping();
+            if status_messages {
+                tracing::info!(target: LIFETIME_TARGET, "Application is shutting down...");
+            }
+        }
+        let ran = runner.run(&started, phase, &mut bound).await;
+        if phase == Phase::Stop {
+            outcome.stopped = ran.succeeded.iter().map(|r| r.name.clone()).collect();
+        }
+        outcome.failures.extend(ran.failures);
+        for record in ran.unfinished {
+            if !outcome
+                .unfinished
+                .iter()
+                .any(|known| Arc::ptr_eq(known, &record))
+            {
+                outcome.unfinished.push(record);
+            }
+        }
+    }
+    outcome
 }
 
 impl fmt::Debug for Host {

@@ -3,7 +3,10 @@
 use std::any::{Any, type_name};
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use async_trait::async_trait;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -61,8 +64,16 @@ pub trait HostedService: Any + Send + Sync {
     }
 
     /// Runs before any service's `start`.
-    async fn starting(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        Ok(())
+    fn starting<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        no_op()
     }
 
     /// Starts the service. Return promptly: long-running work belongs on a
@@ -71,13 +82,29 @@ pub trait HostedService: Any + Send + Sync {
     async fn start(&self, ctx: &LifecycleContext) -> Result<(), ServiceError>;
 
     /// Runs after every service's `start` has returned.
-    async fn started(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        Ok(())
+    fn started<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        no_op()
     }
 
     /// Runs at shutdown, before any service's `stop`.
-    async fn stopping(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        Ok(())
+    fn stopping<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        no_op()
     }
 
     /// Stops the service. The context's token fires when the shutdown
@@ -86,9 +113,36 @@ pub trait HostedService: Any + Send + Sync {
     async fn stop(&self, ctx: &LifecycleContext) -> Result<(), ServiceError>;
 
     /// Runs after every service's `stop` has returned.
-    async fn stopped(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        Ok(())
+    fn stopped<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        no_op()
     }
+}
+
+/// The future of a hosted service's `start`, `stop` and hooks, as
+/// `#[async_trait]` writes it: implement them as `async fn`.
+pub type LifecycleFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ServiceError>> + Send + 'a>>;
+
+/// What a default hook returns: an empty future, which needs no allocation.
+pub(crate) fn no_op<'a>() -> LifecycleFuture<'a> {
+    struct Done;
+
+    impl Future for Done {
+        type Output = Result<(), ServiceError>;
+
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    Box::pin(Done)
 }
 
 /// What a hosted service's `start`, `stop` and hooks receive: the service's
@@ -96,24 +150,33 @@ pub trait HostedService: Any + Send + Sync {
 /// and the application lifetime.
 pub struct LifecycleContext {
     pub(crate) record: Arc<ServiceRecord>,
+    phase: Arc<PhaseContext>,
+}
+
+/// What every call of one phase shares.
+pub(crate) struct PhaseContext {
     phase: Phase,
     deadline: CancellationToken,
     lifetime: ApplicationLifetime,
 }
 
-impl LifecycleContext {
+impl PhaseContext {
     pub(crate) fn new(
-        record: Arc<ServiceRecord>,
         phase: Phase,
         deadline: CancellationToken,
         lifetime: ApplicationLifetime,
     ) -> Self {
         Self {
-            record,
             phase,
             deadline,
             lifetime,
         }
+    }
+}
+
+impl LifecycleContext {
+    pub(crate) fn new(record: Arc<ServiceRecord>, phase: Arc<PhaseContext>) -> Self {
+        Self { record, phase }
     }
 
     /// The service's name.
@@ -123,30 +186,30 @@ impl LifecycleContext {
 
     /// The phase this call belongs to.
     pub fn phase(&self) -> Phase {
-        self.phase
+        self.phase.phase
     }
 
     /// Completes when this phase's deadline has passed (the startup timeout
     /// during start, the shutdown timeout during stop), or when the start is
     /// abandoned because the host was asked to stop.
     pub fn cancelled(&self) -> WaitForCancellationFuture<'_> {
-        self.deadline.cancelled()
+        self.phase.deadline.cancelled()
     }
 
     /// Whether this phase's deadline has passed.
     pub fn is_cancelled(&self) -> bool {
-        self.deadline.is_cancelled()
+        self.phase.deadline.is_cancelled()
     }
 
     /// A token cancelled when this phase's deadline has passed, to hand to
     /// other work. Cancelling it does not affect the host.
     pub fn token(&self) -> CancellationToken {
-        self.deadline.child_token()
+        self.phase.deadline.child_token()
     }
 
     /// The application lifetime.
     pub fn lifetime(&self) -> &ApplicationLifetime {
-        &self.lifetime
+        &self.phase.lifetime
     }
 }
 
@@ -154,7 +217,7 @@ impl fmt::Debug for LifecycleContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LifecycleContext")
             .field("service", &self.name())
-            .field("phase", &self.phase)
+            .field("phase", &self.phase())
             .field("cancelled", &self.is_cancelled())
             .finish()
     }

@@ -104,7 +104,7 @@ pub use environment::{ENVIRONMENT_VARIABLE, HostEnvironment, environments};
 pub use error::{HostError, ServiceError, exit_code};
 pub use failure::{Phase, ServiceFailure};
 pub use host::Host;
-pub use hosted::{HostedService, LifecycleContext};
+pub use hosted::{HostedService, LifecycleContext, LifecycleFuture};
 pub use lifetime::ApplicationLifetime;
 pub use logging::LIFETIME_TARGET;
 pub use options::{BackgroundServiceFailure, HostOptions};

@@ -1,19 +1,21 @@
 //! Running one lifecycle phase over the hosted services, in order or all at
 //! once, within a bound.
 
+use std::any::Any;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use futures::FutureExt;
 use futures::stream::{FuturesUnordered, StreamExt};
-use tracing::Instrument;
 
 use crate::bound::{Bound, poll_once};
 use crate::failure::ServiceFailure;
+use crate::hosted::PhaseContext;
 use crate::record::ServiceRecord;
 use crate::state::ServiceState;
-use crate::{ApplicationLifetime, LifecycleContext, Phase};
+use crate::{ApplicationLifetime, LifecycleContext, LifecycleFuture, Phase};
 
 /// How a phase treats failures and its deadline.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -38,13 +40,13 @@ pub(crate) struct PhaseOutcome {
 
 type CallResult = Result<(), ServiceFailure>;
 
-pub(crate) struct PhaseRunner<'a> {
-    pub(crate) lifetime: &'a ApplicationLifetime,
+pub(crate) struct PhaseRunner {
+    pub(crate) lifetime: ApplicationLifetime,
     pub(crate) concurrent: bool,
     pub(crate) mode: Mode,
 }
 
-impl PhaseRunner<'_> {
+impl PhaseRunner {
     /// Calls `phase` on each of `records`, in the order given (or all at
     /// once), within `bound`.
     pub(crate) async fn run(
@@ -53,188 +55,179 @@ impl PhaseRunner<'_> {
         phase: Phase,
         bound: &mut Bound,
     ) -> PhaseOutcome {
-        let mut outcome = PhaseOutcome::default();
+        let shared = Arc::new(PhaseContext::new(
+            phase,
+            bound.token().clone(),
+            self.lifetime.clone(),
+        ));
+        // The calls borrow their contexts, which live as long as the phase:
+        // a call is then the service's own future, which can be polled in
+        // place or moved into the set of running calls without a box of ours.
+        let contexts: Vec<LifecycleContext> = records
+            .iter()
+            .map(|record| LifecycleContext::new(record.clone(), shared.clone()))
+            .collect();
+        let mut phase_run = PhaseRun {
+            runner: self,
+            phase,
+            contexts: &contexts,
+            calls: vec![CallState::NotMade; records.len()],
+            outcome: PhaseOutcome::default(),
+        };
         if self.concurrent || (self.mode == Mode::Stop && bound.past_deadline()) {
-            let calls = records
-                .iter()
-                .enumerate()
-                .map(|(index, record)| indexed(index, self.call(record, phase, bound)));
-            self.run_at_once(records, calls.collect(), phase, bound, &mut outcome)
-                .await;
+            phase_run.all_at_once(0, bound).await;
         } else {
-            match self.mode {
-                Mode::Start => {
-                    self.start_in_order(records, phase, bound, &mut outcome)
-                        .await
-                }
-                Mode::Stop => {
-                    self.stop_in_order(records, phase, bound, &mut outcome)
-                        .await
-                }
-            }
+            phase_run.in_order(bound).await;
         }
+        let PhaseRun {
+            calls, mut outcome, ..
+        } = phase_run;
+        outcome.unfinished.extend(
+            records
+                .iter()
+                .zip(calls)
+                .filter(|(_, call)| *call == CallState::Made)
+                .map(|(record, _)| record.clone()),
+        );
         outcome
     }
+}
 
-    async fn start_in_order(
-        &self,
-        records: &[Arc<ServiceRecord>],
-        phase: Phase,
-        bound: &mut Bound,
-        outcome: &mut PhaseOutcome,
-    ) {
-        for record in records {
-            if bound.has_ended() {
-                break;
+/// One phase in progress.
+struct PhaseRun<'a> {
+    runner: &'a PhaseRunner,
+    phase: Phase,
+    contexts: &'a [LifecycleContext],
+    calls: Vec<CallState>,
+    outcome: PhaseOutcome,
+}
+
+/// Where one service's call of the phase is.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum CallState {
+    NotMade,
+    /// Made and not returned (yet, or ever: unfinished).
+    Made,
+    Returned,
+}
+
+impl<'a> PhaseRun<'a> {
+    /// One call after the other. A start phase ends at the first failure, at
+    /// its deadline or on a stop request; a stop phase, past its deadline,
+    /// runs the call in progress and every later one at once.
+    async fn in_order(&mut self, bound: &mut Bound) {
+        let mode = self.runner.mode;
+        for index in 0..self.contexts.len() {
+            if mode == Mode::Start && bound.has_ended() {
+                return;
             }
-            let mut call = pin!(self.call(record, phase, bound));
-            let result = match bound.run(call.as_mut()).await {
+            let mut current = self.call(index);
+            let result = match bound.run(Pin::new(&mut current)).await {
                 Some(result) => Some(result),
-                None => poll_once(call).await,
+                None if mode == Mode::Start => poll_once(Pin::new(&mut current)).await,
+                None => {
+                    let running = FuturesUnordered::new();
+                    running.push(current);
+                    return self.run_together(running, index + 1, bound).await;
+                }
             };
             match result {
-                Some(result) => {
-                    let failed = result.is_err();
-                    self.settle(record, phase, result, outcome);
-                    if failed {
+                Some((_, result)) => {
+                    if self.settle(index, result) && mode == Mode::Start {
+                        return;
+                    }
+                }
+                None => return,
+            }
+        }
+    }
+
+    /// Every call from `first` on, at once: each is polled once as it is
+    /// made (most hooks finish there), and the ones still running are then
+    /// polled together. In a start phase, a failure ends the phase.
+    async fn all_at_once(&mut self, first: usize, bound: &mut Bound) {
+        self.run_together(FuturesUnordered::new(), first, bound)
+            .await;
+    }
+
+    async fn run_together(
+        &mut self,
+        mut running: FuturesUnordered<Guarded<'a>>,
+        first: usize,
+        bound: &mut Bound,
+    ) {
+        for index in first..self.contexts.len() {
+            let mut current = self.call(index);
+            match poll_once(Pin::new(&mut current)).await {
+                None => running.push(current),
+                Some((_, result)) => {
+                    if self.settle(index, result) && self.runner.mode == Mode::Start {
+                        // Tell the others their start is abandoned; start no more.
+                        bound.cancel();
                         break;
                     }
                 }
-                None => outcome.unfinished.push(record.clone()),
             }
         }
-    }
-
-    async fn stop_in_order(
-        &self,
-        records: &[Arc<ServiceRecord>],
-        phase: Phase,
-        bound: &mut Bound,
-        outcome: &mut PhaseOutcome,
-    ) {
-        for (position, record) in records.iter().enumerate() {
-            let mut call = Box::pin(self.call(record, phase, bound));
-            if let Some(result) = bound.run(call.as_mut()).await {
-                self.settle(record, phase, result, outcome);
-                continue;
-            }
-            // The deadline passed during this call: it and every later call
-            // run at once, so that one hanging service cannot keep the
-            // others from stopping.
-            let rest = records[position + 1..]
-                .iter()
-                .map(|record| Box::pin(self.call(record, phase, bound)));
-            let calls = std::iter::once(call)
-                .chain(rest)
-                .enumerate()
-                .map(|(index, call)| indexed(index, call))
-                .collect();
-            let remaining = &records[position..];
-            return self
-                .run_at_once(remaining, calls, phase, bound, outcome)
-                .await;
-        }
-    }
-
-    /// Polls `calls` (each tagged with its index in `records`) together until
-    /// they finish or the bound ends; a failure in a start phase ends it.
-    async fn run_at_once<F>(
-        &self,
-        records: &[Arc<ServiceRecord>],
-        mut calls: FuturesUnordered<F>,
-        phase: Phase,
-        bound: &mut Bound,
-        outcome: &mut PhaseOutcome,
-    ) where
-        F: Future<Output = (usize, CallResult)>,
-    {
-        let mut finished = vec![false; records.len()];
-        let mut settle = |(index, result): (usize, CallResult), outcome: &mut PhaseOutcome| {
-            finished[index] = true;
-            let failed = result.is_err();
-            self.settle(&records[index], phase, result, outcome);
-            failed
-        };
         loop {
-            match bound.run(Pin::new(&mut calls.next())).await {
-                Some(Some(done)) => {
-                    let failed = settle(done, outcome);
-                    if failed && self.mode == Mode::Start {
-                        // Tell the others their start is abandoned.
+            match bound.run(Pin::new(&mut running.next())).await {
+                Some(Some((index, result))) => {
+                    let failed = self.settle(index, result);
+                    if failed && self.runner.mode == Mode::Start {
                         bound.cancel();
                     }
                 }
                 Some(None) => break,
                 None if bound.has_ended() => {
                     // One more poll each, with the token fired.
-                    while let Some(Some(done)) = poll_once(Pin::new(&mut calls.next())).await {
-                        settle(done, outcome);
+                    while let Some(Some((index, result))) =
+                        poll_once(Pin::new(&mut running.next())).await
+                    {
+                        self.settle(index, result);
                     }
                     break;
                 }
                 None => {} // into overtime: keep polling
             }
         }
-        drop(calls);
-        outcome.unfinished.extend(
-            records
-                .iter()
-                .zip(finished)
-                .filter(|(_, finished)| !finished)
-                .map(|(record, _)| record.clone()),
-        );
     }
 
-    /// One call of `phase` on one service, with its panics caught, inside the
-    /// service's span.
-    fn call(
-        &self,
-        record: &Arc<ServiceRecord>,
-        phase: Phase,
-        bound: &Bound,
-    ) -> impl Future<Output = CallResult> + Send + 'static {
-        match phase {
+    /// Makes the call of this phase on service `index`.
+    fn call(&mut self, index: usize) -> Guarded<'a> {
+        self.calls[index] = CallState::Made;
+        let context = &self.contexts[index];
+        let record = &*context.record;
+        let service = &record.service;
+        match self.phase {
             Phase::Starting => record.set_state(ServiceState::Starting),
             Phase::Stopping => record.set_state(ServiceState::Stopping),
             _ => {}
         }
-        let context = LifecycleContext::new(
-            record.clone(),
-            phase,
-            bound.token().clone(),
-            self.lifetime.clone(),
-        );
-        let record = record.clone();
-        let span = record.span.clone();
-        async move {
-            let service = &record.service;
-            let call = match phase {
-                Phase::Starting => service.starting(&context),
-                Phase::Start => service.start(&context),
-                Phase::Started => service.started(&context),
-                Phase::Stopping => service.stopping(&context),
-                Phase::Stop => service.stop(&context),
-                Phase::Stopped | Phase::Execute => service.stopped(&context),
-            };
-            match AssertUnwindSafe(call).catch_unwind().await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(error)) => Err(ServiceFailure::error(record.name.clone(), phase, error)),
-                Err(payload) => Err(ServiceFailure::panic(record.name.clone(), phase, payload)),
-            }
+        // An `async fn` runs on its first poll; a hand-written one may panic
+        // before it returns its future.
+        let call = std::panic::catch_unwind(AssertUnwindSafe(|| match self.phase {
+            Phase::Starting => service.starting(context),
+            Phase::Start => service.start(context),
+            Phase::Started => service.started(context),
+            Phase::Stopping => service.stopping(context),
+            Phase::Stop => service.stop(context),
+            Phase::Stopped | Phase::Execute => service.stopped(context),
+        }));
+        Guarded {
+            index,
+            record,
+            phase: self.phase,
+            call: call.map_err(Some),
         }
-        .instrument(span)
     }
 
-    fn settle(
-        &self,
-        record: &Arc<ServiceRecord>,
-        phase: Phase,
-        result: CallResult,
-        outcome: &mut PhaseOutcome,
-    ) {
+    /// Records how call `index` ended; returns whether it failed.
+    fn settle(&mut self, index: usize, result: CallResult) -> bool {
+        self.calls[index] = CallState::Returned;
+        let record = &self.contexts[index].record;
         match result {
             Ok(()) => {
-                match phase {
+                match self.phase {
                     Phase::Start => {
                         record.mark_start_completed();
                         record.advance(
@@ -248,22 +241,46 @@ impl PhaseRunner<'_> {
                     ),
                     _ => {}
                 }
-                outcome.succeeded.push(record.clone());
+                self.outcome.succeeded.push(record.clone());
+                false
             }
             Err(failure) => {
                 record.fail(failure.clone());
-                outcome.failures.push(failure.clone());
+                self.outcome.failures.push(failure.clone());
                 tracing::error!(target: "host::lifetime", service = %record.name, "{failure}");
+                true
             }
         }
     }
 }
 
-/// Tags a call with its index, so calls run at once can be matched to their
-/// services.
-fn indexed<F: Future<Output = CallResult>>(
+/// A call of one service: each poll runs inside the service's span, and a
+/// panic becomes a failure that names the service and the phase.
+struct Guarded<'a> {
     index: usize,
-    call: F,
-) -> impl Future<Output = (usize, CallResult)> {
-    call.map(move |result| (index, result))
+    record: &'a ServiceRecord,
+    phase: Phase,
+    /// The call's future, or the panic that kept it from being made.
+    call: Result<LifecycleFuture<'a>, Option<Box<dyn Any + Send>>>,
+}
+
+impl Future for Guarded<'_> {
+    type Output = (usize, CallResult);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let _entered = this.record.span.enter();
+        let polled = match &mut this.call {
+            Ok(call) => std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))),
+            Err(payload) => Err(payload.take().unwrap_or_else(|| Box::new("polled again"))),
+        };
+        let name = || this.record.name.clone();
+        let result = match polled {
+            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Ready(Ok(()))) => Ok(()),
+            Ok(Poll::Ready(Err(error))) => Err(ServiceFailure::error(name(), this.phase, error)),
+            Err(payload) => Err(ServiceFailure::panic(name(), this.phase, payload)),
+        };
+        Poll::Ready((this.index, result))
+    }
 }

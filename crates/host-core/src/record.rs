@@ -5,10 +5,11 @@ use std::any::{Any, type_name};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -64,10 +65,14 @@ struct Status {
 /// A background service's running `execute`.
 struct ExecuteTask {
     stopping: CancellationToken,
-    /// Cancelled when the task has ended: returned, panicked or been aborted.
-    finished: CancellationToken,
+    /// Taken by `stop`, which awaits it.
+    handle: Mutex<Option<JoinHandle<()>>>,
+    /// Also tells whether the task has ended: returned, panicked or aborted.
     abort: AbortHandle,
 }
+
+/// How often the host looks whether an aborted task has ended.
+const FINISHED_POLL: Duration = Duration::from_millis(5);
 
 impl ServiceRecord {
     pub(crate) fn new(
@@ -169,12 +174,9 @@ impl ServiceRecord {
             anyhow::bail!("`{}` was started twice", self.name);
         }
         let stopping = CancellationToken::new();
-        let finished = CancellationToken::new();
         let context = ServiceContext::new(self.name.clone(), stopping.clone(), lifetime);
         let record = self.clone();
-        let finished_on_drop = finished.clone().drop_guard();
         let execute = async move {
-            let _finished = finished_on_drop;
             let outcome = AssertUnwindSafe(service.execute(context))
                 .catch_unwind()
                 .await;
@@ -183,8 +185,8 @@ impl ServiceRecord {
         let handle = tokio::spawn(execute.instrument(self.span.clone()));
         let task = ExecuteTask {
             stopping,
-            finished,
             abort: handle.abort_handle(),
+            handle: Mutex::new(Some(handle)),
         };
         // Checked above; the host starts each service from one place only.
         let _ = self.task.set(task);
@@ -228,9 +230,15 @@ impl ServiceRecord {
 
     /// Asks `execute` to return and waits until it has.
     pub(crate) async fn stop_execute(&self) {
-        if let Some(task) = self.task.get() {
-            task.stopping.cancel();
-            task.finished.cancelled().await;
+        let Some(task) = self.task.get() else {
+            return;
+        };
+        task.stopping.cancel();
+        let handle = lock(&task.handle).take();
+        match handle {
+            // Panics are caught inside the task; an abort is the host's own.
+            Some(handle) => drop(handle.await),
+            None => ended(task.abort.clone()).await,
         }
     }
 
@@ -238,7 +246,7 @@ impl ServiceRecord {
     pub(crate) fn execute_running(&self) -> bool {
         self.task
             .get()
-            .is_some_and(|task| !task.finished.is_cancelled())
+            .is_some_and(|task| !task.abort.is_finished())
     }
 
     /// Aborts the `execute` task; returns a future that completes when the
@@ -247,7 +255,7 @@ impl ServiceRecord {
         let task = self.task.get()?;
         task.stopping.cancel();
         task.abort.abort();
-        Some(task.finished.clone().cancelled_owned())
+        Some(ended(task.abort.clone()))
     }
 }
 
@@ -257,6 +265,14 @@ impl std::fmt::Debug for ServiceRecord {
             .field("name", &self.name)
             .field("state", &self.state())
             .finish()
+    }
+}
+
+/// Completes when the task has ended. Only for the rare paths where its
+/// `JoinHandle` is gone (a `stop` abandoned at the deadline).
+async fn ended(task: AbortHandle) {
+    while !task.is_finished() {
+        tokio::time::sleep(FINISHED_POLL).await;
     }
 }
 

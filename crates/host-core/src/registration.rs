@@ -1,6 +1,7 @@
 //! Hosted services in the container: `add_hosted_service::<T>()` on the
 //! service collection, and their resolution in registration order.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use host_di::{DiError, Injectable, ServiceCollection, ServiceProvider};
@@ -72,12 +73,7 @@ pub(crate) fn resolve_hosted_services(
     provider: &ServiceProvider,
 ) -> Result<Vec<Arc<dyn HostedService>>, DiError> {
     let mut services = provider.get_all::<dyn HostedService>()?;
-    let mut seen = Vec::with_capacity(services.len());
-    services.retain(|service| {
-        let address = Arc::as_ptr(service).cast::<()>();
-        let first = !seen.contains(&address);
-        seen.push(address);
-        first
-    });
+    let mut seen = HashSet::with_capacity(services.len());
+    services.retain(|service| seen.insert(Arc::as_ptr(service).cast::<()>()));
     Ok(services)
 }
