@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::hosted::no_op;
+use crate::hosted::no_op_hook;
 use crate::{ApplicationLifetime, HostedService, LifecycleContext, LifecycleFuture, ServiceError};
 
 /// A long-running service, as .NET's `BackgroundService`: implement
@@ -76,84 +76,55 @@ pub trait BackgroundService: Send + Sync + 'static {
     /// The service's work. Return when `ctx.stopping()` completes.
     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError>;
 
-    /// Runs inside `start`, before `execute` is spawned. An error here fails
-    /// the host's start (and `execute` never runs).
-    fn before_start<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        no_op()
-    }
+    no_op_hook!(
+        /// Runs inside `start`, before `execute` is spawned. An error here fails
+        /// the host's start (and `execute` never runs).
+        before_start
+    );
 
-    /// Runs inside `stop`, after `execute` has returned.
-    fn after_stop<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        no_op()
-    }
+    no_op_hook!(
+        /// Runs inside `stop`, after `execute` has returned.
+        after_stop
+    );
 
-    /// Runs before any service's `start`.
-    fn starting<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        no_op()
-    }
+    no_op_hook!(
+        /// Runs before any service's `start`.
+        starting
+    );
 
-    /// Runs after every service's `start` has returned.
-    fn started<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        no_op()
-    }
+    no_op_hook!(
+        /// Runs after every service's `start` has returned.
+        started
+    );
 
-    /// Runs at shutdown, before any service's `stop`.
-    fn stopping<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        no_op()
-    }
+    no_op_hook!(
+        /// Runs at shutdown, before any service's `stop`.
+        stopping
+    );
 
-    /// Runs after every service's `stop` has returned.
-    fn stopped<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        no_op()
-    }
+    no_op_hook!(
+        /// Runs after every service's `stop` has returned.
+        stopped
+    );
+}
+
+/// Forwards a hook of `HostedService` to the same hook of
+/// `BackgroundService`, returning its future as it is (no second box).
+macro_rules! forward_hook {
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
+        fn $name<'life0, 'life1, 'async_trait>(
+            &'life0 self,
+            ctx: &'life1 LifecycleContext,
+        ) -> LifecycleFuture<'async_trait>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            Self: 'async_trait,
+        {
+            BackgroundService::$name(self, ctx)
+        }
+    };
 }
 
 #[async_trait]
@@ -162,17 +133,7 @@ impl<T: BackgroundService> HostedService for T {
         BackgroundService::name(self)
     }
 
-    fn starting<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        BackgroundService::starting(self, ctx)
-    }
+    forward_hook!(starting);
 
     async fn start(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
         BackgroundService::before_start(self, ctx).await?;
@@ -180,46 +141,16 @@ impl<T: BackgroundService> HostedService for T {
         ctx.record.spawn_execute(this, ctx.lifetime().clone())
     }
 
-    fn started<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        BackgroundService::started(self, ctx)
-    }
+    forward_hook!(started);
 
-    fn stopping<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        BackgroundService::stopping(self, ctx)
-    }
+    forward_hook!(stopping);
 
     async fn stop(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
         ctx.record.stop_execute().await;
         BackgroundService::after_stop(self, ctx).await
     }
 
-    fn stopped<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        BackgroundService::stopped(self, ctx)
-    }
+    forward_hook!(stopped);
 }
 
 /// What a background service's `execute` receives: its stopping token and

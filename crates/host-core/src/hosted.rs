@@ -63,72 +63,61 @@ pub trait HostedService: Any + Send + Sync {
         Cow::Borrowed(type_name::<Self>())
     }
 
-    /// Runs before any service's `start`.
-    fn starting<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        no_op()
-    }
+    no_op_hook!(
+        /// Runs before any service's `start`.
+        starting
+    );
 
     /// Starts the service. Return promptly: long-running work belongs on a
     /// task of its own (see [`BackgroundService`](crate::BackgroundService)).
     /// The context's token fires when the startup timeout expires.
     async fn start(&self, ctx: &LifecycleContext) -> Result<(), ServiceError>;
 
-    /// Runs after every service's `start` has returned.
-    fn started<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        no_op()
-    }
+    no_op_hook!(
+        /// Runs after every service's `start` has returned.
+        started
+    );
 
-    /// Runs at shutdown, before any service's `stop`.
-    fn stopping<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        no_op()
-    }
+    no_op_hook!(
+        /// Runs at shutdown, before any service's `stop`.
+        stopping
+    );
 
     /// Stops the service. The context's token fires when the shutdown
-    /// timeout expires; after that, the host polls this future once more and
-    /// then abandons it.
+    /// timeout expires; after that, the calls still running get a short
+    /// overtime together (200 ms), and are then abandoned.
     async fn stop(&self, ctx: &LifecycleContext) -> Result<(), ServiceError>;
 
-    /// Runs after every service's `stop` has returned.
-    fn stopped<'life0, 'life1, 'async_trait>(
-        &'life0 self,
-        _ctx: &'life1 LifecycleContext,
-    ) -> LifecycleFuture<'async_trait>
-    where
-        'life0: 'async_trait,
-        'life1: 'async_trait,
-        Self: 'async_trait,
-    {
-        no_op()
-    }
+    no_op_hook!(
+        /// Runs after every service's `stop` has returned.
+        stopped
+    );
 }
 
 /// The future of a hosted service's `start`, `stop` and hooks, as
 /// `#[async_trait]` writes it: implement them as `async fn`.
 pub type LifecycleFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ServiceError>> + Send + 'a>>;
+
+/// A hook that does nothing, written out as `#[async_trait]` would write it
+/// but returning an empty future, which needs no allocation: most services
+/// override none of their hooks, and the host calls each of them.
+macro_rules! no_op_hook {
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
+        fn $name<'life0, 'life1, 'async_trait>(
+            &'life0 self,
+            _ctx: &'life1 LifecycleContext,
+        ) -> LifecycleFuture<'async_trait>
+        where
+            'life0: 'async_trait,
+            'life1: 'async_trait,
+            Self: 'async_trait,
+        {
+            $crate::hosted::no_op()
+        }
+    };
+}
+pub(crate) use no_op_hook;
 
 /// What a default hook returns: an empty future, which needs no allocation.
 pub(crate) fn no_op<'a>() -> LifecycleFuture<'a> {

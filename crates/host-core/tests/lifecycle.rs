@@ -398,3 +398,47 @@ async fn the_hosts_own_parts_are_resolvable_services() {
             .is_empty()
     );
 }
+
+/// A hook written by hand (not `async fn`) that panics before it returns
+/// its future is caught like any other panic.
+struct PanicsBeforeItsFuture;
+
+#[async_trait]
+impl HostedService for PanicsBeforeItsFuture {
+    fn starting<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        _ctx: &'life1 LifecycleContext,
+    ) -> host_core::LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        panic!("no future for you")
+    }
+
+    async fn start(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+
+    async fn stop(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_hook_that_panics_before_returning_its_future_is_caught() {
+    for concurrent in [false, true] {
+        let mut builder = test_builder();
+        builder
+            .configure_host_options(|options| options.services_start_concurrently = concurrent)
+            .add_hosted_service_instance(PanicsBeforeItsFuture);
+        let mut host = builder.build().unwrap();
+        let error = host.start().await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "host failed to start: `lifecycle::PanicsBeforeItsFuture` panicked in starting: \
+             no future for you"
+        );
+    }
+}
