@@ -138,8 +138,12 @@ impl ServiceRecord {
     }
 
     fn notify(&self) {
-        self.changed
-            .send_modify(|version| *version = version.wrapping_add(1));
+        // Notifying takes tokio's locks even when nobody listens; a
+        // subscriber reads the states themselves, so it misses nothing.
+        if self.changed.receiver_count() > 0 {
+            self.changed
+                .send_modify(|version| *version = version.wrapping_add(1));
+        }
     }
 
     pub(crate) fn mark_start_completed(&self) {
