@@ -49,55 +49,64 @@ impl fmt::Display for Phase {
 
 /// A hosted service that returned an error or panicked.
 ///
-/// Cheap to clone: the error is shared.
+/// Cheap to clone: one pointer, shared.
 #[derive(Clone)]
 pub struct ServiceFailure {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     service: Arc<str>,
     phase: Phase,
     cause: Cause,
 }
 
-#[derive(Clone)]
 enum Cause {
-    Error(Arc<ServiceError>),
-    Panic(Arc<str>),
+    Error(ServiceError),
+    Panic(String),
 }
 
 impl ServiceFailure {
     pub(crate) fn error(service: Arc<str>, phase: Phase, error: ServiceError) -> Self {
-        Self {
-            service,
-            phase,
-            cause: Cause::Error(Arc::new(error)),
-        }
+        Self::new(service, phase, Cause::Error(error))
     }
 
     pub(crate) fn panic(service: Arc<str>, phase: Phase, payload: Box<dyn Any + Send>) -> Self {
-        Self {
+        Self::new(
             service,
             phase,
-            cause: Cause::Panic(panic_message(payload.as_ref()).into()),
+            Cause::Panic(panic_message(payload.as_ref())),
+        )
+    }
+
+    fn new(service: Arc<str>, phase: Phase, cause: Cause) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                service,
+                phase,
+                cause,
+            }),
         }
     }
 
     /// The name of the service that failed.
     pub fn service(&self) -> &str {
-        &self.service
+        &self.inner.service
     }
 
     /// The phase in which it failed.
     pub fn phase(&self) -> Phase {
-        self.phase
+        self.inner.phase
     }
 
     /// Whether the service panicked rather than returning an error.
     pub fn is_panic(&self) -> bool {
-        matches!(self.cause, Cause::Panic(_))
+        matches!(self.inner.cause, Cause::Panic(_))
     }
 
     /// The error the service returned, or `None` if it panicked.
     pub fn service_error(&self) -> Option<&ServiceError> {
-        match &self.cause {
+        match &self.inner.cause {
             Cause::Error(error) => Some(error),
             Cause::Panic(_) => None,
         }
@@ -106,7 +115,7 @@ impl ServiceFailure {
     /// The cause alone, without the service name: the error with its chain of
     /// causes, or `panicked: <message>`.
     pub fn cause(&self) -> String {
-        match &self.cause {
+        match &self.inner.cause {
             Cause::Error(error) => format!("{error:#}"),
             Cause::Panic(message) => format!("panicked: {message}"),
         }
@@ -115,17 +124,14 @@ impl ServiceFailure {
 
 impl fmt::Display for ServiceFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.cause {
-            Cause::Error(error) => {
-                write!(f, "`{}` failed in {}: {error:#}", self.service, self.phase)
-            }
-            Cause::Panic(message) => {
-                write!(
-                    f,
-                    "`{}` panicked in {}: {message}",
-                    self.service, self.phase
-                )
-            }
+        let Inner {
+            service,
+            phase,
+            cause,
+        } = &*self.inner;
+        match cause {
+            Cause::Error(error) => write!(f, "`{service}` failed in {phase}: {error:#}"),
+            Cause::Panic(message) => write!(f, "`{service}` panicked in {phase}: {message}"),
         }
     }
 }
@@ -133,8 +139,8 @@ impl fmt::Display for ServiceFailure {
 impl fmt::Debug for ServiceFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceFailure")
-            .field("service", &self.service)
-            .field("phase", &self.phase)
+            .field("service", &self.inner.service)
+            .field("phase", &self.inner.phase)
             .field("panic", &self.is_panic())
             .field("cause", &self.cause())
             .finish()
