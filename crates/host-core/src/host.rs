@@ -329,6 +329,14 @@ impl Host {
         failures.extend(self.shared.take_failures());
 
         let timed_out = self.abort_stragglers(&started, &mut unfinished).await;
+        // A start that never completed (failed elsewhere, timed out, or
+        // interrupted) leaves no service `starting` once the host is down.
+        for record in &self.records {
+            record.advance(
+                |state| matches!(state, ServiceState::Starting),
+                ServiceState::Stopped,
+            );
+        }
         lifetime.notify_stopped();
         self.dispose(deadline).await;
         self.signals = None;

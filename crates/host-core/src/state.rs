@@ -24,7 +24,9 @@ pub enum ServiceState {
     Failed(ServiceFailure),
     /// Its `stopping` hook or `stop` is running.
     Stopping,
-    /// Its `stop` returned (or its start never completed and the host stopped).
+    /// Its `stop` returned, or it was aborted at the shutdown timeout, or its
+    /// start never completed and the host has stopped (its `stop` is never
+    /// called).
     Stopped,
 }
 
