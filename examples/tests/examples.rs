@@ -3,12 +3,10 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A generous bound against hanging; never a speed assertion.
-const NO_HANG: Duration = Duration::from_secs(60);
+use host_test::{HostProcess, NO_HANG};
 
 /// `cargo test` builds the examples next to the test binary's directory.
 fn example(name: &str) -> PathBuf {
@@ -19,89 +17,29 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+fn start(name: &str, environment: &[(&str, &str)]) -> HostProcess {
+    let mut command = Command::new(example(name));
+    command
+        .envs(environment.iter().copied())
+        .env_remove("RUST_LOG");
+    HostProcess::spawn(command)
 }
 
-impl Running {
-    fn start(name: &str, environment: &[(&str, &str)]) -> Self {
-        let mut child = Command::new(example(name))
-            .envs(environment.iter().copied())
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (send, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    fn wait_for(&mut self, text: &str, times: usize) {
-        let deadline = Instant::now() + NO_HANG;
-        let mut found = self.seen.iter().filter(|line| line.contains(text)).count();
-        while found < times && Instant::now() < deadline {
-            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
-                found += usize::from(line.contains(text));
-                self.seen.push(line);
-            }
-        }
-        assert!(
-            found >= times,
-            "saw {text:?} {found} times:\n{}",
-            self.seen.join("\n")
-        );
-    }
-
-    fn terminate(&mut self, signal: &str) -> i32 {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + NO_HANG;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(line);
-                }
-                return status.code().expect("exited, not killed");
-            }
-            assert!(Instant::now() < deadline, "the example never exited");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Sends `signal` and returns the exit code.
+fn terminate(process: &mut HostProcess, signal: &str) -> i32 {
+    process.signal(signal);
+    process.wait_for_exit(Instant::now()).0
 }
 
 #[test]
 fn worker_says_hello_every_second_and_stops_on_sigterm_with_zero() {
-    let mut worker = Running::start("worker", &[]);
-    worker.wait_for("Application started. Press Ctrl+C to shut down.", 1);
-    worker.wait_for("hello from service", 2);
-    let code = worker.terminate("TERM");
-    assert_eq!(code, 0, "{}", worker.seen.join("\n"));
+    let mut worker = start("worker", &[]);
+    worker.wait_for("Application started. Press Ctrl+C to shut down.");
+    worker.wait_for_times("hello from service", 2);
+    let code = terminate(&mut worker, "TERM");
+    assert_eq!(code, 0, "{}", worker.output());
     let hello = worker
-        .seen
+        .lines()
         .iter()
         .find(|line| line.contains("hello from service"))
         .unwrap();
@@ -109,7 +47,7 @@ fn worker_says_hello_every_second_and_stops_on_sigterm_with_zero() {
     assert!(hello.contains("thread=ThreadId("), "{hello}");
     assert!(
         worker
-            .seen
+            .lines()
             .iter()
             .any(|line| line.contains("Hosting environment: Production"))
     );
@@ -117,13 +55,13 @@ fn worker_says_hello_every_second_and_stops_on_sigterm_with_zero() {
 
 #[test]
 fn worker_stops_on_ctrl_c_with_zero_and_reads_its_environment() {
-    let mut worker = Running::start("worker", &[("HOST_ENVIRONMENT", "Development")]);
-    worker.wait_for("hello from service", 1);
-    let code = worker.terminate("INT");
-    assert_eq!(code, 0, "{}", worker.seen.join("\n"));
+    let mut worker = start("worker", &[("HOST_ENVIRONMENT", "Development")]);
+    worker.wait_for("hello from service");
+    let code = terminate(&mut worker, "INT");
+    assert_eq!(code, 0, "{}", worker.output());
     assert!(
         worker
-            .seen
+            .lines()
             .iter()
             .any(|line| line.contains("Hosting environment: Development"))
     );
@@ -131,12 +69,12 @@ fn worker_stops_on_ctrl_c_with_zero_and_reads_its_environment() {
 
 #[test]
 fn scoped_opens_a_scope_per_job_and_disposes_it() {
-    let mut scoped = Running::start("scoped", &[]);
-    scoped.wait_for("unit of work disposed with its scope job=2", 1);
-    let code = scoped.terminate("TERM");
-    assert_eq!(code, 0, "{}", scoped.seen.join("\n"));
+    let mut scoped = start("scoped", &[]);
+    scoped.wait_for("unit of work disposed with its scope job=2");
+    let code = terminate(&mut scoped, "TERM");
+    assert_eq!(code, 0, "{}", scoped.output());
     let lines: Vec<&String> = scoped
-        .seen
+        .lines()
         .iter()
         .filter(|line| line.contains("job="))
         .collect();

@@ -3,16 +3,13 @@
 //! the other tests send it signals with `kill`.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use host_core::{BackgroundService, Host, ServiceContext, ServiceError, async_trait};
+use host_test::HostProcess;
 
 const SCENARIO: &str = "HOST_CORE_TEST_SCENARIO";
-/// A generous bound against hanging; never a speed assertion.
-const NO_HANG: Duration = Duration::from_secs(60);
 
 struct Cooperative;
 
@@ -122,107 +119,26 @@ fn child() {
     std::process::exit(i32::from(number));
 }
 
-struct HostProcess {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+/// Runs this test binary's `child` test as the host process.
+fn spawn(scenario: &str) -> HostProcess {
+    spawn_with_log(scenario, "info")
 }
 
-impl HostProcess {
-    fn spawn(scenario: &str) -> Self {
-        Self::spawn_with_log(scenario, "info")
-    }
-
-    fn spawn_with_log(scenario: &str, rust_log: &str) -> Self {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["child", "--exact", "--nocapture", "--test-threads=1"])
-            .env(SCENARIO, scenario)
-            .env("RUST_LOG", rust_log)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (send, lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Reads standard error until a line contains `text`.
-    fn wait_for(&mut self, text: &str) {
-        let deadline = Instant::now() + NO_HANG;
-        while Instant::now() < deadline {
-            match self.lines.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => {
-                    let found = line.contains(text);
-                    self.seen.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        panic!(
-            "never saw {text:?}; the host wrote:\n{}",
-            self.seen.join("\n")
-        );
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the exit; returns the code and how long it took from `since`.
-    fn exit_code(&mut self, since: Instant) -> (i32, Duration) {
-        let deadline = Instant::now() + NO_HANG;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                let took = since.elapsed();
-                // Collect the rest of standard error.
-                while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                    self.seen.push(line);
-                }
-                return (status.code().expect("exited, not killed"), took);
-            }
-            assert!(Instant::now() < deadline, "the host never exited");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn output(&self) -> String {
-        self.seen.join("\n")
-    }
-}
-
-impl Drop for HostProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn spawn_with_log(scenario: &str, rust_log: &str) -> HostProcess {
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    command
+        .args(["child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(SCENARIO, scenario)
+        .env("RUST_LOG", rust_log);
+    HostProcess::spawn(command)
 }
 
 #[test]
 fn sigterm_stops_the_host_cleanly_with_zero() {
-    let mut host = HostProcess::spawn("cooperative");
+    let mut host = spawn("cooperative");
     host.wait_for("Application started. Press Ctrl+C to shut down.");
     host.signal("TERM");
-    let (code, _) = host.exit_code(Instant::now());
+    let (code, _) = host.wait_for_exit(Instant::now());
     assert_eq!(code, 0, "{}", host.output());
     assert!(host.output().contains("Received SIGTERM; shutting down"));
     assert!(host.output().contains("Application is shutting down..."));
@@ -231,10 +147,10 @@ fn sigterm_stops_the_host_cleanly_with_zero() {
 #[test]
 fn sigint_and_sigquit_stop_the_host_too() {
     for signal in ["INT", "QUIT"] {
-        let mut host = HostProcess::spawn("cooperative");
+        let mut host = spawn("cooperative");
         host.wait_for("Application started.");
         host.signal(signal);
-        let (code, _) = host.exit_code(Instant::now());
+        let (code, _) = host.wait_for_exit(Instant::now());
         assert_eq!(code, 0, "SIG{signal}: {}", host.output());
         assert!(host.output().contains(&format!("Received SIG{signal}")));
     }
@@ -242,11 +158,11 @@ fn sigint_and_sigquit_stop_the_host_too() {
 
 #[test]
 fn a_service_that_ignores_its_token_is_aborted_at_the_timeout_with_three() {
-    let mut host = HostProcess::spawn("ignores-token");
+    let mut host = spawn("ignores-token");
     host.wait_for("Application started.");
     let sent = Instant::now();
     host.signal("TERM");
-    let (code, took) = host.exit_code(sent);
+    let (code, took) = host.wait_for_exit(sent);
     assert_eq!(code, 3, "{}", host.output());
     // A generous bound against hanging: the timeout is 1 s.
     assert!(took < Duration::from_secs(2), "took {took:?}");
@@ -261,11 +177,11 @@ fn a_service_that_ignores_its_token_is_aborted_at_the_timeout_with_three() {
 
 #[test]
 fn a_service_that_blocks_its_thread_cannot_keep_the_process_alive() {
-    let mut host = HostProcess::spawn("blocks-thread");
+    let mut host = spawn("blocks-thread");
     host.wait_for("Application started.");
     let sent = Instant::now();
     host.signal("TERM");
-    let (code, took) = host.exit_code(sent);
+    let (code, took) = host.wait_for_exit(sent);
     assert_eq!(code, 3, "{}", host.output());
     assert!(took < Duration::from_secs(2), "took {took:?}");
     let output = host.output();
@@ -282,13 +198,13 @@ fn a_service_that_blocks_its_thread_cannot_keep_the_process_alive() {
 #[test]
 fn a_second_sigint_exits_at_once_with_130() {
     // A 30 s shutdown timeout: only the second signal can end it sooner.
-    let mut host = HostProcess::spawn("ignores-token-slow");
+    let mut host = spawn("ignores-token-slow");
     host.wait_for("Application started.");
     host.signal("INT");
     host.wait_for("Application is shutting down...");
     let sent = Instant::now();
     host.signal("INT");
-    let (code, took) = host.exit_code(sent);
+    let (code, took) = host.wait_for_exit(sent);
     assert_eq!(code, 130, "{}", host.output());
     // At once: long before the 30 s shutdown timeout (a generous bound).
     assert!(took < Duration::from_secs(15), "took {took:?}");
@@ -300,18 +216,18 @@ fn a_second_sigint_exits_at_once_with_130() {
 
 #[test]
 fn rust_log_filters_the_default_subscriber() {
-    let mut host = HostProcess::spawn_with_log("warns", "warn");
+    let mut host = spawn_with_log("warns", "warn");
     host.wait_for("ready");
     host.signal("TERM");
-    let (code, _) = host.exit_code(Instant::now());
+    let (code, _) = host.wait_for_exit(Instant::now());
     assert_eq!(code, 0, "{}", host.output());
     assert!(!host.output().contains("INFO"), "{}", host.output());
 }
 
 #[test]
 fn an_invalid_registration_exits_two_before_anything_starts() {
-    let mut host = HostProcess::spawn("invalid-registration");
-    let (code, _) = host.exit_code(Instant::now());
+    let mut host = spawn("invalid-registration");
+    let (code, _) = host.wait_for_exit(Instant::now());
     assert_eq!(code, 2, "{}", host.output());
     let output = host.output();
     assert!(
@@ -327,11 +243,11 @@ fn an_invalid_registration_exits_two_before_anything_starts() {
 /// watchdog still end the process.
 #[test]
 fn a_blocked_current_thread_runtime_still_exits_with_three() {
-    let mut host = HostProcess::spawn("blocks-current-thread");
+    let mut host = spawn("blocks-current-thread");
     host.wait_for("Application started.");
     let sent = Instant::now();
     host.signal("TERM");
-    let (code, took) = host.exit_code(sent);
+    let (code, took) = host.wait_for_exit(sent);
     assert_eq!(code, 3, "{}", host.output());
     // A generous bound against hanging (the watchdog fires 750 ms after the 1 s timeout).
     assert!(took < Duration::from_secs(5), "took {took:?}");
