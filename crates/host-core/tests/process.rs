@@ -76,6 +76,16 @@ impl BackgroundService for WarnsWhenStarted {
     }
 }
 
+struct FailsWhenStarted;
+
+#[async_trait]
+impl BackgroundService for FailsWhenStarted {
+    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        ctx.lifetime().started().await;
+        Err(anyhow::anyhow!("the queue went away"))
+    }
+}
+
 /// The host process. Does nothing unless started by a test below.
 #[test]
 fn child() {
@@ -99,6 +109,12 @@ fn child() {
         "blocks-thread" => builder.add_hosted_service_instance(BlocksThread),
         "blocks-current-thread" => &mut builder,
         "warns" => builder.add_hosted_service_instance(WarnsWhenStarted),
+        "fails" => builder
+            .add_hosted_service_instance(Cooperative)
+            .add_hosted_service_instance(FailsWhenStarted),
+        "no-signals" => builder
+            .handle_signals(false)
+            .add_hosted_service_instance(WarnsWhenStarted),
         "invalid-registration" => builder.add_hosted_service::<NeedsMissing>(),
         other => panic!("unknown scenario {other}"),
     };
@@ -256,5 +272,40 @@ fn a_blocked_current_thread_runtime_still_exits_with_three() {
     assert!(
         output.contains("shutdown timed out after 1s; still running: process::BlocksThread"),
         "{output}"
+    );
+}
+
+#[test]
+fn a_failing_background_service_stops_the_host_with_one() {
+    let mut host = spawn("fails");
+    let (code, _) = host.wait_for_exit(Instant::now());
+    assert_eq!(code, 1, "{}", host.output());
+    let output = host.output();
+    assert!(
+        output.contains(
+            "`process::FailsWhenStarted` failed in execute: the queue went away; stopping the host"
+        ),
+        "{output}"
+    );
+    assert!(
+        output.contains("Application is shutting down..."),
+        "{output}"
+    );
+}
+
+#[test]
+fn with_signals_off_the_host_leaves_them_to_the_process() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let mut host = spawn("no-signals");
+    host.wait_for("ready");
+    host.signal("TERM");
+    let (status, _) = host.wait_for_status(Instant::now());
+    // The default action: terminated by the signal, no graceful stop.
+    assert_eq!(status.signal(), Some(15), "{status:?}: {}", host.output());
+    assert!(
+        !host.output().contains("Received SIGTERM"),
+        "{}",
+        host.output()
     );
 }

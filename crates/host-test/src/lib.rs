@@ -19,7 +19,7 @@
 //! ```
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -119,6 +119,24 @@ impl HostProcess {
     ///
     /// After [`NO_HANG`], or when a signal killed the process.
     pub fn wait_for_exit(&mut self, since: Instant) -> (i32, Duration) {
+        let (status, took) = self.wait_for_status(since);
+        let code = status.code().unwrap_or_else(|| {
+            panic!(
+                "killed by a signal, not exited; it wrote:\n{}",
+                self.output()
+            )
+        });
+        (code, took)
+    }
+
+    /// Waits for the process to end, however it ends; returns its status and
+    /// the time from `since` to the end. Reads what is left of standard
+    /// error.
+    ///
+    /// # Panics
+    ///
+    /// After [`NO_HANG`].
+    pub fn wait_for_status(&mut self, since: Instant) -> (ExitStatus, Duration) {
         let deadline = Instant::now() + NO_HANG;
         loop {
             if let Some(status) = self
@@ -130,17 +148,11 @@ impl HostProcess {
                 while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
                     self.seen.push(line);
                 }
-                let code = status.code().unwrap_or_else(|| {
-                    panic!(
-                        "killed by a signal, not exited; it wrote:\n{}",
-                        self.output()
-                    )
-                });
-                return (code, took);
+                return (status, took);
             }
             assert!(
                 Instant::now() < deadline,
-                "the process never exited; it wrote:\n{}",
+                "the process never ended; it wrote:\n{}",
                 self.output()
             );
             std::thread::sleep(Duration::from_millis(10));
