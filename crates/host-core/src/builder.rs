@@ -24,18 +24,20 @@ use crate::{
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use std::process::ExitCode;
+/// use std::time::Duration;
 /// use async_trait::async_trait;
 /// use host_core::{BackgroundService, Host, ServiceContext, ServiceError};
 ///
-/// #[derive(Default)]
-/// struct Worker;
+/// /// Does one job, then stops the application.
+/// struct Job;
 ///
 /// #[async_trait]
-/// impl BackgroundService for Worker {
+/// impl BackgroundService for Job {
 ///     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-///         ctx.stopping().await;
+///         tracing::info!("working");
+///         ctx.lifetime().stop_application_with_code(0);
 ///         Ok(())
 ///     }
 /// }
@@ -43,8 +45,10 @@ use crate::{
 /// #[tokio::main]
 /// async fn main() -> ExitCode {
 ///     let mut builder = Host::builder();
-///     builder.add_hosted_service_instance(Worker);
-///     builder.run().await
+///     builder
+///         .configure_host_options(|options| options.shutdown_timeout = Duration::from_secs(5))
+///         .add_hosted_service_instance(Job);
+///     builder.run().await // Ctrl+C would stop it too
 /// }
 /// ```
 #[must_use = "a builder does nothing until it is built or run"]
