@@ -19,6 +19,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 /// start's bound at once.
 pub(crate) struct Bound {
     limit: Option<Duration>,
+    deadline: Option<Instant>,
     overtime: Option<Duration>,
     sleep: Option<Pin<Box<Sleep>>>,
     interrupt: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
@@ -38,10 +39,12 @@ enum State {
 impl Bound {
     /// A bound that expires `limit` from now (never for `None`).
     pub(crate) fn new(limit: Option<Duration>) -> Self {
+        let deadline = limit.map(|limit| Instant::now() + limit);
         Self {
             limit,
+            deadline,
             overtime: None,
-            sleep: limit.map(|limit| Box::pin(tokio::time::sleep_until(Instant::now() + limit))),
+            sleep: deadline.map(|deadline| Box::pin(tokio::time::sleep_until(deadline))),
             interrupt: None,
             stop: None,
             token: CancellationToken::new(),
@@ -64,6 +67,11 @@ impl Bound {
 
     pub(crate) fn limit(&self) -> Option<Duration> {
         self.limit
+    }
+
+    /// When the deadline passes (before any overtime), if there is one.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.deadline
     }
 
     /// The token that calls under this bound see.

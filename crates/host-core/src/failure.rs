@@ -79,6 +79,20 @@ impl ServiceFailure {
         )
     }
 
+    /// How a guarded call ended: its own result, or the payload of its
+    /// panic, caught.
+    pub(crate) fn from_outcome(
+        service: impl FnOnce() -> Arc<str>,
+        phase: Phase,
+        outcome: Result<Result<(), ServiceError>, Box<dyn Any + Send>>,
+    ) -> Result<(), Self> {
+        match outcome {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(Self::error(service(), phase, error)),
+            Err(payload) => Err(Self::panic(service(), phase, payload)),
+        }
+    }
+
     fn new(service: Arc<str>, phase: Phase, cause: Cause) -> Self {
         Self {
             inner: Arc::new(Inner {

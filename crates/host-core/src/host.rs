@@ -291,8 +291,8 @@ impl Host {
             .filter(|record| record.start_completed())
             .cloned()
             .collect();
-        let deadline = tokio::time::Instant::now() + self.options.shutdown_timeout;
         let bound = Bound::new(Some(self.options.shutdown_timeout)).with_overtime(OVERTIME);
+        let deadline = bound.deadline().unwrap_or_else(tokio::time::Instant::now);
         let runner = PhaseRunner {
             lifetime: lifetime.clone(),
             concurrent: self.options.services_stop_concurrently,

@@ -13,6 +13,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use crate::bound::{Bound, poll_once};
 use crate::failure::ServiceFailure;
 use crate::hosted::PhaseContext;
+use crate::logging::LIFETIME_TARGET;
 use crate::record::ServiceRecord;
 use crate::state::ServiceState;
 use crate::{ApplicationLifetime, LifecycleContext, LifecycleFuture, Phase};
@@ -247,7 +248,7 @@ impl<'a> PhaseRun<'a> {
             Err(failure) => {
                 record.fail(failure.clone());
                 self.outcome.failures.push(failure.clone());
-                tracing::error!(target: "host::lifetime", service = %record.name, "{failure}");
+                tracing::error!(target: LIFETIME_TARGET, service = %record.name, "{failure}");
                 true
             }
         }
@@ -274,13 +275,15 @@ impl Future for Guarded<'_> {
             Ok(call) => std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))),
             Err(payload) => Err(payload.take().unwrap_or_else(|| Box::new("polled again"))),
         };
-        let name = || this.record.name.clone();
-        let result = match polled {
+        let outcome = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(Ok(()))) => Ok(()),
-            Ok(Poll::Ready(Err(error))) => Err(ServiceFailure::error(name(), this.phase, error)),
-            Err(payload) => Err(ServiceFailure::panic(name(), this.phase, payload)),
+            Ok(Poll::Ready(result)) => Ok(result),
+            Err(payload) => Err(payload),
         };
-        Poll::Ready((this.index, result))
+        let name = || this.record.name.clone();
+        Poll::Ready((
+            this.index,
+            ServiceFailure::from_outcome(name, this.phase, outcome),
+        ))
     }
 }

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::failure::ServiceFailure;
+use crate::logging::LIFETIME_TARGET;
 use crate::state::{ServiceState, ServiceStatus};
 use crate::{
     ApplicationLifetime, BackgroundService, BackgroundServiceFailure, HostedService, Phase,
@@ -198,23 +199,22 @@ impl ServiceRecord {
     }
 
     fn execute_ended(&self, outcome: Result<Result<(), ServiceError>, Box<dyn Any + Send>>) {
-        let failure = match outcome {
-            Ok(Ok(())) => {
-                let stopping = self
-                    .task
-                    .get()
-                    .is_some_and(|task| task.stopping.is_cancelled());
-                if !stopping {
-                    tracing::debug!(target: "host::lifetime", service = %self.name, "background service completed");
-                    self.advance(
-                        |state| matches!(state, ServiceState::Starting | ServiceState::Running),
-                        ServiceState::Completed,
-                    );
-                }
-                return;
+        let Err(failure) =
+            ServiceFailure::from_outcome(|| self.name.clone(), Phase::Execute, outcome)
+        else {
+            let stopping = self
+                .task
+                .get()
+                .is_some_and(|task| task.stopping.is_cancelled());
+            if !stopping {
+                tracing::debug!(target: LIFETIME_TARGET, service = %self.name,
+                    "background service completed");
+                self.advance(
+                    |state| matches!(state, ServiceState::Starting | ServiceState::Running),
+                    ServiceState::Completed,
+                );
             }
-            Ok(Err(error)) => ServiceFailure::error(self.name.clone(), Phase::Execute, error),
-            Err(payload) => ServiceFailure::panic(self.name.clone(), Phase::Execute, payload),
+            return;
         };
         // Act before logging: a subscriber that panics must not lose the stop.
         self.fail(failure.clone());
@@ -222,11 +222,11 @@ impl ServiceRecord {
             BackgroundServiceFailure::StopHost => {
                 self.shared.record_failure(failure.clone());
                 self.shared.lifetime.stop_application();
-                tracing::error!(target: "host::lifetime", service = %self.name,
+                tracing::error!(target: LIFETIME_TARGET, service = %self.name,
                     "{failure}; stopping the host");
             }
             BackgroundServiceFailure::Ignore => {
-                tracing::error!(target: "host::lifetime", service = %self.name,
+                tracing::error!(target: LIFETIME_TARGET, service = %self.name,
                     "{failure}; the host keeps running (BackgroundServiceFailure::Ignore)");
             }
         }

@@ -14,13 +14,13 @@ fn on_signal(lifetime: &ApplicationLifetime, name: &str, number: i32, first: boo
     if first {
         // Act before logging: a subscriber that panics must not lose the stop.
         lifetime.stop_application();
-        tracing::info!(target: "host::lifetime",
+        tracing::info!(target: crate::LIFETIME_TARGET,
             "Received {name}; shutting down (send it again to exit at once)");
         return;
     }
     let code = i32::from(exit_code::SIGNAL_BASE) + number;
     let log = std::panic::catch_unwind(|| {
-        tracing::error!(target: "host::lifetime",
+        tracing::error!(target: crate::LIFETIME_TARGET,
             "Received {name} during shutdown; exiting at once with code {code}");
     });
     drop(log);
@@ -49,7 +49,7 @@ mod unix {
             let mut signals = match Signals::new([SIGINT, SIGTERM, SIGQUIT]) {
                 Ok(signals) => signals,
                 Err(error) => {
-                    tracing::warn!(target: "host::lifetime",
+                    tracing::warn!(target: crate::LIFETIME_TARGET,
                         "cannot listen for SIGINT, SIGTERM and SIGQUIT: {error}");
                     return None;
                 }
@@ -63,7 +63,7 @@ mod unix {
                     }
                 });
             if let Err(error) = spawned {
-                tracing::warn!(target: "host::lifetime", "cannot start the signal thread: {error}");
+                tracing::warn!(target: crate::LIFETIME_TARGET, "cannot start the signal thread: {error}");
                 handle.close();
                 return None;
             }

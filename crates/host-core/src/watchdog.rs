@@ -76,7 +76,7 @@ fn expire(shutdown_timeout: Duration, states: &ServiceStates) {
         .map(|status| status.name.to_string())
         .collect();
     let log = std::panic::catch_unwind(|| {
-        tracing::error!(target: "host::lifetime",
+        tracing::error!(target: crate::LIFETIME_TARGET,
             "shutdown timed out after {shutdown_timeout:?}; still running: {} \
              (the host cannot make progress: a thread is blocked); exiting",
             if still_running.is_empty() { "none".to_owned() } else { still_running.join(", ") });
