@@ -52,6 +52,13 @@ impl<T> Options<T> {
     }
 }
 
+impl<T> From<Arc<T>> for Options<T> {
+    /// Wraps a shared value (the configuration binds values as `Arc<T>`).
+    fn from(value: Arc<T>) -> Self {
+        Self(value)
+    }
+}
+
 impl<T> Clone for Options<T> {
     fn clone(&self) -> Self {
         Self(Arc::clone(&self.0))

@@ -1,0 +1,210 @@
+//! Binding a section to a type, and turning serde's and the application's
+//! complaints into problems that name the key, the value and its source.
+
+use std::path::Path;
+
+use figment::Figment;
+use figment::error::{Actual, Kind};
+use figment::value::Value;
+use serde::de::DeserializeOwned;
+
+use crate::layer::origin;
+use crate::secrets::Secrets;
+use crate::{ConfigError, Problem, ValidationError};
+
+/// What binding needs to name keys, values and sources.
+#[derive(Clone, Copy)]
+pub(crate) struct Context<'a> {
+    pub(crate) figment: &'a Figment,
+    pub(crate) content_root: &'a Path,
+    pub(crate) secrets: &'a Secrets,
+}
+
+/// Shown instead of a secret key's value.
+const REDACTED: &str = "[redacted]";
+
+impl Context<'_> {
+    /// Binds `section` (`""` for the root) to `T`; every problem serde
+    /// reports becomes a [`Problem`].
+    pub(crate) fn extract<T: DeserializeOwned>(&self, section: &str) -> Result<T, ConfigError> {
+        let found = if section.is_empty() {
+            None
+        } else {
+            self.figment.find_value(section).ok()
+        };
+        let result = match &found {
+            Some(value) if value.as_dict().is_none() => value.deserialize::<T>(),
+            _ if section.is_empty() => self.figment.extract::<T>(),
+            _ => self.figment.focus(section).extract::<T>(),
+        };
+        result.map_err(|errors| {
+            let missing = found.is_none();
+            ConfigError::invalid(
+                errors
+                    .into_iter()
+                    .map(|error| self.problem(section, error, missing))
+                    .collect(),
+            )
+        })
+    }
+
+    /// Runs the application's checks; every failing check is a problem.
+    pub(crate) fn validate<T>(
+        &self,
+        section: &str,
+        value: &T,
+        validators: &[crate::binding::Validator<T>],
+    ) -> Result<(), ConfigError> {
+        let problems: Vec<Problem> = validators
+            .iter()
+            .filter_map(|validate| validate(value).err())
+            .map(|error| self.validation_problem(section, &error))
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::invalid(problems))
+        }
+    }
+
+    fn problem(&self, section: &str, error: figment::Error, section_missing: bool) -> Problem {
+        let mut key: Vec<String> = section
+            .split('.')
+            .filter(|segment| !segment.is_empty())
+            .map(str::to_owned)
+            .collect();
+        key.extend(error.path.iter().cloned());
+        let secret = |key: &[String]| self.secrets.is_secret(&key.join("."));
+        let message = match error.kind {
+            Kind::MissingField(field) => {
+                key.push(field.into_owned());
+                "is required, and no source sets it".to_owned()
+            }
+            Kind::UnknownField(field, expected) => {
+                key.push(field);
+                format!("is not a known key; expected {}", one_of(expected))
+            }
+            Kind::DuplicateField(field) => {
+                key.push(field.to_owned());
+                "is set twice".to_owned()
+            }
+            Kind::InvalidType(Actual::Map, expected)
+                if section_missing && error.path.is_empty() =>
+            {
+                format!("is required ({}), and no source sets it", phrase(&expected))
+            }
+            Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+                format!(
+                    "expects {}, found {}",
+                    phrase(&expected),
+                    found_actual(&actual, secret(&key))
+                )
+            }
+            Kind::InvalidLength(length, expected) => {
+                format!("expects {}, found {length} items", phrase(&expected))
+            }
+            Kind::UnknownVariant(variant, expected) => {
+                let variant = if secret(&key) {
+                    REDACTED.to_owned()
+                } else {
+                    format!("{variant:?}")
+                };
+                format!("expects {}, found {variant}", one_of(expected))
+            }
+            Kind::ISizeOutOfRange(_) | Kind::USizeOutOfRange(_) => {
+                "is out of range for its type".to_owned()
+            }
+            Kind::Unsupported(actual) | Kind::UnsupportedKey(actual, _) => {
+                format!("cannot hold {}", found_actual(&actual, secret(&key)))
+            }
+            Kind::Message(message) if secret(&key) => {
+                let _ = message;
+                "is invalid (the details are withheld: the key holds a secret)".to_owned()
+            }
+            Kind::Message(message) => format!("is invalid: {message}"),
+        };
+        let key = key.join(".");
+        let origin = origin(self.figment, &key, self.content_root);
+        Problem::new(key, message, origin)
+    }
+
+    fn validation_problem(&self, section: &str, error: &ValidationError) -> Problem {
+        let key = match error.relative_key() {
+            Some(relative) if section.is_empty() => relative.to_owned(),
+            Some(relative) => format!("{section}.{relative}"),
+            None => section.to_owned(),
+        };
+        let mut message = error.text().to_owned();
+        let origin = if error.relative_key().is_some() {
+            if let Ok(value) = self.figment.find_value(&key) {
+                let shown = if self.secrets.is_secret(&key) {
+                    REDACTED.to_owned()
+                } else {
+                    found_value(&value)
+                };
+                message = format!("{message}, found {shown}");
+            }
+            origin(self.figment, &key, self.content_root)
+        } else {
+            None
+        };
+        Problem::new(key, message, origin)
+    }
+}
+
+/// serde's name for what it expected, in words.
+fn phrase(expected: &str) -> String {
+    match expected {
+        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a non-negative integer".to_owned(),
+        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "a borrowed string" => "a string".to_owned(),
+        other if other.starts_with("struct ") || other.starts_with("a map") => "a table".to_owned(),
+        other if other.starts_with("a sequence") => "a list".to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+fn one_of(expected: &[&str]) -> String {
+    match expected {
+        [] => "no keys here".to_owned(),
+        [one] => format!("`{one}`"),
+        many => {
+            let quoted: Vec<String> = many.iter().map(|name| format!("`{name}`")).collect();
+            format!("one of {}", quoted.join(", "))
+        }
+    }
+}
+
+fn found_actual(actual: &Actual, secret: bool) -> String {
+    match actual {
+        Actual::Map => "a table".to_owned(),
+        Actual::Seq => "a list".to_owned(),
+        Actual::Unit | Actual::Option => "nothing".to_owned(),
+        _ if secret => REDACTED.to_owned(),
+        Actual::Str(text) => format!("{text:?}"),
+        Actual::Bool(value) => value.to_string(),
+        Actual::Unsigned(value) => value.to_string(),
+        Actual::Signed(value) => value.to_string(),
+        Actual::Float(value) => value.to_string(),
+        Actual::Char(value) => format!("{value:?}"),
+        other => other.to_string(),
+    }
+}
+
+fn found_value(value: &Value) -> String {
+    match value {
+        Value::String(_, text) => format!("{text:?}"),
+        Value::Char(_, value) => format!("{value:?}"),
+        Value::Bool(_, value) => value.to_string(),
+        Value::Num(_, number) => number
+            .to_u128()
+            .map(|n| n.to_string())
+            .or_else(|| number.to_i128().map(|n| n.to_string()))
+            .or_else(|| number.to_f64().map(|n| n.to_string()))
+            .unwrap_or_else(|| "a number".to_owned()),
+        Value::Empty(..) => "nothing".to_owned(),
+        Value::Dict(..) => "a table".to_owned(),
+        Value::Array(..) => "a list".to_owned(),
+    }
+}

@@ -1,0 +1,245 @@
+//! `ConfigurationBuilder`: which layers, in which order, with which options.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Provider;
+
+use crate::args::{self, Argument};
+use crate::layer::{Layer, SharedProvider};
+use crate::secrets::Secrets;
+use crate::{ConfigError, ConfigFile, Configuration, reload};
+
+/// The prefix of the environment variables read by default: `APP_WORKER__INTERVAL`
+/// sets `worker.interval`.
+pub const DEFAULT_ENV_PREFIX: &str = "APP_";
+
+/// How long a file must be quiet before a change reloads the configuration.
+const DEFAULT_RELOAD_DELAY: Duration = Duration::from_millis(250);
+
+/// Chooses the layers of a [`Configuration`]; see the
+/// [precedence](crate#precedence). The host builder owns one
+/// (`builder.configuration()`).
+///
+/// ```
+/// use host_config::{ConfigFile, ConfigurationBuilder};
+///
+/// let mut builder = ConfigurationBuilder::new();
+/// builder
+///     .env_prefix("BILLING_")
+///     .reload_on_change(true)
+///     .add_file(ConfigFile::new("/etc/billing/overrides.toml").optional())
+///     .secret("database.dsn")
+///     .args(["billing", "--worker.interval=5s"]);
+/// let configuration = builder.build("Production", std::env::temp_dir())?;
+/// assert_eq!(configuration.get::<String>("worker.interval")?, "5s");
+/// # Ok::<(), host_config::ConfigError>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConfigurationBuilder {
+    env_prefix: Option<String>,
+    appsettings: bool,
+    reload_appsettings: bool,
+    reload_delay: Duration,
+    files: Vec<ConfigFile>,
+    defaults: Vec<SharedProviderDebug>,
+    providers: Vec<SharedProviderDebug>,
+    args: Vec<String>,
+    secrets: Secrets,
+}
+
+/// A provider, shown in `Debug` by its name.
+#[derive(Clone)]
+struct SharedProviderDebug(SharedProvider);
+
+impl std::fmt::Debug for SharedProviderDebug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.metadata().name)
+    }
+}
+
+impl ConfigurationBuilder {
+    /// The default layers: `appsettings.toml`/`.json` and
+    /// `appsettings.{Environment}.toml`/`.json` in the content root (optional,
+    /// not reloaded), environment variables prefixed [`DEFAULT_ENV_PREFIX`],
+    /// no command-line arguments until [`args`](Self::args).
+    pub fn new() -> Self {
+        Self {
+            env_prefix: Some(DEFAULT_ENV_PREFIX.to_owned()),
+            appsettings: true,
+            reload_appsettings: false,
+            reload_delay: DEFAULT_RELOAD_DELAY,
+            files: Vec::new(),
+            defaults: Vec::new(),
+            providers: Vec::new(),
+            args: Vec::new(),
+            secrets: Secrets::default(),
+        }
+    }
+
+    /// The prefix of the environment variables that configure the
+    /// application (`__` separates nested keys; names are lowercased into
+    /// keys). Default: [`DEFAULT_ENV_PREFIX`].
+    pub fn env_prefix(&mut self, prefix: impl Into<String>) -> &mut Self {
+        self.env_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Leaves environment variables out of the configuration.
+    pub fn without_env(&mut self) -> &mut Self {
+        self.env_prefix = None;
+        self
+    }
+
+    /// Whether the `appsettings` files of the content root are read.
+    /// Default: `true`.
+    pub fn appsettings(&mut self, read: bool) -> &mut Self {
+        self.appsettings = read;
+        self
+    }
+
+    /// Whether a change to an `appsettings` file reloads the configuration.
+    /// Default: `false`.
+    pub fn reload_on_change(&mut self, reload: bool) -> &mut Self {
+        self.reload_appsettings = reload;
+        self
+    }
+
+    /// How long a changed file must stay quiet before it is read again
+    /// (an editor's save is several events). Default: 250 ms.
+    pub fn reload_delay(&mut self, delay: Duration) -> &mut Self {
+        self.reload_delay = delay;
+        self
+    }
+
+    /// Adds a file, above the `appsettings` files and below the
+    /// application's providers.
+    pub fn add_file(&mut self, file: ConfigFile) -> &mut Self {
+        self.files.push(file);
+        self
+    }
+
+    /// Adds defaults (any `figment` provider, as
+    /// `Serialized::defaults(MyDefaults::default())`), below every file.
+    pub fn add_defaults(&mut self, provider: impl Provider + Send + Sync + 'static) -> &mut Self {
+        self.defaults
+            .push(SharedProviderDebug(SharedProvider::new(provider)));
+        self
+    }
+
+    /// Adds a `figment` provider above the files and below environment
+    /// variables and command-line arguments, so that an operator can still
+    /// override what it sets.
+    pub fn add_provider(&mut self, provider: impl Provider + Send + Sync + 'static) -> &mut Self {
+        self.providers
+            .push(SharedProviderDebug(SharedProvider::new(provider)));
+        self
+    }
+
+    /// The command line, as `std::env::args()` gives it: the first item is
+    /// the program's name and is skipped. Arguments are `--key=value` or
+    /// `--key value`, nested keys with dots (`--worker.interval=5s`);
+    /// everything after a lone `--` is left to the application. Default:
+    /// none, so that a test binary's own flags never leak in.
+    pub fn args<I>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.args = args.into_iter().skip(1).map(Into::into).collect();
+        self
+    }
+
+    /// Marks `key` (and everything beneath it) as secret: its value never
+    /// appears in errors or logs. Keys with `password`, `secret`, `token` or
+    /// `key` in their names are secret without being marked.
+    pub fn secret(&mut self, key: impl AsRef<str>) -> &mut Self {
+        self.secrets.mark(key.as_ref());
+        self
+    }
+
+    /// The value of `--key` on the command line, if given (the host reads
+    /// `--environment` this way); `None` if absent or if the command line
+    /// is malformed (which [`build`](Self::build) reports).
+    pub fn command_line_value(&self, key: &str) -> Option<String> {
+        args::parse(&self.args)
+            .ok()?
+            .into_iter()
+            .rev()
+            .find(|argument| argument.key == key)
+            .map(|argument| argument.value)
+    }
+
+    /// Reads every layer for the environment `environment_name` (its files
+    /// are `appsettings.{environment_name}.toml` and `.json`, spelled as
+    /// given) with relative paths resolved against `content_root`, and
+    /// starts watching the files that reload on change.
+    ///
+    /// # Errors
+    ///
+    /// A malformed file (with its line and column), an unreadable or
+    /// missing required file, or a command-line argument that is not
+    /// `--key=value`.
+    pub fn build(
+        &self,
+        environment_name: &str,
+        content_root: impl AsRef<Path>,
+    ) -> Result<Configuration, ConfigError> {
+        let content_root = content_root.as_ref();
+        let arguments: Vec<Argument> = args::parse(&self.args)?;
+        let mut layers: Vec<Layer> = self
+            .defaults
+            .iter()
+            .map(|provider| Layer::Provider(provider.0.clone()))
+            .collect();
+        if self.appsettings {
+            let base = [
+                "appsettings".to_owned(),
+                format!("appsettings.{environment_name}"),
+            ];
+            for stem in base {
+                for extension in ["toml", "json"] {
+                    let file = ConfigFile::new(format!("{stem}.{extension}"))
+                        .optional()
+                        .reload_on_change(self.reload_appsettings);
+                    layers.push(Layer::File(file.resolve(content_root)?));
+                }
+            }
+        }
+        for file in &self.files {
+            layers.push(Layer::File(file.resolve(content_root)?));
+        }
+        layers.extend(
+            self.providers
+                .iter()
+                .map(|provider| Layer::Provider(provider.0.clone())),
+        );
+        if let Some(prefix) = &self.env_prefix {
+            layers.push(Layer::Environment {
+                prefix: prefix.clone(),
+            });
+        }
+        if !arguments.is_empty() {
+            layers.push(Layer::Arguments(arguments));
+        }
+        let watched: Vec<PathBuf> = layers
+            .iter()
+            .filter_map(|layer| match layer {
+                Layer::File(file) if file.reload => Some(file.path.clone()),
+                _ => None,
+            })
+            .collect();
+        let configuration =
+            Configuration::load(layers, content_root.to_path_buf(), self.secrets.clone())?;
+        if let Some(watcher) = reload::watch(&configuration, watched, self.reload_delay) {
+            configuration.set_watcher(watcher);
+        }
+        Ok(configuration)
+    }
+}
+
+impl Default for ConfigurationBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}

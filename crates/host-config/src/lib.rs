@@ -1,0 +1,127 @@
+//! Layered configuration for the generic host, on `figment`: files,
+//! environment variables and the command line merged into one
+//! [`Configuration`]; sections bound to typed options and validated before
+//! anything starts; opt-in reload when a file changes.
+//!
+//! ```
+//! use std::time::Duration;
+//! use host_config::{ConfigurationBuilder, OptionsBinding, ValidationError};
+//!
+//! #[derive(Debug, serde::Deserialize)]
+//! #[serde(default)]
+//! struct WorkerOptions {
+//!     #[serde(with = "host_config::duration")]
+//!     interval: Duration,
+//!     message: String,
+//! }
+//!
+//! impl Default for WorkerOptions {
+//!     fn default() -> Self {
+//!         Self { interval: Duration::from_secs(1), message: "hello".into() }
+//!     }
+//! }
+//!
+//! let mut builder = ConfigurationBuilder::new();
+//! builder.args(["app", "--worker.interval=250ms"]);
+//! let configuration = builder.build("Production", std::env::temp_dir())?;
+//!
+//! let mut binding = OptionsBinding::<WorkerOptions>::new("worker");
+//! binding.validate(|options| match options.interval.is_zero() {
+//!     true => Err(ValidationError::key("interval", "must not be zero")),
+//!     false => Ok(()),
+//! });
+//! let worker = configuration.bind(binding)?;
+//! assert_eq!(worker.current().interval, Duration::from_millis(250));
+//! assert_eq!(worker.current().message, "hello");
+//! # Ok::<(), host_config::ConfigError>(())
+//! ```
+//!
+//! # Precedence
+//!
+//! Later layers win, key by key:
+//!
+//! | # | layer | added by |
+//! |---|---|---|
+//! | 1 | the application's defaults (and `#[serde(default)]`) | [`ConfigurationBuilder::add_defaults`] |
+//! | 2 | `appsettings.toml`, then `appsettings.json`, in the content root | by default (optional files) |
+//! | 3 | `appsettings.{Environment}.toml`, then `.json`, the name as spelled | by default (optional files) |
+//! | 4 | the application's files | [`ConfigurationBuilder::add_file`] |
+//! | 5 | the application's providers | [`ConfigurationBuilder::add_provider`] |
+//! | 6 | environment variables `APP_SECTION__KEY` | by default; [`ConfigurationBuilder::env_prefix`] |
+//! | 7 | command-line arguments `--section.key=value` | [`ConfigurationBuilder::args`] |
+//!
+//! Keys are case-sensitive, except that environment variable names are
+//! lowercased into keys (`APP_WORKER__INTERVAL` is `worker.interval`).
+//! Values from variables and arguments are parsed leniently: `5` reads as a
+//! number or as the string `"5"`, whichever the type asks for.
+//!
+//! # Errors
+//!
+//! Every problem names the key, what was expected, what was found and the
+//! source (see [`ConfigError`]):
+//!
+//! ```text
+//! invalid configuration: `worker.interval` expects a duration such as "5s", found "fast"
+//!   from: environment variable APP_WORKER__INTERVAL
+//! ```
+//!
+//! # Secrets
+//!
+//! The value of a key with `password`, `secret`, `token` or `key` in one of
+//! its segments (ignoring case), or marked with
+//! [`ConfigurationBuilder::secret`], never appears in an error or a log: it
+//! reads `[redacted]`, and serde's own messages about it are withheld.
+//!
+//! # Reload
+//!
+//! Files reload when they opt in ([`ConfigurationBuilder::reload_on_change`]
+//! for the `appsettings` files, [`ConfigFile::reload_on_change`] for
+//! others). A change is debounced, then every layer is read again and every
+//! bound section is bound and validated again: if all pass, the
+//! [`OptionsMonitor`]s of the changed sections publish their new values;
+//! otherwise the change is rejected with an error log and every value stays
+//! as it was. Watching uses the system's file events and falls back to
+//! polling when they are unavailable.
+//!
+//! # Dependencies
+//!
+//! | crate | why |
+//! |---|---|
+//! | `figment` | merges the layers, keeps each value's source, deserializes with the key path in errors |
+//! | `serde` | binding sections to the application's types |
+//! | `toml`, `serde_json` | parsing files ourselves, so that errors carry the line and column |
+//! | `humantime` | durations written as `"30s"` or `"1m 30s"` ([`duration`]) |
+//! | `notify`, `notify-debouncer-mini` | file events (with a polling fallback), debounced |
+//! | `tokio` (`sync`) | the `watch` channel behind [`OptionsMonitor`] |
+//! | `host-di` | [`Options`](host_di::Options), and injecting the monitor and the snapshot |
+//! | `parking_lot`, `tracing` | locks; reload logs |
+
+#![doc(test(attr(deny(warnings))))]
+
+mod args;
+mod bind;
+mod binding;
+mod builder;
+mod configuration;
+pub mod duration;
+mod error;
+mod file;
+mod layer;
+mod monitor;
+mod reload;
+mod secrets;
+mod services;
+
+pub use binding::OptionsBinding;
+pub use builder::{ConfigurationBuilder, DEFAULT_ENV_PREFIX};
+pub use configuration::Configuration;
+pub use error::{ConfigError, Problem, ValidationError};
+pub use file::{ConfigFile, FileFormat};
+pub use monitor::{OptionsMonitor, OptionsSnapshot};
+pub use services::OptionsServiceCollectionExt;
+
+/// `figment`, re-exported for applications that add their own providers.
+pub use figment;
+
+/// The tracing target of configuration messages (reloads, rejected changes).
+pub const CONFIGURATION_TARGET: &str = "host::configuration";
