@@ -124,3 +124,72 @@ fn worker_stops_on_sigterm_even_when_its_log_pipe_is_closed() {
     };
     assert_eq!(code, Some(0));
 }
+
+/// Runs the worker in `directory` (its content root) with `args`.
+fn start_in(
+    directory: &std::path::Path,
+    environment: &[(&str, &str)],
+    args: &[&str],
+) -> HostProcess {
+    let mut command = Command::new(example("worker"));
+    command
+        .current_dir(directory)
+        .args(args)
+        .envs(environment.iter().copied())
+        .env_remove("RUST_LOG");
+    HostProcess::spawn(command)
+}
+
+/// Environment variables for the example.
+type Env<'a> = &'a [(&'a str, &'a str)];
+
+#[test]
+fn worker_options_come_from_appsettings_an_environment_variable_or_the_command_line() {
+    let root = tempfile::tempdir().unwrap();
+    std::fs::write(
+        root.path().join("appsettings.toml"),
+        "[worker]\ninterval = \"100ms\"\nmessage = \"hello from the file\"\n",
+    )
+    .unwrap();
+    let cases: [(Env, &[&str], &str); 3] = [
+        (&[], &[], "hello from the file"),
+        (
+            &[("APP_WORKER__MESSAGE", "hello from the environment")],
+            &[],
+            "hello from the environment",
+        ),
+        (
+            &[("APP_WORKER__MESSAGE", "hello from the environment")],
+            &["--worker.message=hello from the command line"],
+            "hello from the command line",
+        ),
+    ];
+    for (environment, args, expected) in cases {
+        let mut worker = start_in(root.path(), environment, args);
+        // At 100 ms from the file, three greetings come well within the wait.
+        worker.wait_for_times(expected, 3);
+        assert_eq!(terminate(&mut worker, "TERM"), 0, "{}", worker.output());
+    }
+}
+
+#[test]
+fn worker_refuses_a_bad_interval_with_exit_code_2() {
+    let root = tempfile::tempdir().unwrap();
+    let mut worker = start_in(root.path(), &[("APP_WORKER__INTERVAL", "fast")], &[]);
+    let (code, _) = worker.wait_for_exit(Instant::now());
+    assert_eq!(code, 2, "{}", worker.output());
+    assert!(
+        worker.output().contains(
+            "error: invalid configuration: `worker.interval` expects a duration such as \"5s\", \
+             found \"fast\"\n  from: environment variable APP_WORKER__INTERVAL"
+        ),
+        "{}",
+        worker.output()
+    );
+    let mut zero = start_in(root.path(), &[], &["--worker.interval=0s"]);
+    assert_eq!(zero.wait_for_exit(Instant::now()).0, 2, "{}", zero.output());
+    assert!(
+        zero.output()
+            .contains("`worker.interval` must be longer than zero, found \"0s\"")
+    );
+}

@@ -19,8 +19,9 @@ pub(crate) fn parse(args: &[String]) -> Result<Vec<Argument>, ConfigError> {
             break;
         }
         let Some(body) = arg.strip_prefix("--") else {
+            // Redacted too: `-db.password=x` is a typo of a secret's argument.
             return Err(ConfigError::argument(
-                arg.clone(),
+                redact_value(arg),
                 "is not `--key=value` (nested keys: `--section.key=value`)",
             ));
         };

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use figment::Figment;
 use figment::error::{Actual, Kind};
-use figment::value::Value;
+use figment::value::{Empty, Tag, Value};
 use serde::de::DeserializeOwned;
 
 use crate::layer::origin;
@@ -25,24 +25,42 @@ const REDACTED: &str = "[redacted]";
 
 impl Context<'_> {
     /// Binds `section` (`""` for the root) to `T`; every problem serde
-    /// reports becomes a [`Problem`].
+    /// reports becomes a [`Problem`]. Lossy, so that the text `"5"` of a
+    /// variable reads as a number or a boolean when `T` asks for one.
     pub(crate) fn extract<T: DeserializeOwned>(&self, section: &str) -> Result<T, ConfigError> {
         let found = if section.is_empty() {
             None
         } else {
             self.figment.find_value(section).ok()
         };
+        let scalar = found
+            .as_ref()
+            .is_some_and(|value| value.as_dict().is_none());
+        // Nothing sets the key: an `Option` is `None`; anything else binds
+        // from an empty table (so that defaults apply) or reports it missing.
+        let nothing = Value::Empty(Tag::Default, Empty::None);
         let result = match &found {
-            Some(value) if value.as_dict().is_none() => value.deserialize::<T>(),
-            _ if section.is_empty() => self.figment.extract::<T>(),
-            _ => self.figment.focus(section).extract::<T>(),
+            _ if scalar => self.figment.extract_inner_lossy::<T>(section),
+            _ if section.is_empty() => self.figment.extract_lossy::<T>(),
+            None => nothing
+                .deserialize::<T>()
+                .or_else(|_| self.figment.focus(section).extract_lossy::<T>()),
+            Some(_) => self.figment.focus(section).extract_lossy::<T>(),
         };
         result.map_err(|errors| {
             let missing = found.is_none();
+            let depth = section.split('.').count();
             ConfigError::invalid(
                 errors
                     .into_iter()
-                    .map(|error| self.problem(section, error, missing))
+                    .map(|mut error| {
+                        // `extract_inner` appends the section to the path;
+                        // `problem` puts it in front.
+                        if scalar && error.path.len() >= depth {
+                            error.path.truncate(error.path.len() - depth);
+                        }
+                        self.problem(section, error, missing)
+                    })
                     .collect(),
             )
         })
@@ -80,8 +98,8 @@ impl Context<'_> {
                 key.push(field.into_owned());
                 "is required, and no source sets it".to_owned()
             }
-            Kind::UnknownField(field, expected) => {
-                key.push(field);
+            // figment's path already ends with the unknown key.
+            Kind::UnknownField(_, expected) => {
                 format!("is not a known key; expected {}", one_of(expected))
             }
             Kind::DuplicateField(field) => {
@@ -155,8 +173,13 @@ impl Context<'_> {
 /// serde's name for what it expected, in words.
 fn phrase(expected: &str) -> String {
     match expected {
-        "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a non-negative integer".to_owned(),
-        "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "an integer".to_owned(),
+        // The narrow types name their range: a port of 70000 must say why.
+        "u8" => "an integer from 0 to 255".to_owned(),
+        "u16" => "an integer from 0 to 65535".to_owned(),
+        "u32" | "u64" | "u128" | "usize" => "a non-negative integer".to_owned(),
+        "i8" => "an integer from -128 to 127".to_owned(),
+        "i16" => "an integer from -32768 to 32767".to_owned(),
+        "i32" | "i64" | "i128" | "isize" => "an integer".to_owned(),
         "f32" | "f64" => "a number".to_owned(),
         "a borrowed string" => "a string".to_owned(),
         other if other.starts_with("struct ") || other.starts_with("a map") => "a table".to_owned(),

@@ -35,7 +35,7 @@ const DEFAULT_RELOAD_DELAY: Duration = Duration::from_millis(250);
 /// assert_eq!(configuration.get::<String>("worker.interval")?, "5s");
 /// # Ok::<(), host_config::ConfigError>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConfigurationBuilder {
     env_prefix: Option<String>,
     appsettings: bool,
@@ -55,6 +55,23 @@ struct SharedProviderDebug(SharedProvider);
 impl std::fmt::Debug for SharedProviderDebug {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0.metadata().name)
+    }
+}
+
+impl std::fmt::Debug for ConfigurationBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Arguments by count only: their values may be secrets.
+        f.debug_struct("ConfigurationBuilder")
+            .field("env_prefix", &self.env_prefix)
+            .field("appsettings", &self.appsettings)
+            .field("reload_appsettings", &self.reload_appsettings)
+            .field("reload_delay", &self.reload_delay)
+            .field("files", &self.files)
+            .field("defaults", &self.defaults)
+            .field("providers", &self.providers)
+            .field("args", &self.args.len())
+            .field("secrets", &self.secrets)
+            .finish()
     }
 }
 

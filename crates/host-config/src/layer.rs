@@ -54,11 +54,7 @@ pub(crate) fn load(layers: &[Layer]) -> Result<Figment, ConfigError> {
             },
             Layer::Environment { prefix } => figment.merge(EnvironmentLayer(prefix.clone())),
             Layer::Arguments(arguments) => arguments.iter().fold(figment, |figment, argument| {
-                let value = argument
-                    .value
-                    .parse::<Value>()
-                    .unwrap_or_else(|_| Value::from(argument.value.clone()));
-                let dict = match figment::util::nest(&argument.key, value) {
+                let dict = match figment::util::nest(&argument.key, lenient(&argument.value)) {
                     Value::Dict(_, dict) => dict,
                     _ => Dict::new(),
                 };
@@ -76,6 +72,17 @@ pub(crate) fn load(layers: &[Layer]) -> Result<Figment, ConfigError> {
     Ok(figment)
 }
 
+/// A value from a variable or an argument: lists and tables are parsed, a
+/// number or a boolean stays the text it was written as (`007` for a
+/// string), and the binding's lossy reading makes it a number or a boolean
+/// when the type asks for one.
+fn lenient(text: &str) -> Value {
+    match text.parse::<Value>() {
+        Ok(value @ (Value::String(..) | Value::Array(..) | Value::Dict(..))) => value,
+        _ => Value::from(text.to_owned()),
+    }
+}
+
 /// Names the source of the value at `key`, as `appsettings.toml` (relative
 /// to the content root), `environment variable APP_WORKER__INTERVAL` or
 /// `command-line argument --worker.interval`.
@@ -87,7 +94,13 @@ pub(crate) fn origin(figment: &Figment, key: &str, content_root: &Path) -> Optio
             .unwrap_or(path)
             .display()
             .to_string(),
-        Some(Source::Custom(mark)) if mark == ENVIRONMENT_SOURCE || mark == ARGUMENTS_SOURCE => {
+        // A table is no one variable or argument: those name the layer.
+        Some(Source::Custom(mark))
+            if (mark == ENVIRONMENT_SOURCE || mark == ARGUMENTS_SOURCE)
+                && figment
+                    .find_value(key)
+                    .is_ok_and(|value| value.as_dict().is_none()) =>
+        {
             let keys: Vec<&str> = key.split('.').collect();
             metadata.interpolate(&Profile::Default, &keys)
         }
@@ -135,8 +148,8 @@ impl Provider for Loaded {
     }
 }
 
-/// figment's `Env` (prefix, `__` for nesting, keys lowercased, values
-/// parsed leniently), under metadata that names the variable.
+/// figment's `Env` (prefix, `__` for nesting, keys lowercased), values
+/// read [leniently](lenient), under metadata that names the variable.
 struct EnvironmentLayer(String);
 
 impl Provider for EnvironmentLayer {
@@ -155,6 +168,30 @@ impl Provider for EnvironmentLayer {
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        Env::prefixed(&self.0).split("__").data()
+        let mut dict = Dict::new();
+        for (key, text) in Env::prefixed(&self.0).split("__").iter() {
+            insert(&mut dict, key.as_str(), lenient(&text));
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// Sets the dotted `key` in `dict`, making the tables on its way.
+fn insert(dict: &mut Dict, key: &str, value: Value) {
+    match key.split_once('.') {
+        None => {
+            dict.insert(key.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let entry = dict
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::from(Dict::new()));
+            if entry.as_dict().is_none() {
+                *entry = Value::from(Dict::new());
+            }
+            if let Value::Dict(_, inner) = entry {
+                insert(inner, rest, value);
+            }
+        }
     }
 }

@@ -41,7 +41,8 @@ pub(crate) fn watch(
     if files.is_empty() {
         return None;
     }
-    let files: Arc<BTreeSet<PathBuf>> = Arc::new(files.into_iter().collect());
+    let files: Arc<BTreeSet<PathBuf>> =
+        Arc::new(files.iter().map(|file| canonical(file)).collect());
     let directories: BTreeSet<PathBuf> = files
         .iter()
         .filter_map(|file| file.parent().map(Path::to_path_buf))
@@ -83,6 +84,18 @@ pub(crate) fn watch(
                 "cannot watch the configuration files for changes ({error}); they will not reload");
             None
         }
+    }
+}
+
+/// `file` in its directory's canonical form: macOS reports events under the
+/// real path (`/private/var/...` for a temporary directory in `/var/...`),
+/// so the directories are watched, and events matched, by that form.
+fn canonical(file: &Path) -> PathBuf {
+    match (file.parent(), file.file_name()) {
+        (Some(directory), Some(name)) => directory
+            .canonicalize()
+            .map_or_else(|_| file.to_path_buf(), |directory| directory.join(name)),
+        _ => file.to_path_buf(),
     }
 }
 

@@ -5,17 +5,21 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use host_config::{ConfigurationBuilder, OptionsBinding};
 use host_di::{Injectable, ServiceCollection};
+use serde::de::DeserializeOwned;
 
+use crate::configure::{BoundConfiguration, PendingBinding};
 use crate::record::{HostShared, ServiceRecord};
 use crate::registration::{HostedServiceCollectionExt as _, resolve_hosted_services};
 use crate::{
     ApplicationLifetime, Host, HostEnvironment, HostError, HostOptions, HostedService,
-    ServiceStates, logging,
+    ServiceStates,
 };
 
-/// Builds a [`Host`]: the service container, the hosted services, the host
-/// options and the environment (as .NET's `HostApplicationBuilder`).
+/// Builds a [`Host`]: the service container, the hosted services, the
+/// configuration, the host options and the environment (as .NET's
+/// `HostApplicationBuilder`).
 ///
 /// Its methods take `&mut self`, so a library crate can extend it with an
 /// extension trait (`builder.add_something(...)`, as .NET's `AddXyz`
@@ -58,6 +62,8 @@ pub struct HostBuilder {
     environment: HostEnvironment,
     handle_signals: bool,
     default_logging: bool,
+    configuration: ConfigurationBuilder,
+    bindings: Vec<Box<dyn PendingBinding>>,
 }
 
 impl HostBuilder {
@@ -71,6 +77,8 @@ impl HostBuilder {
             environment: HostEnvironment::from_process(),
             handle_signals: true,
             default_logging: true,
+            configuration: ConfigurationBuilder::new(),
+            bindings: Vec::new(),
         }
     }
 
@@ -93,7 +101,80 @@ impl HostBuilder {
         self
     }
 
-    /// Changes the host options. Default: see [`HostOptions`].
+    /// The configuration's layers: files, environment variables, providers,
+    /// secrets, reload (see `host_config` for the precedence). The
+    /// configuration is read by [`build`](Self::build).
+    ///
+    /// ```
+    /// # let mut builder = host_core::Host::builder();
+    /// builder.configuration().reload_on_change(true).secret("database.dsn");
+    /// ```
+    pub fn configuration(&mut self) -> &mut ConfigurationBuilder {
+        &mut self.configuration
+    }
+
+    /// The command line, as `std::env::args()` gives it (the first item,
+    /// the program's name, is skipped): `--key=value` or `--key value`
+    /// override every other configuration layer, and `--environment=Name`
+    /// sets the environment. Default: none, so that nothing (a test
+    /// binary's own flags, say) leaks in unless passed.
+    ///
+    /// ```
+    /// # let mut builder = host_core::Host::builder();
+    /// builder.args(["app", "--environment=Staging", "--worker.interval=5s"]);
+    /// assert!(builder.environment().is_staging());
+    /// ```
+    pub fn args<I>(&mut self, args: I) -> &mut Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.configuration.args(args);
+        if let Some(name) = self.configuration.command_line_value("environment") {
+            self.environment.set_environment_name(name);
+        }
+        self
+    }
+
+    /// Binds the configuration section `section` to `T`, checked by
+    /// [`build`](Self::build) before anything starts, and registers it for
+    /// injection as `Options<T>` (the value at start), `OptionsSnapshot<T>`
+    /// (per scope) and `OptionsMonitor<T>` (current value and changes).
+    /// Add the application's own checks with
+    /// [`validate`](OptionsBinding::validate).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use host_config::ValidationError;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct WorkerOptions {
+    ///     #[serde(with = "host_config::duration")]
+    ///     interval: Duration,
+    /// }
+    ///
+    /// # let mut builder = host_core::Host::builder();
+    /// builder.configure::<WorkerOptions>("worker").validate(|options| {
+    ///     if options.interval.is_zero() {
+    ///         return Err(ValidationError::key("interval", "must not be zero"));
+    ///     }
+    ///     Ok(())
+    /// });
+    /// ```
+    pub fn configure<T>(&mut self, section: impl Into<String>) -> &mut OptionsBinding<T>
+    where
+        T: DeserializeOwned + Send + Sync + 'static,
+    {
+        self.bindings
+            .push(Box::new(OptionsBinding::<T>::new(section)));
+        self.bindings
+            .last_mut()
+            .and_then(|binding| binding.as_any_mut().downcast_mut::<OptionsBinding<T>>())
+            .expect("the binding just pushed")
+    }
+
+    /// Changes the host options; the `host` configuration section overrides
+    /// what is set here. Default: see [`HostOptions`].
     ///
     /// ```
     /// use std::time::Duration;
@@ -149,33 +230,42 @@ impl HostBuilder {
     }
 
     /// Whether `build()` installs the default log subscriber (a
-    /// `tracing-subscriber` fmt subscriber on standard error, filtered by
-    /// `RUST_LOG`, default `info`) when the application has not installed
-    /// one. Default: `true`.
+    /// `tracing-subscriber` fmt subscriber on standard error, configured by
+    /// the `logging` section, overridden by `RUST_LOG`; see
+    /// [`LoggingOptions`](crate::LoggingOptions)) when the application has
+    /// not installed one. Default: `true`.
     pub fn default_logging(&mut self, install: bool) -> &mut Self {
         self.default_logging = install;
         self
     }
 
-    /// Builds the host: validates every registration and constructs the
+    /// Builds the host: reads the configuration, binds and checks every
+    /// configured section, validates every registration and constructs the
     /// hosted services. Nothing starts.
     ///
     /// # Errors
     ///
-    /// A registration the container cannot satisfy (a missing dependency, a
-    /// cycle, a singleton capturing a scoped service) or a hosted service that
-    /// cannot be constructed; its [exit code](HostError::exit_code) is 2.
+    /// Invalid configuration (a malformed file, a bad value, a failed
+    /// check: every problem is listed, with its key and source), a
+    /// registration the container cannot satisfy (a missing dependency, a
+    /// cycle, a singleton capturing a scoped service) or a hosted service
+    /// that cannot be constructed; the [exit code](HostError::exit_code) is 2.
     pub fn build(self) -> Result<Host, HostError> {
-        if self.default_logging {
-            logging::install_default_subscriber();
-        }
         let Self {
             mut services,
-            options,
+            mut options,
             environment,
             handle_signals,
-            ..
+            default_logging,
+            configuration,
+            bindings,
         } = self;
+        let bound = BoundConfiguration::read(&configuration, &environment, bindings, &mut services)
+            .map_err(HostError::configuration)?;
+        bound.host_options.apply(&mut options);
+        if default_logging {
+            bound.install_logging();
+        }
         let lifetime = ApplicationLifetime::new();
         let states = ServiceStates::new();
         services.add_instance(Arc::new(lifetime.clone()));
@@ -269,6 +359,8 @@ impl std::fmt::Debug for HostBuilder {
             .field("environment", &self.environment)
             .field("handle_signals", &self.handle_signals)
             .field("default_logging", &self.default_logging)
+            .field("configuration", &self.configuration)
+            .field("bindings", &self.bindings.len())
             .finish_non_exhaustive()
     }
 }

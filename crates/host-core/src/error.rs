@@ -49,6 +49,7 @@ pub struct HostError {
 
 #[derive(Debug)]
 enum Kind {
+    Configuration(host_config::ConfigError),
     Build(Box<dyn std::error::Error + Send + Sync>),
     Start,
     StartupTimeout { after: Duration },
@@ -59,6 +60,10 @@ enum Kind {
 impl HostError {
     pub(crate) fn build(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::new(Kind::Build(source.into()))
+    }
+
+    pub(crate) fn configuration(error: host_config::ConfigError) -> Self {
+        Self::new(Kind::Configuration(error))
     }
 
     pub(crate) fn start(failure: ServiceFailure) -> Self {
@@ -128,7 +133,7 @@ impl HostError {
     /// The process exit code for this error, from the [table](exit_code).
     pub fn exit_code(&self) -> u8 {
         match self.kind {
-            Kind::Build(_) => exit_code::BUILD_FAILED,
+            Kind::Configuration(_) | Kind::Build(_) => exit_code::BUILD_FAILED,
             Kind::Start | Kind::StartupTimeout { .. } | Kind::Failed => exit_code::SERVICE_FAILED,
             Kind::ShutdownTimeout { .. } => exit_code::SHUTDOWN_TIMED_OUT,
         }
@@ -136,7 +141,21 @@ impl HostError {
 
     /// Whether the host could not be built (invalid configuration or registration).
     pub fn is_build(&self) -> bool {
-        matches!(self.kind, Kind::Build(_))
+        matches!(self.kind, Kind::Configuration(_) | Kind::Build(_))
+    }
+
+    /// Whether the configuration is invalid: a malformed file, a bad value,
+    /// a failed check of an options type.
+    pub fn is_configuration(&self) -> bool {
+        matches!(self.kind, Kind::Configuration(_))
+    }
+
+    /// The configuration error, with the keys, values and sources at fault.
+    pub fn configuration_error(&self) -> Option<&host_config::ConfigError> {
+        match &self.kind {
+            Kind::Configuration(error) => Some(error),
+            _ => None,
+        }
     }
 
     /// Whether the host failed to start (a service failed or the startup timed out).
@@ -175,6 +194,8 @@ impl fmt::Display for HostError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut failures = self.failures.iter();
         match &self.kind {
+            // It reads "invalid configuration: ..." by itself.
+            Kind::Configuration(error) => write!(f, "{error}")?,
             Kind::Build(source) => write!(f, "cannot build the host: {source}")?,
             Kind::Start => {
                 let first = failures.next().expect("a start error carries its failure");
@@ -223,6 +244,7 @@ impl fmt::Display for HostError {
 impl std::error::Error for HostError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
+            Kind::Configuration(error) => Some(error),
             Kind::Build(source) => Some(source.as_ref()),
             _ => None,
         }

@@ -83,6 +83,7 @@
 mod background;
 mod bound;
 mod builder;
+mod configure;
 mod environment;
 mod error;
 mod failure;
@@ -106,7 +107,7 @@ pub use failure::{Phase, ServiceFailure};
 pub use host::Host;
 pub use hosted::{HostedService, LifecycleContext, LifecycleFuture};
 pub use lifetime::ApplicationLifetime;
-pub use logging::LIFETIME_TARGET;
+pub use logging::{LIFETIME_TARGET, LogFormat, LogLevel, LoggingOptions};
 pub use options::{BackgroundServiceFailure, HostOptions};
 pub use registration::HostedServiceCollectionExt;
 pub use state::{ServiceState, ServiceStates, ServiceStatus};

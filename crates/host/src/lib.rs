@@ -32,6 +32,11 @@
 
 pub use host_core::*;
 
+/// Configuration: layers, typed options, validation, reload.
+pub mod config {
+    pub use host_config::*;
+}
+
 /// The service container: registration, resolution, scopes, disposal.
 pub mod di {
     pub use host_di::*;
@@ -39,11 +44,12 @@ pub mod di {
 
 /// What almost every application uses, in one import.
 pub mod prelude {
+    pub use host_config::{Configuration, OptionsMonitor, OptionsSnapshot, ValidationError};
     pub use host_core::{
         ApplicationLifetime, BackgroundService, BackgroundServiceFailure, Host, HostBuilder,
         HostEnvironment, HostOptions, HostedService, HostedServiceCollectionExt, LifecycleContext,
         ServiceContext, ServiceError, async_trait,
     };
-    pub use host_di::{Injectable, ServiceCollection, ServiceProvider};
+    pub use host_di::{Injectable, Options, ServiceCollection, ServiceProvider};
     pub use std::sync::Arc;
 }

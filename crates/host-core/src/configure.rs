@@ -1,0 +1,104 @@
+//! Reading the configuration at build: the host's own sections (`host`,
+//! `logging`) and the application's bindings, every problem reported at once.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use host_config::{
+    ConfigError, Configuration, ConfigurationBuilder, OptionsBinding, OptionsMonitor,
+    OptionsServiceCollectionExt as _,
+};
+use host_di::ServiceCollection;
+use serde::de::DeserializeOwned;
+
+use crate::HostEnvironment;
+use crate::logging::{self, LoggingOptions};
+use crate::options::HostOptionsSection;
+
+/// The configuration section of the default log subscriber.
+const LOGGING_SECTION: &str = "logging";
+
+/// An application's `configure::<T>(section)`, waiting for the configuration.
+pub(crate) trait PendingBinding: Send + Sync {
+    /// Binds and checks the section, and registers its options with the container.
+    fn bind(
+        self: Box<Self>,
+        configuration: &Configuration,
+        services: &mut ServiceCollection,
+    ) -> Result<(), ConfigError>;
+
+    /// For the builder to hand back the binding it just stored.
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<T: DeserializeOwned + Send + Sync + 'static> PendingBinding for OptionsBinding<T> {
+    fn bind(
+        self: Box<Self>,
+        configuration: &Configuration,
+        services: &mut ServiceCollection,
+    ) -> Result<(), ConfigError> {
+        let monitor = configuration.bind(*self)?;
+        services.add_options_monitor(monitor);
+        Ok(())
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+/// The configuration, read and bound.
+pub(crate) struct BoundConfiguration {
+    pub(crate) host_options: HostOptionsSection,
+    logging: OptionsMonitor<LoggingOptions>,
+}
+
+impl BoundConfiguration {
+    /// Reads every layer, binds the host's sections and the application's,
+    /// and registers the configuration and the options with the container.
+    pub(crate) fn read(
+        builder: &ConfigurationBuilder,
+        environment: &HostEnvironment,
+        bindings: Vec<Box<dyn PendingBinding>>,
+        services: &mut ServiceCollection,
+    ) -> Result<Self, ConfigError> {
+        let configuration =
+            builder.build(environment.environment_name(), environment.content_root())?;
+        let mut errors = Vec::new();
+        let host_options = configuration
+            .get::<HostOptionsSection>(HostOptionsSection::KEY)
+            .map_err(|error| errors.push(error))
+            .ok();
+        let mut logging = OptionsBinding::<LoggingOptions>::new(LOGGING_SECTION);
+        logging.validate(LoggingOptions::check);
+        let logging = configuration
+            .bind(logging)
+            .map_err(|error| errors.push(error))
+            .ok();
+        for binding in bindings {
+            if let Err(error) = binding.bind(&configuration, services) {
+                errors.push(error);
+            }
+        }
+        match (host_options, logging, ConfigError::combine(errors)) {
+            (Some(host_options), Some(logging), None) => {
+                services.add_options_monitor(logging.clone());
+                services.add_instance(Arc::new(configuration));
+                Ok(Self {
+                    host_options,
+                    logging,
+                })
+            }
+            (_, _, Some(error)) => Err(error),
+            _ => unreachable!("a section that did not bind reported an error"),
+        }
+    }
+
+    /// Installs the default log subscriber (unless the application has its
+    /// own), and applies each reloaded `logging` section to it, live.
+    pub(crate) fn install_logging(&self) {
+        if let Some(levels) = logging::install_default_subscriber(&self.logging.current()) {
+            self.logging.on_change(move |options| levels.apply(options));
+        }
+    }
+}
