@@ -42,9 +42,10 @@ impl Context<'_> {
         let result = match &found {
             _ if scalar => self.figment.extract_inner_lossy::<T>(section),
             _ if section.is_empty() => self.figment.extract_lossy::<T>(),
-            None => nothing
-                .deserialize::<T>()
-                .or_else(|_| self.figment.focus(section).extract_lossy::<T>()),
+            None => match nothing.deserialize::<T>() {
+                Ok(value) => Ok(value),
+                Err(_) => self.figment.focus(section).extract_lossy::<T>(),
+            },
             Some(_) => self.figment.focus(section).extract_lossy::<T>(),
         };
         result.map_err(|errors| {

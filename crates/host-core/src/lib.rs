@@ -54,15 +54,25 @@
 //! run-to-exit watchdog (a plain thread) still ends the process. For a plain
 //! `fn main`, use [`HostBuilder::run_blocking`].
 //!
+//! # Configuration
+//!
+//! `build()` reads the configuration (`host_config`): `appsettings` files,
+//! environment variables, the command line given to
+//! [`HostBuilder::args`]. It binds the `host` section over the
+//! [`HostOptions`] set in code, the `logging` section ([`LoggingOptions`]),
+//! and every section bound with [`HostBuilder::configure`], and reports
+//! every invalid value before anything is constructed (exit code 2).
+//!
 //! # Logging
 //!
 //! Lifecycle messages go to the `host::lifetime` tracing target
 //! ([`LIFETIME_TARGET`]); suppress the status lines with
 //! [`HostOptions::suppress_status_messages`]. Each service's calls run inside
 //! a `service` span carrying its name. `build()` installs a
-//! `tracing-subscriber` fmt subscriber on standard error, filtered by
-//! `RUST_LOG` (default `info`), unless the application installed its own
-//! global subscriber or turned it off with
+//! `tracing-subscriber` fmt subscriber on standard error, configured by the
+//! `logging` section (levels per target, which follow reloads; human, JSON
+//! or journald format) and overridden by `RUST_LOG`, unless the application
+//! installed its own global subscriber or turned it off with
 //! [`HostBuilder::default_logging`].
 //!
 //! # Dependencies
@@ -70,12 +80,14 @@
 //! | crate | why |
 //! |---|---|
 //! | `host-di` | the service container the builder owns |
+//! | `host-config` | the configuration `build()` reads and binds |
+//! | `serde` | the `host` and `logging` sections |
 //! | `tokio` | the runtime: tasks, timers (and Ctrl+C outside Unix) |
 //! | `signal-hook` | SIGINT, SIGTERM and SIGQUIT on a thread of their own, seen even when the runtime is blocked (Unix) |
 //! | `tokio-util` | `CancellationToken` for stopping and deadlines |
 //! | `async-trait` | object-safe async traits, stored as `Arc<dyn HostedService>` |
 //! | `futures` | catching panics in futures, running phases concurrently, the watchdog's wait |
-//! | `tracing`, `tracing-subscriber` | logs and spans; the default subscriber |
+//! | `tracing`, `tracing-subscriber` | logs and spans; the default subscriber (its reloadable filter, JSON format) |
 //! | `anyhow` | [`ServiceError`]: any error converts with `?` |
 
 #![doc(test(attr(deny(warnings))))]
