@@ -123,7 +123,7 @@ impl Configuration {
         let mut errors = Vec::new();
         for section in sections {
             let key = section.section().to_owned();
-            let changed = previous.find_value(&key).ok() != next.find_value(&key).ok();
+            let changed = section_value(&previous, &key) != section_value(&next, &key);
             if !changed {
                 continue;
             }
@@ -202,5 +202,14 @@ pub(crate) struct WeakConfiguration(Weak<Shared>);
 impl WeakConfiguration {
     pub(crate) fn upgrade(&self) -> Option<Configuration> {
         self.0.upgrade().map(|shared| Configuration { shared })
+    }
+}
+
+/// The values of a section (`""`: all of them), to tell whether a reload changed it.
+fn section_value(figment: &Figment, key: &str) -> Option<figment::value::Value> {
+    if key.is_empty() {
+        figment.extract().ok()
+    } else {
+        figment.find_value(key).ok()
     }
 }

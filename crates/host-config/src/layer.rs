@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use figment::providers::Env;
-use figment::value::{Dict, Map, Value};
+use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
 use crate::ConfigError;
@@ -72,13 +72,19 @@ pub(crate) fn load(layers: &[Layer]) -> Result<Figment, ConfigError> {
     Ok(figment)
 }
 
-/// A value from a variable or an argument: lists and tables are parsed, a
-/// number or a boolean stays the text it was written as (`007` for a
-/// string), and the binding's lossy reading makes it a number or a boolean
-/// when the type asks for one.
+/// A value from a variable or an argument: lists, tables and quoted text are
+/// parsed; an integer or a boolean stays the text it was written as (`007`
+/// for a string), which the binding's lossy reading makes a number or a
+/// boolean when the type asks for one. A decimal stays a number: the lossy
+/// reading would make `0.1` an `f32`.
 fn lenient(text: &str) -> Value {
     match text.parse::<Value>() {
-        Ok(value @ (Value::String(..) | Value::Array(..) | Value::Dict(..))) => value,
+        Ok(
+            value @ (Value::String(..)
+            | Value::Array(..)
+            | Value::Dict(..)
+            | Value::Num(_, Num::F32(_) | Num::F64(_))),
+        ) => value,
         _ => Value::from(text.to_owned()),
     }
 }

@@ -54,7 +54,8 @@
 //! lowercased into keys (`APP_WORKER__INTERVAL` is `worker.interval`).
 //! Values from variables and arguments are parsed leniently: `5` reads as a
 //! number or as the string `"5"`, whichever the type asks for (`007` stays
-//! `"007"`). Any string reads as a number or a boolean (`"yes"`, `"on"`,
+//! `"007"`); a decimal such as `1.5` is a number (quote it, `"1.5"`, for a
+//! string). Any string reads as a number or a boolean (`"yes"`, `"on"`,
 //! `"1"`) when the type asks for one, so a file's `port = "8080"` binds too.
 //!
 //! # Errors

@@ -119,12 +119,21 @@ impl<T> OptionsMonitor<T> {
         self.bound.sender.borrow().clone()
     }
 
-    /// Waits for the next change and returns the new value.
-    pub async fn changed(&self) -> Arc<T> {
-        let mut receiver = self.bound.sender.subscribe();
-        // The sender lives as long as this monitor, so this cannot fail.
-        let _ = receiver.changed().await;
-        receiver.borrow_and_update().clone()
+    /// Waits for the next change and returns the new value. It listens
+    /// from the call on, not from the first poll: a change published
+    /// between the call and the `.await` is not missed.
+    pub fn changed(&self) -> impl Future<Output = Arc<T>> + Send + 'static
+    where
+        T: Send + Sync + 'static,
+    {
+        let bound = self.bound.clone();
+        let mut receiver = bound.sender.subscribe();
+        async move {
+            // `bound` keeps the sender alive, so this cannot fail.
+            let _ = receiver.changed().await;
+            drop(bound);
+            receiver.borrow_and_update().clone()
+        }
     }
 
     /// A tokio `watch` receiver of the value, for `select!` loops.
@@ -135,6 +144,9 @@ impl<T> OptionsMonitor<T> {
     /// Calls `callback` with each new value, on the thread that reloaded
     /// the configuration, for as long as the configuration lives (as .NET's
     /// `OnChange`). A panicking callback is logged; the others still run.
+    /// The callback runs while the reload holds the configuration, so it
+    /// must not call [`Configuration::reload`](crate::Configuration::reload)
+    /// or [`bind`](crate::Configuration::bind) itself.
     pub fn on_change(&self, callback: impl Fn(&T) + Send + Sync + 'static) {
         self.bound.callbacks.lock().push(Arc::new(callback));
     }

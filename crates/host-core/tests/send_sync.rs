@@ -19,6 +19,9 @@ fn shared_types_are_send_and_sync() {
     is_send_sync::<ServiceStatus>();
     is_send_sync::<ServiceState>();
     is_send_sync::<ServiceFailure>();
+    is_send_sync::<LoggingOptions>();
+    is_send_sync::<LogLevel>();
+    is_send_sync::<LogFormat>();
     is_send_sync::<std::sync::Arc<dyn HostedService>>();
     is_send_sync::<std::sync::Arc<dyn BackgroundService>>();
 }

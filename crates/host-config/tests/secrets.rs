@@ -1,0 +1,272 @@
+//! Secret values never appear in an error or in `Debug` output: keys named
+//! like secrets (`password`, `secret`, `token`, `key`) and keys marked with
+//! `ConfigurationBuilder::secret`, whatever the source of the bad value;
+//! their errors read `[redacted]`.
+
+// `figment::Jail` closures return `figment::Error`, which is large.
+#![allow(clippy::result_large_err)]
+
+use std::time::Duration;
+
+use host_config::{ConfigError, ConfigurationBuilder, OptionsBinding, ValidationError};
+
+/// The secret value every test hides.
+const SECRET: &str = "hunter2";
+
+#[derive(Debug, serde::Deserialize)]
+struct NumericPassword {
+    #[allow(dead_code)] // read by the binding only
+    password: u16,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DurationPassword {
+    #[serde(with = "host_config::duration")]
+    #[allow(dead_code)] // read by the binding only
+    password: Duration,
+}
+
+fn assert_redacted(error: &ConfigError, expected: &str) {
+    let text = error.to_string();
+    assert!(!text.contains(SECRET), "the secret leaked: {text}");
+    assert!(text.contains("[redacted]"), "{text}");
+    assert_eq!(text, expected);
+    for problem in error.problems() {
+        assert!(!problem.message().contains(SECRET), "{problem}");
+    }
+}
+
+#[test]
+fn a_password_from_a_file_is_redacted() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "appsettings.toml",
+            &format!("[database]\npassword = \"{SECRET}\"\n"),
+        )?;
+        let mut builder = ConfigurationBuilder::new();
+        builder.without_env();
+        let configuration = builder
+            .build("Production", jail.directory())
+            .map_err(|e| e.to_string())?;
+        assert!(configuration.is_secret("database.password"));
+
+        let error = configuration
+            .bind(OptionsBinding::<NumericPassword>::new("database"))
+            .expect_err("not a number");
+        assert_redacted(
+            &error,
+            "invalid configuration: `database.password` expects an integer from 0 to 65535, \
+             found [redacted]\n  from: appsettings.toml",
+        );
+        let error = configuration
+            .bind(OptionsBinding::<DurationPassword>::new("database"))
+            .expect_err("not a duration");
+        assert_redacted(
+            &error,
+            "invalid configuration: `database.password` expects a duration such as \"5s\", \
+             found [redacted]\n  from: appsettings.toml",
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_password_from_a_variable_is_redacted() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("APP_SECENV__DB_PASSWORD", SECRET);
+        let configuration = ConfigurationBuilder::new()
+            .build("Production", jail.directory())
+            .map_err(|e| e.to_string())?;
+        let error = configuration
+            .get::<u16>("secenv.db_password")
+            .expect_err("not a number");
+        assert_redacted(
+            &error,
+            "invalid configuration: `secenv.db_password` expects an integer from 0 to 65535, \
+             found [redacted]\n  from: environment variable APP_SECENV__DB_PASSWORD",
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_secret_from_the_command_line_is_redacted() {
+    figment::Jail::expect_with(|jail| {
+        let mut builder = ConfigurationBuilder::new();
+        builder
+            .without_env()
+            .args(["app", &format!("--auth.api_token={SECRET}")]);
+        let configuration = builder
+            .build("Production", jail.directory())
+            .map_err(|e| e.to_string())?;
+        let error = configuration
+            .get::<bool>("auth.api_token")
+            .expect_err("not a boolean");
+        assert_redacted(
+            &error,
+            "invalid configuration: `auth.api_token` expects a boolean, found [redacted]\n  \
+             from: command-line argument --auth.api_token",
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_marked_key_and_what_is_beneath_it_are_redacted() {
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)] // read by the binding only
+    struct Database {
+        dsn: u32,
+        host: u32,
+    }
+
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "appsettings.toml",
+            &format!("[database]\ndsn = \"{SECRET}\"\nhost = \"{SECRET}\"\n[database.dsn_parts]\nuser = \"{SECRET}\"\n"),
+        )?;
+        let mut builder = ConfigurationBuilder::new();
+        builder.without_env().secret("database.dsn");
+        let configuration = builder
+            .build("Production", jail.directory())
+            .map_err(|e| e.to_string())?;
+        assert!(configuration.is_secret("database.dsn"));
+        assert!(configuration.is_secret("Database.DSN.primary"));
+        assert!(!configuration.is_secret("database.dsn_parts.user"));
+        assert!(!configuration.is_secret("database.host"));
+
+        let error = configuration
+            .bind(OptionsBinding::<Database>::new("database"))
+            .expect_err("not a number");
+        assert_redacted(
+            &error,
+            "invalid configuration: `database.dsn` expects a non-negative integer, found \
+             [redacted]\n  from: appsettings.toml",
+        );
+
+        // Control: the same value under an unmarked key is shown.
+        let error = configuration
+            .get::<u32>("database.host")
+            .expect_err("not a number");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "invalid configuration: `database.host` expects a non-negative integer, found \"{SECRET}\"\n  from: appsettings.toml"
+            )
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_validator_on_a_secret_shows_no_value() {
+    #[derive(Debug, serde::Deserialize)]
+    struct Smtp {
+        password: String,
+    }
+
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("APP_SMTP__PASSWORD", SECRET);
+        let configuration = ConfigurationBuilder::new()
+            .build("Production", jail.directory())
+            .map_err(|e| e.to_string())?;
+        let mut binding = OptionsBinding::<Smtp>::new("smtp");
+        binding.validate(|smtp| match smtp.password.len() >= 12 {
+            true => Ok(()),
+            false => Err(ValidationError::key(
+                "password",
+                "must be at least 12 characters",
+            )),
+        });
+        let error = configuration.bind(binding).expect_err("too short");
+        assert_redacted(
+            &error,
+            "invalid configuration: `smtp.password` must be at least 12 characters, found \
+             [redacted]\n  from: environment variable APP_SMTP__PASSWORD",
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn a_custom_deserializers_message_about_a_secret_is_withheld() {
+    fn refuse<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+        Err(serde::de::Error::custom(format!("cannot use {text}")))
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)] // read by the binding only
+    struct Vault {
+        #[serde(deserialize_with = "refuse")]
+        secret_id: String,
+        #[serde(default, deserialize_with = "refuse")]
+        name: String,
+    }
+
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "appsettings.toml",
+            &format!("[vault]\nsecret_id = \"{SECRET}\"\n"),
+        )?;
+        let mut builder = ConfigurationBuilder::new();
+        builder.without_env();
+        let configuration = builder
+            .build("Production", jail.directory())
+            .map_err(|e| e.to_string())?;
+        let error = configuration
+            .bind(OptionsBinding::<Vault>::new("vault"))
+            .expect_err("refused");
+        let text = error.to_string();
+        assert!(!text.contains(SECRET), "the secret leaked: {text}");
+        assert_eq!(
+            text,
+            "invalid configuration: `vault.secret_id` is invalid (the details are withheld: the \
+             key holds a secret)\n  from: appsettings.toml"
+        );
+
+        // Control: a key that is not secret shows the message.
+        jail.create_file(
+            "appsettings.toml",
+            "[vault]\nname = \"plain\"\nsecret_id = \"x\"\n",
+        )?;
+        let configuration = builder
+            .build("Production", jail.directory())
+            .map_err(|e| e.to_string())?;
+        let error = configuration
+            .bind(OptionsBinding::<Vault>::new("vault"))
+            .expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "invalid configuration: `vault.name` is invalid: cannot use plain\n  from: \
+             appsettings.toml"
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn debug_output_shows_no_values() {
+    figment::Jail::expect_with(|jail| {
+        jail.set_env("APP_DEBUGGED__PASSWORD", SECRET);
+        let mut builder = ConfigurationBuilder::new();
+        builder.args(["app", &format!("--db.password={SECRET}")]);
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(shown.contains("ConfigurationBuilder"), "{shown}");
+
+        let configuration = builder
+            .build("Production", jail.directory())
+            .map_err(|e| e.to_string())?;
+        assert_eq!(
+            configuration
+                .get::<String>("db.password")
+                .map_err(|e| e.to_string())?,
+            SECRET
+        );
+        let shown = format!("{configuration:?}");
+        assert!(!shown.contains(SECRET), "{shown}");
+        assert!(shown.contains("1 command-line arguments"), "{shown}");
+        Ok(())
+    });
+}
