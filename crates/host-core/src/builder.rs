@@ -64,7 +64,11 @@ pub struct HostBuilder {
     default_logging: bool,
     configuration: ConfigurationBuilder,
     bindings: Vec<Box<dyn PendingBinding>>,
+    before_build: Vec<BeforeBuild>,
 }
+
+/// A registration an extension makes last, at `build()`.
+type BeforeBuild = Box<dyn FnOnce(&mut HostBuilder) + Send + Sync>;
 
 impl HostBuilder {
     /// A builder with the defaults: the environment of this process (see
@@ -79,6 +83,7 @@ impl HostBuilder {
             default_logging: true,
             configuration: ConfigurationBuilder::new(),
             bindings: Vec::new(),
+            before_build: Vec::new(),
         }
     }
 
@@ -98,6 +103,26 @@ impl HostBuilder {
     /// Registers a hosted (or background) service you have built yourself.
     pub fn add_hosted_service_instance<T: HostedService>(&mut self, service: T) -> &mut Self {
         self.services.add_hosted_service_instance(service);
+        self
+    }
+
+    /// Runs `finish` when [`build`](Self::build) begins, after every other
+    /// registration, in the order such callbacks were added. For an
+    /// extension whose service must come last whatever the application
+    /// registers after it: host-web adds its server here, so that the server
+    /// starts after every other hosted service and stops first.
+    ///
+    /// ```
+    /// # let mut builder = host_core::Host::builder();
+    /// builder.before_build(|builder| {
+    ///     builder.configure_host_options(|options| options.services_stop_concurrently = true);
+    /// });
+    /// ```
+    pub fn before_build(
+        &mut self,
+        finish: impl FnOnce(&mut HostBuilder) + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.before_build.push(Box::new(finish));
         self
     }
 
@@ -250,7 +275,13 @@ impl HostBuilder {
     /// registration the container cannot satisfy (a missing dependency, a
     /// cycle, a singleton capturing a scoped service) or a hosted service
     /// that cannot be constructed; the [exit code](HostError::exit_code) is 2.
-    pub fn build(self) -> Result<Host, HostError> {
+    pub fn build(mut self) -> Result<Host, HostError> {
+        // A callback may add another; those run too, in turn.
+        while !self.before_build.is_empty() {
+            for finish in std::mem::take(&mut self.before_build) {
+                finish(&mut self);
+            }
+        }
         let Self {
             mut services,
             mut options,
@@ -259,6 +290,7 @@ impl HostBuilder {
             default_logging,
             configuration,
             bindings,
+            before_build: _,
         } = self;
         let bound = BoundConfiguration::read(&configuration, &environment, bindings, &mut services)
             .map_err(HostError::configuration)?;
