@@ -33,6 +33,8 @@
 //!   what the host pays over the host before configuration.
 
 mod common;
+#[path = "common/process.rs"]
+mod contenders;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -43,14 +45,12 @@ use std::time::{Duration, Instant};
 use host_config::{
     Configuration, ConfigurationBuilder, OptionsBinding, OptionsServiceCollectionExt as _,
 };
-use host_core::{
-    BackgroundService, Host, HostBuilder, LoggingOptions, ServiceContext, ServiceError, async_trait,
-};
+use host_core::{Host, HostBuilder, LoggingOptions};
 use host_di::ServiceCollection;
 use serde::Deserialize;
-use tokio_util::sync::CancellationToken;
 
 use common::{median, ratio, verdict};
+use contenders::{StopAtOnce, bare_tokio, tokio_main};
 
 /// The target for loading and binding, in ms.
 const LOAD_TARGET_MS: f64 = 5.0;
@@ -120,9 +120,6 @@ const ARGUMENTS: [&str; 11] = [
 /// The host's command line with the default sources: one argument (the
 /// default value of `host.shutdown_timeout`, so the run is the same).
 const HOST_ARGUMENTS: [&str; 2] = ["app", "--host.shutdown_timeout=30s"];
-
-/// How long an idle task sleeps between two looks at nothing.
-const IDLE_TICK: Duration = Duration::from_secs(1);
 
 /// How many runs each part gets, real or smoke.
 #[derive(Clone, Copy)]
@@ -643,57 +640,6 @@ fn host_builder(sources: Sources) -> HostBuilder {
     builder
 }
 
-/// The host's one background service: asks the host to stop on its first
-/// poll, then idles until told to stop (as in `benches/process.rs`).
-struct StopAtOnce;
-
-#[async_trait]
-impl BackgroundService for StopAtOnce {
-    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-        ctx.lifetime().stop_application();
-        loop {
-            tokio::select! {
-                () = ctx.stopping() => return Ok(()),
-                () = tokio::time::sleep(IDLE_TICK) => {}
-            }
-        }
-    }
-}
-
-/// `#[tokio::main]`, written out: a multi-thread runtime with every driver.
-fn tokio_main<F: Future>(main: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-        .block_on(main)
-}
-
-/// The bare tokio process of `benches/process.rs`.
-fn process_tokio() -> ExitCode {
-    tokio_main(async {
-        let stop_requested = CancellationToken::new();
-        let stopping = CancellationToken::new();
-        let task = tokio::spawn({
-            let stop_requested = stop_requested.clone();
-            let stopping = stopping.clone();
-            async move {
-                stop_requested.cancel();
-                loop {
-                    tokio::select! {
-                        () = stopping.cancelled() => return,
-                        () = tokio::time::sleep(IDLE_TICK) => {}
-                    }
-                }
-            }
-        });
-        stop_requested.cancelled().await;
-        stopping.cancel();
-        task.await.expect("the task does not panic");
-        ExitCode::SUCCESS
-    })
-}
-
 /// The host process of `benches/process.rs`, with the given sources.
 fn process_host(sources: Sources) -> ExitCode {
     tokio_main(async {
@@ -1195,7 +1141,7 @@ fn child(args: &[String]) -> ExitCode {
             Some(iterations) => child_sources(iterations),
             None => return usage(),
         },
-        (Some("tokio"), _) => return process_tokio(),
+        (Some("tokio"), _) => return bare_tokio(),
         (Some("host-none"), _) => return process_host(Sources::None),
         (Some("host-default"), _) => return process_host(Sources::Default),
         (Some(contender), _) if BUILD_CONTENDERS.iter().any(|(key, _)| *key == contender) => {

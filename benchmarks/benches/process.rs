@@ -21,18 +21,17 @@
 //! that any drift of the machine hits them alike.
 
 mod common;
+#[path = "common/process.rs"]
+mod contenders;
 
 use std::fmt::Write as _;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use host_core::{BackgroundService, Host, ServiceContext, ServiceError, async_trait};
-use tokio_util::sync::CancellationToken;
+use host_core::Host;
 
 use common::{median, ratio, verdict};
-
-/// How long an idle task sleeps between two looks at nothing.
-const IDLE_TICK: Duration = Duration::from_secs(1);
+use contenders::{StopAtOnce, bare_tokio, tokio_main};
 
 const MODES: [&str; 3] = ["tokio", "host", "host-blocking"];
 
@@ -41,56 +40,6 @@ const WARMUP: usize = 5;
 
 /// Timed runs of each mode (the first of which is also reported as cold).
 const RUNS: usize = 30;
-
-/// The host's one background service: asks the host to stop on its first
-/// poll, then idles until told to stop.
-struct StopAtOnce;
-
-#[async_trait]
-impl BackgroundService for StopAtOnce {
-    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-        ctx.lifetime().stop_application();
-        loop {
-            tokio::select! {
-                () = ctx.stopping() => return Ok(()),
-                () = tokio::time::sleep(IDLE_TICK) => {}
-            }
-        }
-    }
-}
-
-/// `#[tokio::main]`, written out: a multi-thread runtime with every driver.
-fn tokio_main<F: Future>(main: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-        .block_on(main)
-}
-
-fn child_tokio() -> ExitCode {
-    tokio_main(async {
-        let stop_requested = CancellationToken::new();
-        let stopping = CancellationToken::new();
-        let task = tokio::spawn({
-            let stop_requested = stop_requested.clone();
-            let stopping = stopping.clone();
-            async move {
-                stop_requested.cancel();
-                loop {
-                    tokio::select! {
-                        () = stopping.cancelled() => return,
-                        () = tokio::time::sleep(IDLE_TICK) => {}
-                    }
-                }
-            }
-        });
-        stop_requested.cancelled().await;
-        stopping.cancel();
-        task.await.expect("the task does not panic");
-        ExitCode::SUCCESS
-    })
-}
 
 fn child_host() -> ExitCode {
     tokio_main(async {
@@ -125,7 +74,7 @@ fn time_child(mode: &str) -> Duration {
 fn main() -> ExitCode {
     if let Some(args) = common::child_args() {
         return match args.first().map(String::as_str) {
-            Some("tokio") => child_tokio(),
+            Some("tokio") => bare_tokio(),
             Some("host") => child_host(),
             Some("host-blocking") => child_host_blocking(),
             _ => {
