@@ -28,6 +28,7 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `derive` | yes | `#[derive(Injectable)]`, constructor injection without glue |
+//! | `web` | no | [`web`]: axum as a hosted service (`builder.web(...)`), `Inject<T>` in handlers, health endpoints, a bounded graceful drain |
 #![doc(test(attr(deny(warnings))))]
 
 pub use host_core::*;
@@ -35,6 +36,12 @@ pub use host_core::*;
 /// Configuration: layers, typed options, validation, reload.
 pub mod config {
     pub use host_config::*;
+}
+
+/// The web server: axum as a hosted service, DI in handlers, health, drain.
+#[cfg(feature = "web")]
+pub mod web {
+    pub use host_web::*;
 }
 
 /// The service container: registration, resolution, scopes, disposal.
@@ -51,5 +58,7 @@ pub mod prelude {
         ServiceContext, ServiceError, async_trait,
     };
     pub use host_di::{Injectable, Options, ServiceCollection, ServiceProvider};
+    #[cfg(feature = "web")]
+    pub use host_web::{Inject, Shutdown, WebHostBuilderExt};
     pub use std::sync::Arc;
 }

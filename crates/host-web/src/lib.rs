@@ -1,0 +1,108 @@
+//! Axum as a hosted service of the generic host, as Kestrel is in ASP.NET:
+//! the web server runs beside the background services, in one host, with
+//! dependency injection in handlers, health endpoints and a bounded
+//! graceful drain.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use axum::Json;
+//! use axum::routing::get;
+//! use host_core::Host;
+//! use host_web::{Inject, WebHostBuilderExt};
+//!
+//! struct Counter(std::sync::atomic::AtomicU64);
+//!
+//! async fn count(Inject(counter): Inject<Arc<Counter>>) -> Json<u64> {
+//!     Json(counter.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1)
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::process::ExitCode {
+//!     let mut builder = Host::builder();
+//!     builder.args(std::env::args());
+//!     builder.services().add_instance(Arc::new(Counter(Default::default())));
+//!     builder.web(|app| app.route("/count", get(count)));
+//!     builder.run().await // serves 127.0.0.1:8080 unless `web.urls` says otherwise
+//! }
+//! ```
+//!
+//! # The server's life
+//!
+//! - **Start**: after every other hosted service's `start` has returned
+//!   (background services return at once, so workers and server run side by
+//!   side). It binds every configured address first: an address in use
+//!   fails the start (exit code 1), naming the address, and what had
+//!   started is stopped again. A malformed address is invalid configuration
+//!   (exit code 2, nothing started).
+//! - **Ready**: `/health/ready` answers 200 once the host has started, while
+//!   every hosted service is healthy (running, or completed without error)
+//!   and every [`HealthCheck`] passes (degraded still counts as ready).
+//! - **Stop**, first of all services: readiness answers 503 from the stop
+//!   request on; the server keeps serving for
+//!   [`shutdown_delay`](WebOptions::shutdown_delay), then stops accepting
+//!   (new connections are refused), fires [`Shutdown`] for streaming
+//!   handlers, lets requests in flight finish within
+//!   [`drain_timeout`](WebOptions::drain_timeout) (default: what is left of
+//!   the host's shutdown timeout), and closes what is still open. An open
+//!   connection never makes the host hang.
+//!
+//! # Dependency injection in handlers
+//!
+//! Each request gets a DI scope, created when a handler first injects
+//! something ([`Inject`], [`RequestServices`]) and closed, disposing its
+//! scoped services, once the handler has answered. A request that injects
+//! nothing creates no scope.
+//!
+//! # Health
+//!
+//! `/health/live` answers 200 while the process is up; `/health/ready`
+//! answers with a JSON body:
+//!
+//! ```json
+//! {"status":"unhealthy","host":"started",
+//!  "services":[{"name":"app::Worker","state":"failed"},{"name":"host_web::server::WebServer","state":"running"}],
+//!  "checks":[{"name":"app::Database","status":"healthy","duration_ms":0.4}]}
+//! ```
+//!
+//! Error text (a failed service's error, a check's description) is in the
+//! body only in Development or with `web.health.detailed_errors = true`.
+//!
+//! # Dependencies
+//!
+//! | crate | why |
+//! |---|---|
+//! | `axum` | the router, extractors and responses applications write |
+//! | `hyper`, `hyper-util` | serving connections one by one, so that they can be drained and closed |
+//! | `tower`, `tower-http` | the request-scope layer; request tracing and panics caught (`tower-http`) |
+//! | `host-core`, `host-di`, `host-config` | the hosted service, injection, the `web` section |
+//! | `tokio`, `tokio-util` | sockets, tasks, timers; tokens and the connection tracker |
+//! | `serde`, `serde_json` | the options and the health report |
+//! | `http-body-util` | collecting bodies in the [`TestClient`] |
+//! | `futures`, `async-trait`, `anyhow`, `parking_lot`, `tracing` | futures, [`HealthCheck`], start errors, locks, logs |
+
+#![doc(test(attr(deny(warnings))))]
+
+mod addresses;
+mod app;
+mod extension;
+mod health;
+mod inject;
+mod options;
+mod scope;
+mod server;
+mod shutdown;
+mod testing;
+
+pub use addresses::ServerAddresses;
+pub use extension::{WEB_SECTION, WebHostBuilderExt};
+pub use health::{HealthCheck, HealthCheckResult, HealthStatus};
+pub use inject::{Inject, InjectRejection};
+pub use options::{DEFAULT_URL, HealthOptions, WebOptions};
+pub use scope::RequestServices;
+pub use shutdown::Shutdown;
+pub use testing::{TestClient, TestResponse};
+
+/// `async_trait`, for implementing [`HealthCheck`].
+pub use async_trait::async_trait;
+/// `axum`, re-exported so that routes need no version of their own.
+pub use axum;

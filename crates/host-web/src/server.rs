@@ -1,0 +1,247 @@
+//! The web server: a hosted service that binds in `start` (so that an
+//! address in use fails the start and rolls back), serves each connection
+//! on its own task, and in `stop` drains within a bound, then closes what is
+//! still open.
+
+use std::net::SocketAddr;
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use host_core::{
+    HostOptions, HostedService, LIFETIME_TARGET, LifecycleContext, ServiceError, async_trait,
+};
+use host_di::{Dependency, DiError, Injectable, Options, ServiceProvider};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
+use hyper_util::service::TowerToHyperService;
+use parking_lot::Mutex;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::app::{self, WEB_TARGET};
+use crate::{ServerAddresses, WebOptions};
+
+/// How long the accept loop waits after an accept error (too many open
+/// files, say) before it tries again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Serves the application's router; registered by `builder.web(...)`, last,
+/// so that it starts after every other hosted service and stops first.
+pub(crate) struct WebServer {
+    provider: ServiceProvider,
+    options: Options<WebOptions>,
+    host_options: Arc<HostOptions>,
+    addresses: Arc<ServerAddresses>,
+    running: Mutex<Option<Running>>,
+}
+
+/// A started server.
+struct Running {
+    /// Stops the accept loops.
+    accepting: CancellationToken,
+    /// Fired when the drain begins: connections finish their requests, and
+    /// handlers holding a [`Shutdown`](crate::Shutdown) end their streams.
+    draining: CancellationToken,
+    /// Fired at the drain's bound: what is still open is closed.
+    closing: CancellationToken,
+    accept_loops: Vec<JoinHandle<()>>,
+    connections: TaskTracker,
+}
+
+impl Injectable for WebServer {
+    fn dependencies() -> Vec<Dependency> {
+        vec![
+            Dependency::required_value::<Options<WebOptions>>(),
+            Dependency::required::<HostOptions>(),
+            Dependency::required::<ServerAddresses>(),
+        ]
+    }
+
+    fn create(provider: &ServiceProvider) -> Result<Self, DiError> {
+        Ok(Self {
+            provider: provider.clone(),
+            options: provider.get::<Options<WebOptions>>()?.as_ref().clone(),
+            host_options: provider.get::<HostOptions>()?,
+            addresses: provider.get::<ServerAddresses>()?,
+            running: Mutex::new(None),
+        })
+    }
+}
+
+#[async_trait]
+impl HostedService for WebServer {
+    fn name(&self) -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("host_web::WebServer")
+    }
+
+    async fn start(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        let configured = self.options.addresses().map_err(anyhow::Error::msg)?;
+        // Bind every address before serving any, so that a failure leaves
+        // nothing listening.
+        let mut listeners = Vec::with_capacity(configured.len());
+        for address in configured {
+            listeners.push(bind(address)?);
+        }
+        let bound: Vec<SocketAddr> = listeners
+            .iter()
+            .map(TcpListener::local_addr)
+            .collect::<Result<_, _>>()?;
+        let draining = CancellationToken::new();
+        let router = app::build(&self.provider, draining.clone())?;
+        let running = Running {
+            accepting: CancellationToken::new(),
+            draining,
+            closing: CancellationToken::new(),
+            accept_loops: Vec::new(),
+            connections: TaskTracker::new(),
+        };
+        let accept_loops = listeners
+            .into_iter()
+            .map(|listener| {
+                tokio::spawn(accept(
+                    listener,
+                    router.clone(),
+                    running.accepting.clone(),
+                    running.draining.clone(),
+                    running.closing.clone(),
+                    running.connections.clone(),
+                ))
+            })
+            .collect();
+        *self.running.lock() = Some(Running {
+            accept_loops,
+            ..running
+        });
+        self.addresses.set(bound.clone());
+        if !self.host_options.suppress_status_messages {
+            for address in &bound {
+                tracing::info!(target: LIFETIME_TARGET, "Now listening on: http://{address}");
+            }
+        }
+        Ok(())
+    }
+
+    async fn stop(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        let Some(running) = self.running.lock().take() else {
+            return Ok(());
+        };
+        // Readiness already answers 503 (the host is stopping); keep serving
+        // a while so that load balancers notice before connections are refused.
+        let delay = self.options.shutdown_delay;
+        if !delay.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                () = ctx.cancelled() => {}
+            }
+        }
+        running.accepting.cancel();
+        for accept_loop in running.accept_loops {
+            let _ = accept_loop.await;
+        }
+        running.draining.cancel();
+        running.connections.close();
+        let drained = {
+            let bound = async {
+                match self.options.drain_timeout {
+                    Some(timeout) => tokio::select! {
+                        () = tokio::time::sleep(timeout) => {}
+                        () = ctx.cancelled() => {}
+                    },
+                    None => ctx.cancelled().await,
+                }
+            };
+            tokio::select! {
+                () = running.connections.wait() => true,
+                () = bound => false,
+            }
+        };
+        if !drained {
+            let open = running.connections.len();
+            tracing::warn!(target: WEB_TARGET,
+                "closing {open} connection(s) still open at the end of the drain");
+            running.closing.cancel();
+            running.connections.wait().await;
+        }
+        Ok(())
+    }
+}
+
+/// Binds `address`; the error names it.
+fn bind(address: SocketAddr) -> Result<TcpListener, ServiceError> {
+    let listener = std::net::TcpListener::bind(address)
+        .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+        .map_err(|error| anyhow::anyhow!("web server could not bind {address}: {error}"))?;
+    Ok(TcpListener::from_std(listener)?)
+}
+
+/// Accepts connections until `accepting` is cancelled; the listener is
+/// dropped then, so new connections are refused.
+async fn accept(
+    listener: TcpListener,
+    router: Router,
+    accepting: CancellationToken,
+    draining: CancellationToken,
+    closing: CancellationToken,
+    connections: TaskTracker,
+) {
+    loop {
+        let accepted = tokio::select! {
+            () = accepting.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((stream, _peer)) => {
+                connections.spawn(serve(
+                    stream,
+                    router.clone(),
+                    draining.clone(),
+                    closing.clone(),
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(target: WEB_TARGET, "accepting a connection failed: {error}");
+                tokio::select! {
+                    () = accepting.cancelled() => return,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Serves one connection (HTTP/1 or HTTP/2, with upgrades); at the drain it
+/// finishes the requests in flight and closes, at the bound it is dropped.
+async fn serve(
+    stream: TcpStream,
+    router: Router,
+    draining: CancellationToken,
+    closing: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let builder = ConnectionBuilder::new(TokioExecutor::new());
+    let service = TowerToHyperService::new(router);
+    let mut connection =
+        pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
+    tokio::select! {
+        result = connection.as_mut() => {
+            report(result);
+            return;
+        }
+        () = draining.cancelled() => connection.as_mut().graceful_shutdown(),
+    }
+    tokio::select! {
+        result = connection.as_mut() => report(result),
+        () = closing.cancelled() => {}
+    }
+}
+
+fn report(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    if let Err(error) = result {
+        // A client that goes away mid-request is routine.
+        tracing::debug!(target: WEB_TARGET, "connection ended with an error: {error}");
+    }
+}
