@@ -115,7 +115,10 @@ impl WebOptions {
             ));
         }
         if let Err(problem) = self.addresses() {
-            return Err(ValidationError::key("urls", problem));
+            return Err(ValidationError::key(
+                "urls",
+                format!("must be host:port, such as {DEFAULT_URL}: {problem}"),
+            ));
         }
         for (key, path) in [
             ("health.live_path", &self.health.live_path),
