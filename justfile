@@ -1,7 +1,7 @@
 # Recipes for working on the host. `just --list` shows them.
 
-# Run an example (default: the worker).
-run example="worker":
+# Run an example (default: the web API beside its worker).
+run example="web":
     cargo run --example {{example}}
 
 # Every test, as CI runs them.
@@ -14,7 +14,9 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # The benchmarks, with peers in the same run; prints the tables for docs/benchmarks.md.
+# Installs wrk (the web bench's load generator) first if it is missing.
 bench:
+    bash benchmarks/ensure-wrk.sh
     cargo bench -p host-benchmarks
 
 # The API docs, with every feature.

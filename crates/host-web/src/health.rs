@@ -158,9 +158,10 @@ impl Health {
         } else {
             "starting"
         };
-        let services: Vec<ServiceReport> = self
-            .states
-            .snapshot()
+        // One snapshot, so that the body and the status code agree.
+        let snapshot = self.states.snapshot();
+        let services_healthy = snapshot.iter().all(|status| status.state.is_healthy());
+        let services: Vec<ServiceReport> = snapshot
             .into_iter()
             .map(|status| ServiceReport {
                 name: status.name.to_string(),
@@ -171,11 +172,6 @@ impl Health {
                     .flatten(),
             })
             .collect();
-        let services_healthy = self
-            .states
-            .snapshot()
-            .iter()
-            .all(|status| status.state.is_healthy());
         let checks =
             futures::future::join_all(self.checks.iter().map(|check| self.run(check))).await;
         let mut status = checks

@@ -30,14 +30,17 @@
 //!
 //! - **Start**: after every other hosted service's `start` has returned
 //!   (background services return at once, so workers and server run side by
-//!   side). It binds every configured address first: an address in use
+//!   side; under `services_start_concurrently` every service, the server
+//!   included, starts at once). It binds every configured address first:
+//!   an address in use
 //!   fails the start (exit code 1), naming the address, and what had
 //!   started is stopped again. A malformed address is invalid configuration
 //!   (exit code 2, nothing started).
 //! - **Ready**: `/health/ready` answers 200 once the host has started, while
 //!   every hosted service is healthy (running, or completed without error)
 //!   and every [`HealthCheck`] passes (degraded still counts as ready).
-//! - **Stop**, first of all services: readiness answers 503 from the stop
+//! - **Stop**, first of all services (at once with the others under
+//!   `services_stop_concurrently`): readiness answers 503 from the stop
 //!   request on; the server keeps serving for
 //!   [`shutdown_delay`](WebOptions::shutdown_delay), then stops accepting
 //!   (new connections are refused), fires [`Shutdown`] for streaming
@@ -48,10 +51,10 @@
 //!
 //! # Dependency injection in handlers
 //!
-//! Each request gets a DI scope, created when a handler first injects
-//! something ([`Inject`], [`RequestServices`]) and closed, disposing its
-//! scoped services, once the handler has answered. A request that injects
-//! nothing creates no scope.
+//! Each request gets a DI scope, created when a handler first resolves
+//! something ([`Inject`], or [`RequestServices::provider`]) and closed,
+//! disposing its scoped services, once the handler has answered (or
+//! panicked). A request that resolves nothing creates no scope.
 //!
 //! # Health
 //!
@@ -60,7 +63,7 @@
 //!
 //! ```json
 //! {"status":"unhealthy","host":"started",
-//!  "services":[{"name":"app::Worker","state":"failed"},{"name":"host_web::server::WebServer","state":"running"}],
+//!  "services":[{"name":"app::Worker","state":"failed"},{"name":"host_web::WebServer","state":"running"}],
 //!  "checks":[{"name":"app::Database","status":"healthy","duration_ms":0.4}]}
 //! ```
 //!

@@ -128,6 +128,13 @@ impl WebOptions {
                 return Err(ValidationError::key(key, "must start with `/`"));
             }
         }
+        // The router would panic at start on a route added twice.
+        if self.health.enabled && self.health.live_path == self.health.ready_path {
+            return Err(ValidationError::key(
+                "health.ready_path",
+                "must differ from `health.live_path`",
+            ));
+        }
         Ok(())
     }
 }

@@ -3,12 +3,14 @@
 //! has answered.
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use axum::extract::FromRequestParts;
 use axum::http::Request;
 use axum::http::request::Parts;
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use host_di::{Scope, ServiceProvider};
 use tower::{Layer, Service};
@@ -130,9 +132,11 @@ where
         request.extensions_mut().insert(services.clone());
         let response = self.inner.call(request);
         Box::pin(async move {
-            let response = response.await;
+            // A handler that panics still gets its scope closed (async
+            // disposals awaited); the panic then goes on to the panic layer.
+            let response = AssertUnwindSafe(response).catch_unwind().await;
             services.close().await;
-            response
+            response.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
         })
     }
 }
