@@ -109,3 +109,17 @@ pub use testing::{TestClient, TestResponse};
 pub use async_trait::async_trait;
 /// `axum`, re-exported so that routes need no version of their own.
 pub use axum;
+
+/// What handlers and routes use most, in one import:
+/// `use host_web::prelude::*;` (or `host::web::prelude::*`).
+pub mod prelude {
+    pub use crate::{
+        HealthCheck, HealthCheckResult, HealthStatus, Inject, RequestServices, Shutdown,
+        WebHostBuilderExt,
+    };
+    pub use axum::extract::{Path, Query};
+    pub use axum::http::StatusCode;
+    pub use axum::response::{IntoResponse, Response};
+    pub use axum::routing::{delete, get, patch, post, put};
+    pub use axum::{Json, Router};
+}
