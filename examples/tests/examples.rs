@@ -2,20 +2,10 @@
 #![cfg(unix)]
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use host_test::{HostProcess, NO_HANG};
-
-/// `cargo test` builds the examples next to the test binary's directory.
-fn example(name: &str) -> PathBuf {
-    let test_binary = std::env::current_exe().unwrap();
-    let profile_dir = test_binary.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(path.exists(), "{} was not built", path.display());
-    path
-}
+use host_test::{HostProcess, NO_HANG, example};
 
 fn start(name: &str, environment: &[(&str, &str)]) -> HostProcess {
     let mut command = Command::new(example(name));

@@ -3,23 +3,13 @@
 #![cfg(unix)]
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
-use host_test::{HostProcess, NO_HANG};
+use host_test::{HostProcess, NO_HANG, example};
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-
-/// `cargo test` builds the examples next to the test binary's directory.
-fn example(name: &str) -> PathBuf {
-    let test_binary = std::env::current_exe().unwrap();
-    let profile_dir = test_binary.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(path.exists(), "{} was not built", path.display());
-    path
-}
 
 /// An example serving on a port the system chose, and a client for it.
 struct Served {

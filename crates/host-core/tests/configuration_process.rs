@@ -96,10 +96,7 @@ fn child() {
         });
     builder.add_hosted_service::<Greeter>();
     let code = builder.run_blocking();
-    let number = (0..=u8::MAX)
-        .find(|number| std::process::ExitCode::from(*number) == code)
-        .expect("an exit code is a byte");
-    std::process::exit(i32::from(number));
+    host_test::exit_with(code);
 }
 
 /// Starts the child in `root` with `files` written there.

@@ -1,7 +1,7 @@
 //! Test support for tests that run a host as a real process: spawn it, read
 //! its standard error line by line, send it signals, wait for its exit code.
 //!
-//! Used by the integration tests of host-core and of the examples (as
+//! Used by the integration tests of host-core, host-web and the examples (as
 //! tower-test is for tower). Every wait is bounded by [`NO_HANG`], a
 //! generous limit that makes a hang fail the test; no wait asserts speed.
 //! Signals are sent with `kill`, so [`HostProcess::signal`] needs a Unix.
@@ -175,4 +175,30 @@ impl Drop for HostProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Ends a child test process with the host's exit code, as is: the test
+/// harness would otherwise turn it into its own (0 or 101).
+pub fn exit_with(code: std::process::ExitCode) -> ! {
+    let number = (0..=u8::MAX)
+        .find(|number| std::process::ExitCode::from(*number) == code)
+        .expect("an exit code is a byte");
+    std::process::exit(i32::from(number));
+}
+
+/// The path of an example built by `cargo test` (beside the test binary's
+/// directory), to spawn it as users run it.
+///
+/// # Panics
+///
+/// If the example was not built: run the test through `cargo test`.
+pub fn example(name: &str) -> std::path::PathBuf {
+    let test_binary = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = test_binary
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>/deps");
+    let path = profile_dir.join("examples").join(name);
+    assert!(path.exists(), "{} was not built", path.display());
+    path
 }
