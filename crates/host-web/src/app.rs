@@ -1,21 +1,20 @@
 //! The application's router, with host-web's parts: health endpoints, the
-//! request scope, the shutdown token, request tracing, panics caught.
+//! request's services (scope, shutdown token), panics caught, and request
+//! tracing when it would be seen.
 
-use std::any::Any;
 use std::sync::Arc;
 
-use axum::response::{IntoResponse, Response};
+use axum::Router;
 use axum::routing::get;
-use axum::{Extension, Router};
 use host_core::{ApplicationLifetime, HostEnvironment, ServiceStates};
 use host_di::{DiError, Options, ServiceProvider};
 use tokio_util::sync::CancellationToken;
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::health::Health;
-use crate::scope::RequestScopeLayer;
-use crate::{HealthCheck, Shutdown, WebOptions};
+use crate::layer::RequestLayer;
+use crate::scope::ServerContext;
+use crate::{HealthCheck, WebOptions};
 
 /// The tracing target of host-web's own messages.
 pub(crate) const WEB_TARGET: &str = "host::web";
@@ -57,24 +56,24 @@ pub(crate) fn build(
                 }),
             );
     }
-    Ok(router
-        .layer(Extension(Shutdown::new(shutdown)))
-        .layer(RequestScopeLayer::new(provider.clone()))
-        .layer(CatchPanicLayer::custom(panicked))
-        .layer(TraceLayer::new_for_http()))
+    let router = router.layer(RequestLayer::new(ServerContext {
+        root: provider.clone(),
+        shutdown,
+    }));
+    let router = if traces_requests(&options) {
+        router.layer(TraceLayer::new_for_http())
+    } else {
+        router
+    };
+    // Turns every route into its service once, not on each request.
+    Ok(router.with_state(()))
 }
 
-/// A handler panicked: 500, and the panic is logged (never silent).
-fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|text| (*text).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a non-string panic".to_owned());
-    tracing::error!(target: WEB_TARGET, "a request handler panicked: {message}");
-    (
-        axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-        "internal server error",
-    )
-        .into_response()
+/// Whether requests get `tower-http`'s trace layer: as configured, or (by
+/// default) when its debug events would be seen at start, since the layer
+/// costs every request about a microsecond even when nothing is printed.
+fn traces_requests(options: &WebOptions) -> bool {
+    options
+        .trace_requests
+        .unwrap_or_else(|| tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG))
 }

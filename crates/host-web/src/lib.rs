@@ -76,7 +76,7 @@
 //! |---|---|
 //! | `axum` | the router, extractors and responses applications write |
 //! | `hyper`, `hyper-util` | serving connections one by one, so that they can be drained and closed |
-//! | `tower`, `tower-http` | the request-scope layer; request tracing and panics caught (`tower-http`) |
+//! | `tower`, `tower-http` | the request layer; request tracing (`tower-http`) |
 //! | `host-core`, `host-di`, `host-config` | the hosted service, injection, the `web` section |
 //! | `tokio`, `tokio-util` | sockets, tasks, timers; tokens and the connection tracker |
 //! | `serde`, `serde_json` | the options and the health report |
@@ -90,6 +90,7 @@ mod app;
 mod extension;
 mod health;
 mod inject;
+mod layer;
 mod options;
 mod scope;
 mod server;

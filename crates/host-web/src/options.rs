@@ -16,6 +16,7 @@ pub const DEFAULT_URL: &str = "127.0.0.1:8080";
 /// urls = "127.0.0.1:8080"          # or a list; ';' separates several; port 0 picks a free port
 /// shutdown_delay = "5s"             # keep serving, not ready, so load balancers notice
 /// drain_timeout = "10s"             # default: what is left of the host's shutdown timeout
+/// trace_requests = true             # default: when tower_http's debug level is on
 ///
 /// [web.health]
 /// live_path = "/health/live"
@@ -46,6 +47,12 @@ pub struct WebOptions {
     /// of the host's shutdown timeout.
     #[serde(with = "host_config::duration::option")]
     pub drain_timeout: Option<Duration>,
+    /// Whether each request is traced by `tower-http` (a `request` span,
+    /// debug events for the request and the response, an error event for a
+    /// server error). Default: when the `tower_http` target's debug level is
+    /// on at start (`logging.level.tower_http = "debug"`), since the tracing
+    /// costs every request even when nothing is printed.
+    pub trace_requests: Option<bool>,
     /// The health endpoints.
     pub health: HealthOptions,
 }
@@ -56,6 +63,7 @@ impl Default for WebOptions {
             urls: vec![DEFAULT_URL.to_owned()],
             shutdown_delay: Duration::ZERO,
             drain_timeout: None,
+            trace_requests: None,
             health: HealthOptions::default(),
         }
     }

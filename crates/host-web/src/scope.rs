@@ -1,19 +1,13 @@
-//! The request scope: a tower layer that gives each request a lazily
-//! created DI scope, closed (its scoped services disposed) when the handler
-//! has answered.
+//! The request's services: a DI scope created on first use, and the
+//! server's shutdown token.
 
 use std::fmt;
-use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, OnceLock};
-use std::task::{Context, Poll};
 
 use axum::extract::FromRequestParts;
-use axum::http::Request;
 use axum::http::request::Parts;
-use futures::FutureExt;
-use futures::future::BoxFuture;
 use host_di::{Scope, ServiceProvider};
-use tower::{Layer, Service};
+use tokio_util::sync::CancellationToken;
 
 use crate::InjectRejection;
 
@@ -28,18 +22,31 @@ pub struct RequestServices {
 }
 
 struct Lazy {
-    root: ServiceProvider,
+    server: Arc<ServerContext>,
     scope: OnceLock<Scope>,
 }
 
+/// What every request of one server shares.
+#[derive(Debug)]
+pub(crate) struct ServerContext {
+    pub(crate) root: ServiceProvider,
+    /// Fired when the drain begins (see [`Shutdown`](crate::Shutdown)).
+    pub(crate) shutdown: CancellationToken,
+}
+
 impl RequestServices {
-    fn new(root: ServiceProvider) -> Self {
+    /// One allocation per request; the scope itself waits for first use.
+    pub(crate) fn new(server: Arc<ServerContext>) -> Self {
         Self {
             inner: Arc::new(Lazy {
-                root,
+                server,
                 scope: OnceLock::new(),
             }),
         }
+    }
+
+    pub(crate) fn shutdown(&self) -> &CancellationToken {
+        &self.inner.server.shutdown
     }
 
     /// The request scope's provider (created now if it was not): scoped
@@ -47,19 +54,17 @@ impl RequestServices {
     pub fn provider(&self) -> &ServiceProvider {
         self.inner
             .scope
-            .get_or_init(|| self.inner.root.create_scope())
+            .get_or_init(|| self.inner.server.root.create_scope())
             .provider()
     }
 
-    /// Closes the scope if the request created one, disposing its services.
-    async fn close(self) {
-        // The extractors' clones are gone once the handler has answered;
-        // if one was kept (moved into a spawned task), dropping it disposes.
-        if let Ok(lazy) = Arc::try_unwrap(self.inner)
-            && let Some(scope) = lazy.scope.into_inner()
-        {
-            scope.close().await;
-        }
+    /// The scope, if the request created one, for the request layer to
+    /// close (disposing its services). `None` too if a clone was kept past
+    /// the handler (moved into a spawned task): dropping that disposes.
+    pub(crate) fn into_scope(self) -> Option<Scope> {
+        Arc::try_unwrap(self.inner)
+            .ok()
+            .and_then(|lazy| lazy.scope.into_inner())
     }
 }
 
@@ -80,63 +85,5 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestServices {
             .get::<RequestServices>()
             .cloned()
             .ok_or_else(InjectRejection::no_layer)
-    }
-}
-
-/// Gives every request its [`RequestServices`].
-#[derive(Clone)]
-pub(crate) struct RequestScopeLayer {
-    root: ServiceProvider,
-}
-
-impl RequestScopeLayer {
-    pub(crate) fn new(root: ServiceProvider) -> Self {
-        Self { root }
-    }
-}
-
-impl<S> Layer<S> for RequestScopeLayer {
-    type Service = RequestScopeService<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequestScopeService {
-            root: self.root.clone(),
-            inner,
-        }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct RequestScopeService<S> {
-    root: ServiceProvider,
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for RequestScopeService<S>
-where
-    S: Service<Request<B>> + Send,
-    S::Future: Send + 'static,
-    S::Response: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<'static, Result<S::Response, S::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let services = RequestServices::new(self.root.clone());
-        request.extensions_mut().insert(services.clone());
-        let response = self.inner.call(request);
-        Box::pin(async move {
-            // A handler that panics still gets its scope closed (async
-            // disposals awaited); the panic then goes on to the panic layer.
-            let response = AssertUnwindSafe(response).catch_unwind().await;
-            services.close().await;
-            response.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
     }
 }

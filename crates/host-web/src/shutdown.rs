@@ -5,7 +5,7 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::InjectRejection;
+use crate::{InjectRejection, RequestServices};
 
 /// Fires when the server stops accepting and begins to drain: a handler
 /// that streams (server-sent events, a websocket) ends its stream then, so
@@ -61,8 +61,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Shutdown {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         parts
             .extensions
-            .get::<Shutdown>()
-            .cloned()
+            .get::<RequestServices>()
+            .map(|services| Shutdown::new(services.shutdown().clone()))
             .ok_or_else(InjectRejection::no_layer)
     }
 }

@@ -1,0 +1,127 @@
+//! The one layer host-web puts around the application: each request gets
+//! its [`RequestServices`]; a panicking handler answers 500 and is logged;
+//! the request's scope, if it made one, is closed once the handler has
+//! answered. One layer, not three, and no box per request: each layer and
+//! each allocation costs every request, whether it injects or not.
+
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use axum::http::{Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::FutureExt;
+use futures::future::{BoxFuture, CatchUnwind};
+use pin_project_lite::pin_project;
+use tower::{Layer, Service};
+
+use crate::app::WEB_TARGET;
+use crate::scope::{RequestServices, ServerContext};
+
+#[derive(Clone)]
+pub(crate) struct RequestLayer {
+    server: Arc<ServerContext>,
+}
+
+impl RequestLayer {
+    pub(crate) fn new(server: ServerContext) -> Self {
+        Self {
+            server: Arc::new(server),
+        }
+    }
+}
+
+impl<S> Layer<S> for RequestLayer {
+    type Service = RequestService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestService {
+            server: self.server.clone(),
+            inner,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct RequestService<S> {
+    server: Arc<ServerContext>,
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for RequestService<S>
+where
+    S: Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = RequestFuture<S::Future, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let services = RequestServices::new(self.server.clone());
+        request.extensions_mut().insert(services.clone());
+        RequestFuture {
+            response: AssertUnwindSafe(self.inner.call(request)).catch_unwind(),
+            services: Some(services),
+            closing: None,
+        }
+    }
+}
+
+pin_project! {
+    /// The handler's answer, then (if the request made a scope) the scope's
+    /// close, then the answer.
+    pub(crate) struct RequestFuture<F, E> {
+        #[pin]
+        response: CatchUnwind<AssertUnwindSafe<F>>,
+        services: Option<RequestServices>,
+        closing: Option<(BoxFuture<'static, ()>, Option<Result<Response, E>>)>,
+    }
+}
+
+impl<F, E> Future for RequestFuture<F, E>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Some((closing, answer)) = this.closing.as_mut() {
+            ready!(closing.as_mut().poll(cx));
+            return Poll::Ready(answer.take().expect("polled after completion"));
+        }
+        let answer = match ready!(this.response.as_mut().poll(cx)) {
+            Ok(answer) => answer,
+            Err(panic) => Ok(panicked(panic)),
+        };
+        // Closed after a panic too: async disposals are awaited.
+        match this.services.take().and_then(RequestServices::into_scope) {
+            None => Poll::Ready(answer),
+            Some(scope) => {
+                let mut closing: BoxFuture<'static, ()> = Box::pin(scope.close());
+                if closing.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(answer);
+                }
+                *this.closing = Some((closing, Some(answer)));
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// A handler panicked: 500, and the panic is logged (never silent).
+fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic".to_owned());
+    tracing::error!(target: WEB_TARGET, "a request handler panicked: {message}");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal server error").into_response()
+}
