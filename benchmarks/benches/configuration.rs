@@ -50,7 +50,7 @@ use host_di::ServiceCollection;
 use serde::Deserialize;
 
 use common::{median, ratio, verdict};
-use contenders::{StopAtOnce, bare_tokio, tokio_main};
+use contenders::{StopAtOnce, bare_tokio, time_child, tokio_main};
 
 /// The target for loading and binding, in ms.
 const LOAD_TARGET_MS: f64 = 5.0;
@@ -823,22 +823,6 @@ fn loading_child(scratch: &Scratch, mode: &str, iterations: usize) -> Command {
     command
 }
 
-/// Times one whole process, spawn to exit, in the empty content root.
-fn time_process(scratch: &Scratch, mode: &str) -> f64 {
-    let began = Instant::now();
-    let status = Command::new(bench_exe())
-        .args(["--child", mode])
-        .current_dir(&scratch.empty)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("the bench can run itself");
-    let elapsed = began.elapsed();
-    assert!(status.success(), "the `{mode}` child failed: {status}");
-    elapsed.as_secs_f64() * 1e3
-}
-
 /// Cold (the first run of each fresh process) and warm (every later run)
 /// figures, in ms.
 #[derive(Default)]
@@ -900,17 +884,17 @@ fn main() -> ExitCode {
     // 2a. Whole processes, alternating.
     let mut cold_process = Vec::new();
     for (mode, _) in PROCESS_MODES {
-        cold_process.push(time_process(&scratch, mode));
+        cold_process.push(time_child(mode, Some(&scratch.empty)).as_secs_f64() * 1e3);
     }
     for _ in 0..plan.warmup {
         for (mode, _) in PROCESS_MODES {
-            time_process(&scratch, mode);
+            time_child(mode, Some(&scratch.empty));
         }
     }
     let mut processes: Vec<Vec<f64>> = vec![Vec::new(); PROCESS_MODES.len()];
     for _ in 0..plan.runs {
         for (index, (mode, _)) in PROCESS_MODES.iter().enumerate() {
-            processes[index].push(time_process(&scratch, mode));
+            processes[index].push(time_child(mode, Some(&scratch.empty)).as_secs_f64() * 1e3);
         }
     }
 

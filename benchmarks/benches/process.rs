@@ -25,13 +25,13 @@ mod common;
 mod contenders;
 
 use std::fmt::Write as _;
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Instant;
 
 use host_core::Host;
 
 use common::{median, ratio, verdict};
-use contenders::{StopAtOnce, bare_tokio, tokio_main};
+use contenders::{StopAtOnce, bare_tokio, time_child, tokio_main};
 
 const MODES: [&str; 3] = ["tokio", "host", "host-blocking"];
 
@@ -53,22 +53,6 @@ fn child_host_blocking() -> ExitCode {
     let mut builder = Host::builder();
     builder.add_hosted_service_instance(StopAtOnce);
     builder.run_blocking()
-}
-
-/// Runs one child to its exit; returns its wall-clock time.
-fn time_child(mode: &str) -> Duration {
-    let exe = std::env::current_exe().expect("the bench knows its own path");
-    let began = Instant::now();
-    let status = Command::new(exe)
-        .args(["--child", mode])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("the bench can run itself");
-    let elapsed = began.elapsed();
-    assert!(status.success(), "the `{mode}` child failed: {status}");
-    elapsed
 }
 
 fn main() -> ExitCode {
@@ -95,16 +79,16 @@ fn main() -> ExitCode {
     // The very first run of each mode, before any warm-up: the cold one.
     let cold: Vec<f64> = MODES
         .iter()
-        .map(|mode| time_child(mode).as_secs_f64() * 1e3)
+        .map(|mode| time_child(mode, None).as_secs_f64() * 1e3)
         .collect();
     for _ in 0..warmup {
         for mode in MODES {
-            time_child(mode);
+            time_child(mode, None);
         }
     }
     for _ in 0..runs {
         for (index, mode) in MODES.iter().enumerate() {
-            times[index].push(time_child(mode).as_secs_f64() * 1e3);
+            times[index].push(time_child(mode, None).as_secs_f64() * 1e3);
         }
     }
 

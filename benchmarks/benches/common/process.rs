@@ -2,8 +2,9 @@
 //! `configuration.rs` share: the bare tokio process, and the host's one
 //! background service.
 
-use std::process::ExitCode;
-use std::time::Duration;
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
 use host_core::{BackgroundService, ServiceContext, ServiceError, async_trait};
 use tokio_util::sync::CancellationToken;
@@ -60,4 +61,24 @@ pub(crate) fn bare_tokio() -> ExitCode {
         task.await.expect("the task does not panic");
         ExitCode::SUCCESS
     })
+}
+
+/// Runs the bench binary as the child `mode` to its exit, in `directory`
+/// (default: this one); returns its wall-clock time, spawn to exit.
+pub(crate) fn time_child(mode: &str, directory: Option<&Path>) -> Duration {
+    let exe = std::env::current_exe().expect("the bench knows its own path");
+    let mut command = Command::new(exe);
+    command
+        .args(["--child", mode])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(directory) = directory {
+        command.current_dir(directory);
+    }
+    let began = Instant::now();
+    let status = command.status().expect("the bench can run itself");
+    let elapsed = began.elapsed();
+    assert!(status.success(), "the `{mode}` child failed: {status}");
+    elapsed
 }
