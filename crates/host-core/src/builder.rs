@@ -274,7 +274,9 @@ impl HostBuilder {
     /// check: every problem is listed, with its key and source), a
     /// registration the container cannot satisfy (a missing dependency, a
     /// cycle, a singleton capturing a scoped service) or a hosted service
-    /// that cannot be constructed; the [exit code](HostError::exit_code) is 2.
+    /// that cannot be constructed (its constructor returned an error or
+    /// panicked: the error names it, with the panic's message); the
+    /// [exit code](HostError::exit_code) is 2.
     pub fn build(mut self) -> Result<Host, HostError> {
         // A callback may add another; those run too, in turn.
         while !self.before_build.is_empty() {
@@ -305,7 +307,7 @@ impl HostBuilder {
         services.add_instance(Arc::new(options.clone()));
         services.add_instance(Arc::new(states.clone()));
         let provider = services.build().map_err(HostError::build)?;
-        let hosted = resolve_hosted_services(&provider).map_err(HostError::build)?;
+        let hosted = resolve_hosted_services(&provider)?;
 
         let shared = Arc::new(HostShared::new(
             lifetime,

@@ -18,10 +18,14 @@ pub type ServiceError = anyhow::Error;
 /// |---|---|
 /// | 0 | clean stop |
 /// | 1 | a service failed: in `start` or a hook, in `execute` under [`BackgroundServiceFailure::StopHost`](crate::BackgroundServiceFailure::StopHost), or in `stop` |
-/// | 2 | the host could not be built: invalid configuration or registration, nothing started |
+/// | 2 | the host could not be built: invalid configuration or registration, or a hosted service's constructor failed or panicked; nothing started |
 /// | 3 | the shutdown timed out: the services still running were aborted |
-/// | 128 + n | a second signal n during the stop forced the exit (130 SIGINT, 131 SIGQUIT, 143 SIGTERM) |
-/// | `code` | [`ApplicationLifetime::stop_application_with_code`](crate::ApplicationLifetime::stop_application_with_code), unless a failure happened |
+/// | 128 + n | another signal n during the stop forced the exit (130 SIGINT, 131 SIGQUIT, 143 SIGTERM); the signal that began the stop, repeated within 500 ms, is ignored |
+/// | `code` | [`ApplicationLifetime::stop_application_with_code`](crate::ApplicationLifetime::stop_application_with_code), unless a failure happened; a `code` outside `0..=255` is refused: an error names it and the code is 1 (never wrapped around: 256 would read as success) |
+///
+/// A signal that arrives once the stop has completed has its default action:
+/// the process is killed by it, with no exit code of its own (a shell shows
+/// 128 + n).
 pub mod exit_code {
     /// The host stopped cleanly.
     pub const SUCCESS: u8 = 0;
@@ -33,6 +37,19 @@ pub mod exit_code {
     pub const SHUTDOWN_TIMED_OUT: u8 = 3;
     /// Added to a signal's number when a second signal forces the exit.
     pub const SIGNAL_BASE: u8 = 128;
+}
+
+/// The exit code for a stop requested with `code`: the code itself within
+/// `0..=255`; otherwise 1, with an error naming the code. Wrapping it around
+/// (256 to 0, -1 to 255) would turn a request that meant failure into
+/// success, or into a code that means something else.
+pub(crate) fn requested_exit_code(code: i32) -> u8 {
+    u8::try_from(code).unwrap_or_else(|_| {
+        tracing::error!(target: crate::LIFETIME_TARGET,
+            "stop_application_with_code({code}): an exit code must be within 0..=255; \
+             exiting with {} instead", exit_code::SERVICE_FAILED);
+        exit_code::SERVICE_FAILED
+    })
 }
 
 /// Why a host could not be built, could not start, or did not stop cleanly.
@@ -319,6 +336,16 @@ mod tests {
     #[test]
     fn clean_stop_is_no_error() {
         assert!(HostError::stopped_with(Vec::new(), Vec::new(), Duration::from_secs(1)).is_none());
+    }
+
+    #[test]
+    fn a_requested_code_outside_a_byte_is_refused_with_one() {
+        assert_eq!(requested_exit_code(0), 0);
+        assert_eq!(requested_exit_code(255), 255);
+        assert_eq!(requested_exit_code(256), 1);
+        assert_eq!(requested_exit_code(512), 1);
+        assert_eq!(requested_exit_code(-1), 1);
+        assert_eq!(requested_exit_code(i32::MIN), 1);
     }
 
     #[test]

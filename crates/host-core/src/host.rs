@@ -259,7 +259,7 @@ impl Host {
         let code = match result {
             Ok(()) => lifetime
                 .requested_exit_code()
-                .map_or(0, |code| code.rem_euclid(256) as u8),
+                .map_or(0, crate::error::requested_exit_code),
             Err(error) => error.exit_code(),
         };
         self.exit(code)

@@ -72,6 +72,14 @@ impl ApplicationLifetime {
     /// Asks the host to stop gracefully, and the process to exit with `code`
     /// unless a failure happens (a failure's code wins). Only the first
     /// request counts.
+    ///
+    /// An exit code is a byte: a `code` outside `0..=255` is refused when
+    /// the host turns it into the process's exit code
+    /// ([`Host::run_until_exit`](crate::Host::run_until_exit),
+    /// [`HostBuilder::run`](crate::HostBuilder::run)), which logs an error
+    /// naming it and exits with 1 instead; it is never wrapped around (256
+    /// would read as success). [`requested_exit_code`](Self::requested_exit_code)
+    /// returns it as given.
     pub fn stop_application_with_code(&self, code: i32) {
         self.request_stop(Some(code));
     }

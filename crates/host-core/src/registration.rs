@@ -1,12 +1,16 @@
 //! Hosted services in the container: `add_hosted_service::<T>()` on the
 //! service collection, and their resolution in registration order.
 
+use std::any::type_name;
 use std::collections::HashSet;
+use std::fmt;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use host_di::{DiError, Injectable, ServiceCollection, ServiceProvider};
 
-use crate::HostedService;
+use crate::failure::panic_message;
+use crate::{HostError, HostedService};
 
 /// Registers hosted services in a [`ServiceCollection`], as .NET's
 /// `services.AddHostedService<T>()`.
@@ -52,7 +56,7 @@ impl HostedServiceCollectionExt for ServiceCollection {
             self.add_singleton_self::<T>();
         }
         self.add_singleton_factory::<dyn HostedService, _>(|provider| {
-            let service: Arc<dyn HostedService> = provider.get::<T>()?;
+            let service: Arc<dyn HostedService> = construct::<T>(provider)?;
             Ok(service)
         })
         .depends_on::<T>();
@@ -66,14 +70,88 @@ impl HostedServiceCollectionExt for ServiceCollection {
     }
 }
 
+/// Resolves `T`, turning a panic in its constructor (or in one of its
+/// dependencies') into an error that names it, so that `build()` fails with
+/// exit code 2 instead of the panic taking the process down.
+fn construct<T: HostedService + Injectable>(provider: &ServiceProvider) -> Result<Arc<T>, DiError> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| provider.get::<T>())).unwrap_or_else(|payload| {
+        Err(DiError::custom(ConstructorPanicked {
+            service: Some(type_name::<T>()),
+            message: panic_message(payload.as_ref()),
+        }))
+    })
+}
+
+/// A hosted service's constructor panicked.
+#[derive(Debug, Clone)]
+struct ConstructorPanicked {
+    /// `None` for a factory registered as `dyn HostedService` directly,
+    /// whose concrete type nobody knows.
+    service: Option<&'static str>,
+    message: String,
+}
+
+impl fmt::Display for ConstructorPanicked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.service {
+            Some(service) => write!(
+                f,
+                "the hosted service `{service}` panicked while being constructed: {}",
+                self.message
+            ),
+            None => write!(
+                f,
+                "a hosted service's factory (registered as `dyn HostedService`) panicked: {}",
+                self.message
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConstructorPanicked {}
+
 /// Every registered hosted service, in registration order. Registering the
 /// same type twice with `add_hosted_service` hosts it once (as .NET's
 /// `TryAddEnumerable`).
+///
+/// A constructor that panics fails the build, naming the service (see
+/// [`construct`]; a factory registered as `dyn HostedService` by hand is
+/// caught here, where only its panic message is known).
 pub(crate) fn resolve_hosted_services(
     provider: &ServiceProvider,
-) -> Result<Vec<Arc<dyn HostedService>>, DiError> {
-    let mut services = provider.get_all::<dyn HostedService>()?;
+) -> Result<Vec<Arc<dyn HostedService>>, HostError> {
+    let resolved =
+        std::panic::catch_unwind(AssertUnwindSafe(|| provider.get_all::<dyn HostedService>()));
+    let mut services = match resolved {
+        Ok(Ok(services)) => services,
+        Ok(Err(error)) => {
+            // A panic `construct` caught reads best on its own: the
+            // container's wrapping would name `dyn HostedService` only.
+            return Err(match panicked(&error) {
+                Some(panicked) => HostError::build(panicked.clone()),
+                None => HostError::build(error),
+            });
+        }
+        Err(payload) => {
+            return Err(HostError::build(ConstructorPanicked {
+                service: None,
+                message: panic_message(payload.as_ref()),
+            }));
+        }
+    };
     let mut seen = HashSet::with_capacity(services.len());
     services.retain(|service| seen.insert(Arc::as_ptr(service).cast::<()>()));
     Ok(services)
+}
+
+/// The caught panic an error comes from, if any.
+fn panicked(error: &DiError) -> Option<&ConstructorPanicked> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = cause {
+        if let Some(panicked) = error.downcast_ref::<ConstructorPanicked>() {
+            return Some(panicked);
+        }
+        cause = error.source();
+    }
+    None
 }
