@@ -37,9 +37,11 @@ enum State {
 }
 
 impl Bound {
-    /// A bound that expires `limit` from now (never for `None`).
+    /// A bound that expires `limit` from now (never for `None`, nor for a
+    /// limit so long that the deadline is past what an `Instant` can hold,
+    /// such as `Duration::MAX`).
     pub(crate) fn new(limit: Option<Duration>) -> Self {
-        let deadline = limit.map(|limit| Instant::now() + limit);
+        let deadline = limit.and_then(|limit| Instant::now().checked_add(limit));
         Self {
             limit,
             deadline,
@@ -150,8 +152,14 @@ impl Bound {
                     (State::Running, Some(overtime)) => {
                         self.state = State::Overtime;
                         self.token.cancel();
-                        if let Some(sleep) = self.sleep.as_mut() {
-                            sleep.as_mut().reset(Instant::now() + overtime);
+                        // An overtime past what an `Instant` holds is no end.
+                        match Instant::now().checked_add(overtime) {
+                            Some(end) => {
+                                if let Some(sleep) = self.sleep.as_mut() {
+                                    sleep.as_mut().reset(end);
+                                }
+                            }
+                            None => self.sleep = None,
                         }
                     }
                     _ => self.end(State::Expired),
@@ -250,6 +258,34 @@ mod tests {
         assert_eq!(bound.run(pin!(std::future::pending::<()>())).await, None);
         assert!(bound.is_interrupted());
         assert!(bound.token().is_cancelled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_limit_past_what_an_instant_holds_is_no_deadline() {
+        let mut bound = Bound::new(Some(Duration::MAX));
+        assert_eq!(bound.limit(), Some(Duration::MAX));
+        assert_eq!(bound.deadline(), None);
+        let call = pin!(async {
+            tokio::time::sleep(Duration::from_secs(365 * 24 * 3600)).await;
+            "done"
+        });
+        assert_eq!(bound.run(call).await, Some("done"));
+        assert!(!bound.past_deadline());
+        assert!(!bound.token().is_cancelled());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_overtime_past_what_an_instant_holds_never_ends() {
+        let mut bound = Bound::new(Some(Duration::from_secs(1))).with_overtime(Duration::MAX);
+        let mut hang = pin!(std::future::pending::<()>());
+        assert_eq!(bound.run(hang.as_mut()).await, None);
+        assert!(bound.past_deadline());
+        assert!(!bound.has_ended(), "in overtime");
+        let late = pin!(async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            "late"
+        });
+        assert_eq!(bound.run(late).await, Some("late"));
     }
 
     #[test]

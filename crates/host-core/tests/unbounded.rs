@@ -1,0 +1,78 @@
+//! `Duration::MAX` as a timeout means no timeout: nothing overflows when a
+//! deadline is computed from it.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Journal, Recorder, test_builder};
+use host_core::{
+    BackgroundService, HostedService, LifecycleContext, ServiceContext, ServiceError, async_trait,
+};
+use tokio::time::Instant;
+
+struct Cooperative;
+
+#[async_trait]
+impl BackgroundService for Cooperative {
+    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        ctx.stopping().await;
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn duration_max_timeouts_start_and_stop_a_host() {
+    let journal = Journal::default();
+    let mut builder = test_builder();
+    builder
+        .configure_host_options(|options| {
+            options.startup_timeout = Some(Duration::MAX);
+            options.shutdown_timeout = Duration::MAX;
+        })
+        .add_hosted_service_instance(Recorder::new("recorder", &journal))
+        .add_hosted_service_instance(Cooperative);
+    let mut host = builder.build().unwrap();
+    host.start().await.unwrap();
+    host.lifetime().stop_application();
+    host.wait_for_shutdown().await;
+    host.stop().await.unwrap();
+    assert_eq!(journal.of("start"), ["recorder:start"]);
+    assert_eq!(journal.of("stop"), ["recorder:stop"]);
+}
+
+/// Its start and stop each take a year (longer than any default timeout).
+struct Slow;
+
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+#[async_trait]
+impl HostedService for Slow {
+    async fn start(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        tokio::time::sleep(YEAR).await;
+        Ok(())
+    }
+
+    async fn stop(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        tokio::time::sleep(YEAR).await;
+        anyhow::ensure!(!ctx.is_cancelled(), "the stop's token fired");
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn duration_max_timeouts_never_expire() {
+    let mut builder = test_builder();
+    builder
+        .configure_host_options(|options| {
+            options.startup_timeout = Some(Duration::MAX);
+            options.shutdown_timeout = Duration::MAX;
+        })
+        .add_hosted_service_instance(Slow);
+    let mut host = builder.build().unwrap();
+    let began = Instant::now();
+    host.start().await.unwrap();
+    assert_eq!(began.elapsed(), YEAR);
+    host.stop().await.unwrap();
+    assert_eq!(began.elapsed(), YEAR * 2);
+}
