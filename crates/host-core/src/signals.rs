@@ -71,10 +71,15 @@ impl HostSignals {
 fn act(lifetime: &ApplicationLifetime, name: &str, number: i32, action: Action) {
     match action {
         Action::Stop => {
-            // Act before logging: a subscriber that panics must not lose the stop.
+            // Logged first, so that the line cannot be lost to a stop that
+            // ends the process before this thread gets to write it; a
+            // subscriber that panics must not lose the stop.
+            let log = std::panic::catch_unwind(|| {
+                tracing::info!(target: crate::LIFETIME_TARGET,
+                    "Received {name}; shutting down (send it again to exit at once)");
+            });
+            drop(log);
             lifetime.stop_application();
-            tracing::info!(target: crate::LIFETIME_TARGET,
-                "Received {name}; shutting down (send it again to exit at once)");
         }
         Action::Repeat => {
             tracing::debug!(target: crate::LIFETIME_TARGET,

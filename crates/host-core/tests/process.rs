@@ -164,7 +164,11 @@ fn sigint_and_sigquit_stop_the_host_too() {
         host.signal(signal);
         let (code, _) = host.wait_for_exit(Instant::now());
         assert_eq!(code, 0, "SIG{signal}: {}", host.output());
-        assert!(host.output().contains(&format!("Received SIG{signal}")));
+        assert!(
+            host.output().contains(&format!("Received SIG{signal}")),
+            "{}",
+            host.output()
+        );
     }
 }
 
