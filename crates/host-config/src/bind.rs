@@ -1,6 +1,8 @@
 //! Binding a section to a type, and turning serde's and the application's
 //! complaints into problems that name the key, the value and its source.
 
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use figment::Figment;
@@ -9,7 +11,7 @@ use figment::value::{Empty, Tag, Value};
 use serde::de::DeserializeOwned;
 
 use crate::layer::origin;
-use crate::secrets::Secrets;
+use crate::secrets::{REDACTED, Secrets, redact_urls};
 use crate::{ConfigError, Problem, ValidationError};
 
 /// What binding needs to name keys, values and sources.
@@ -20,14 +22,27 @@ pub(crate) struct Context<'a> {
     pub(crate) secrets: &'a Secrets,
 }
 
-/// Shown instead of a secret key's value.
-const REDACTED: &str = "[redacted]";
-
 impl Context<'_> {
     /// Binds `section` (`""` for the root) to `T`; every problem serde
     /// reports becomes a [`Problem`]. Lossy, so that the text `"5"` of a
     /// variable reads as a number or a boolean when `T` asks for one.
+    ///
+    /// A panicking `Deserialize` is a problem of the section too: at build
+    /// it is invalid configuration, on a reload a rejected change (the
+    /// watcher's thread must survive it).
     pub(crate) fn extract<T: DeserializeOwned>(&self, section: &str) -> Result<T, ConfigError> {
+        catch_unwind(AssertUnwindSafe(|| self.extract_unguarded(section))).unwrap_or_else(
+            |payload| {
+                Err(ConfigError::invalid(vec![self.panic_problem(
+                    section,
+                    &format!("reading it as `{}` panicked", std::any::type_name::<T>()),
+                    payload.as_ref(),
+                )]))
+            },
+        )
+    }
+
+    fn extract_unguarded<T: DeserializeOwned>(&self, section: &str) -> Result<T, ConfigError> {
         let found = if section.is_empty() {
             None
         } else {
@@ -76,14 +91,73 @@ impl Context<'_> {
     ) -> Result<(), ConfigError> {
         let problems: Vec<Problem> = validators
             .iter()
-            .filter_map(|validate| validate(value).err())
-            .map(|error| self.validation_problem(section, &error))
+            .filter_map(
+                |validate| match catch_unwind(AssertUnwindSafe(|| validate(value))) {
+                    Ok(result) => result.err().map(|error| self.validation_problem(section, &error)),
+                    Err(payload) => Some(self.panic_problem(
+                        section,
+                        &format!("a check of `{}` panicked", std::any::type_name::<T>()),
+                        payload.as_ref(),
+                    )),
+                },
+            )
             .collect();
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ConfigError::invalid(problems))
         }
+    }
+
+    /// A panic while reading or checking `section`, as a problem of the
+    /// section. Its message is kept unless the section holds a secret: a
+    /// panic's message may quote a value.
+    fn panic_problem(&self, section: &str, what: &str, payload: &(dyn Any + Send)) -> Problem {
+        let message = if self.withheld(section) {
+            format!("{what} (the message is withheld: the section holds a secret)")
+        } else {
+            match payload
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+            {
+                Some(text) => format!("{what}: {text}"),
+                None => what.to_owned(),
+            }
+        };
+        Problem::new(section.to_owned(), message, None)
+    }
+
+    /// Whether an error about `key` may not show what it found: the key is
+    /// secret, or something beneath it is (serde reports a problem of a
+    /// `#[serde(flatten)]` field, say, at the table that holds it).
+    fn withheld(&self, key: &str) -> bool {
+        fn holds_secret(secrets: &Secrets, key: &str, value: &Value) -> bool {
+            let child = |name: &str| match key {
+                "" => name.to_owned(),
+                _ => format!("{key}.{name}"),
+            };
+            match value {
+                Value::Dict(_, dict) => dict.iter().any(|(name, value)| {
+                    let child = child(name);
+                    secrets.is_secret(&child) || holds_secret(secrets, &child, value)
+                }),
+                Value::Array(_, items) => items
+                    .iter()
+                    .enumerate()
+                    .any(|(index, value)| holds_secret(secrets, &child(&index.to_string()), value)),
+                _ => false,
+            }
+        }
+        if self.secrets.is_secret(key) {
+            return true;
+        }
+        let value = if key.is_empty() {
+            self.figment.extract::<Value>().ok()
+        } else {
+            self.figment.find_value(key).ok()
+        };
+        value.is_some_and(|value| holds_secret(self.secrets, key, &value))
     }
 
     fn problem(&self, section: &str, error: figment::Error, section_missing: bool) -> Problem {
@@ -93,7 +167,7 @@ impl Context<'_> {
             .map(str::to_owned)
             .collect();
         key.extend(error.path.iter().cloned());
-        let secret = |key: &[String]| self.secrets.is_secret(&key.join("."));
+        let secret = |key: &[String]| self.withheld(&key.join("."));
         let message = match error.kind {
             Kind::MissingField(field) => {
                 key.push(field.into_owned());
@@ -126,7 +200,7 @@ impl Context<'_> {
                 let variant = if secret(&key) {
                     REDACTED.to_owned()
                 } else {
-                    format!("{variant:?}")
+                    format!("{:?}", redact_urls(&variant))
                 };
                 format!("expects {}, found {variant}", one_of(expected))
             }
@@ -156,7 +230,7 @@ impl Context<'_> {
         let mut message = error.text().to_owned();
         let origin = if error.relative_key().is_some() {
             if let Ok(value) = self.figment.find_value(&key) {
-                let shown = if self.secrets.is_secret(&key) {
+                let shown = if self.withheld(&key) {
                     REDACTED.to_owned()
                 } else {
                     found_value(&value)
@@ -206,7 +280,7 @@ fn found_actual(actual: &Actual, secret: bool) -> String {
         Actual::Seq => "a list".to_owned(),
         Actual::Unit | Actual::Option => "nothing".to_owned(),
         _ if secret => REDACTED.to_owned(),
-        Actual::Str(text) => format!("{text:?}"),
+        Actual::Str(text) => format!("{:?}", redact_urls(text)),
         Actual::Bool(value) => value.to_string(),
         Actual::Unsigned(value) => value.to_string(),
         Actual::Signed(value) => value.to_string(),
@@ -218,7 +292,7 @@ fn found_actual(actual: &Actual, secret: bool) -> String {
 
 fn found_value(value: &Value) -> String {
     match value {
-        Value::String(_, text) => format!("{text:?}"),
+        Value::String(_, text) => format!("{:?}", redact_urls(text)),
         Value::Char(_, value) => format!("{value:?}"),
         Value::Bool(_, value) => value.to_string(),
         Value::Num(_, number) => number

@@ -116,23 +116,23 @@ fn a_marked_key_and_what_is_beneath_it_are_redacted() {
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)] // read by the binding only
     struct Database {
-        dsn: u32,
+        conn: u32,
         host: u32,
     }
 
     figment::Jail::expect_with(|jail| {
         jail.create_file(
             "appsettings.toml",
-            &format!("[database]\ndsn = \"{SECRET}\"\nhost = \"{SECRET}\"\n[database.dsn_parts]\nuser = \"{SECRET}\"\n"),
+            &format!("[database]\nconn = \"{SECRET}\"\nhost = \"{SECRET}\"\n[database.conn_parts]\nuser = \"{SECRET}\"\n"),
         )?;
         let mut builder = ConfigurationBuilder::new();
-        builder.without_env().secret("database.dsn");
+        builder.without_env().secret("database.conn");
         let configuration = builder
             .build("Production", jail.directory())
             .map_err(|e| e.to_string())?;
-        assert!(configuration.is_secret("database.dsn"));
-        assert!(configuration.is_secret("Database.DSN.primary"));
-        assert!(!configuration.is_secret("database.dsn_parts.user"));
+        assert!(configuration.is_secret("database.conn"));
+        assert!(configuration.is_secret("Database.CONN.primary"));
+        assert!(!configuration.is_secret("database.conn_parts.user"));
         assert!(!configuration.is_secret("database.host"));
 
         let error = configuration
@@ -140,7 +140,7 @@ fn a_marked_key_and_what_is_beneath_it_are_redacted() {
             .expect_err("not a number");
         assert_redacted(
             &error,
-            "invalid configuration: `database.dsn` expects a non-negative integer, found \
+            "invalid configuration: `database.conn` expects a non-negative integer, found \
              [redacted]\n  from: appsettings.toml",
         );
 
