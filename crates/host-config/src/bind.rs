@@ -35,7 +35,7 @@ impl Context<'_> {
             |payload| {
                 Err(ConfigError::invalid(vec![self.panic_problem(
                     section,
-                    &format!("reading it as `{}` panicked", std::any::type_name::<T>()),
+                    &format!("panicked while being read as `{}`", std::any::type_name::<T>()),
                     payload.as_ref(),
                 )]))
             },
@@ -96,7 +96,7 @@ impl Context<'_> {
                     Ok(result) => result.err().map(|error| self.validation_problem(section, &error)),
                     Err(payload) => Some(self.panic_problem(
                         section,
-                        &format!("a check of `{}` panicked", std::any::type_name::<T>()),
+                        &format!("panicked in a check of `{}`", std::any::type_name::<T>()),
                         payload.as_ref(),
                     )),
                 },

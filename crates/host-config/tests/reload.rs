@@ -539,8 +539,8 @@ async fn a_panicking_check_rejects_the_change_and_the_next_change_loads() {
     let message = rejection_of(&watched.settings, |message| message.contains("panicked")).await;
     assert!(
         message.ends_with(
-            "the last good configuration stays: invalid configuration: `guarded` a check of \
-             `reload::Greeting` panicked: assertion `left != right` failed: the check's own bug\n  \
+            "the last good configuration stays: invalid configuration: `guarded` panicked in a check \
+             of `reload::Greeting`: assertion `left != right` failed: the check's own bug\n  \
              left: \"boom\"\n right: \"boom\""
         ),
         "{message}"
@@ -579,11 +579,11 @@ async fn a_panicking_deserializer_rejects_the_change_and_the_next_change_loads()
     replace(&watched.settings, "[fragile]\ntext = \"boom\"\n");
     let message = rejection_of(&watched.settings, |message| message.contains("panicked")).await;
     let (head, tail) = message
-        .split_once("invalid configuration: `fragile` reading it as `reload::")
+        .split_once("invalid configuration: `fragile` panicked while being read as `reload::")
         .unwrap_or_else(|| panic!("the section is named: {message}"));
     assert!(head.ends_with("the last good configuration stays: "), "{message}");
     assert!(
-        tail.ends_with("::Fragile` panicked: the deserializer's own bug"),
+        tail.ends_with("::Fragile`: the deserializer's own bug"),
         "{message}"
     );
     assert_eq!(monitor.current().text, "hello");
