@@ -144,7 +144,10 @@ mod tests {
             assert!(error.is_argument(), "{text}");
             assert!(!text.contains("hunter"), "the secret leaked: {text}");
             assert!(!format!("{error:?}").contains("hunter"), "{error:?}");
-            assert!(text.contains("`[redacted]` (after `--db.password"), "{text}");
+            assert!(
+                text.contains("`[redacted]` (after `--db.password"),
+                "{text}"
+            );
         }
         let error = parse(&args(&["--db.password=", "hunter2"])).expect_err("stray");
         assert_eq!(

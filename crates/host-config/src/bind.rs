@@ -11,7 +11,7 @@ use figment::value::{Empty, Tag, Value};
 use serde::de::DeserializeOwned;
 
 use crate::layer::origin;
-use crate::secrets::{REDACTED, Secrets, redact_urls};
+use crate::secrets::{REDACTED, Secrets, redact_url_value};
 use crate::{ConfigError, Problem, ValidationError};
 
 /// What binding needs to name keys, values and sources.
@@ -35,7 +35,10 @@ impl Context<'_> {
             |payload| {
                 Err(ConfigError::invalid(vec![self.panic_problem(
                     section,
-                    &format!("panicked while being read as `{}`", std::any::type_name::<T>()),
+                    &format!(
+                        "panicked while being read as `{}`",
+                        std::any::type_name::<T>()
+                    ),
                     payload.as_ref(),
                 )]))
             },
@@ -93,7 +96,9 @@ impl Context<'_> {
             .iter()
             .filter_map(
                 |validate| match catch_unwind(AssertUnwindSafe(|| validate(value))) {
-                    Ok(result) => result.err().map(|error| self.validation_problem(section, &error)),
+                    Ok(result) => result
+                        .err()
+                        .map(|error| self.validation_problem(section, &error)),
                     Err(payload) => Some(self.panic_problem(
                         section,
                         &format!("panicked in a check of `{}`", std::any::type_name::<T>()),
@@ -132,32 +137,77 @@ impl Context<'_> {
     /// secret, or something beneath it is (serde reports a problem of a
     /// `#[serde(flatten)]` field, say, at the table that holds it).
     fn withheld(&self, key: &str) -> bool {
-        fn holds_secret(secrets: &Secrets, key: &str, value: &Value) -> bool {
+        self.secrets.is_secret(key) || !self.secret_texts(key).is_empty()
+    }
+
+    /// The text of every secret value at or beneath `key`, to scrub from the
+    /// application's own messages (a check may quote what it refuses).
+    fn secret_texts(&self, key: &str) -> Vec<String> {
+        fn collect(
+            secrets: &Secrets,
+            key: &str,
+            value: &Value,
+            secret: bool,
+            out: &mut Vec<String>,
+        ) {
+            let secret = secret || (!key.is_empty() && secrets.is_secret(key));
             let child = |name: &str| match key {
                 "" => name.to_owned(),
                 _ => format!("{key}.{name}"),
             };
             match value {
-                Value::Dict(_, dict) => dict.iter().any(|(name, value)| {
-                    let child = child(name);
-                    secrets.is_secret(&child) || holds_secret(secrets, &child, value)
-                }),
-                Value::Array(_, items) => items
-                    .iter()
-                    .enumerate()
-                    .any(|(index, value)| holds_secret(secrets, &child(&index.to_string()), value)),
-                _ => false,
+                Value::Dict(_, dict) => {
+                    for (name, value) in dict {
+                        collect(secrets, &child(name), value, secret, out);
+                    }
+                }
+                Value::Array(_, items) => {
+                    for (index, value) in items.iter().enumerate() {
+                        collect(secrets, &child(&index.to_string()), value, secret, out);
+                    }
+                }
+                Value::Empty(..) => {}
+                scalar if secret => {
+                    let text = match scalar {
+                        Value::String(_, text) => text.clone(),
+                        other => found_value(other),
+                    };
+                    out.push(text);
+                }
+                _ => {}
             }
-        }
-        if self.secrets.is_secret(key) {
-            return true;
         }
         let value = if key.is_empty() {
             self.figment.extract::<Value>().ok()
         } else {
             self.figment.find_value(key).ok()
         };
-        value.is_some_and(|value| holds_secret(self.secrets, key, &value))
+        let mut texts = Vec::new();
+        if let Some(value) = value {
+            collect(self.secrets, key, &value, false, &mut texts);
+        }
+        texts
+    }
+
+    /// `message` with the secret values at or beneath `key` withheld:
+    /// any of at least 3 characters (shorter ones would garble the message
+    /// and are no secret of note), as written and as `{:?}` escapes it.
+    fn scrub(&self, key: &str, message: String) -> String {
+        let mut texts: Vec<String> = self
+            .secret_texts(key)
+            .into_iter()
+            .flat_map(|text| {
+                let escaped = format!("{text:?}");
+                let escaped = escaped[1..escaped.len() - 1].to_owned();
+                [text, escaped]
+            })
+            .filter(|text| text.chars().count() >= 3)
+            .collect();
+        // The longest first, so that a secret holding another goes whole.
+        texts.sort_by_key(|text| std::cmp::Reverse(text.len()));
+        texts.iter().fold(message, |message, text| {
+            message.replace(text.as_str(), REDACTED)
+        })
     }
 
     fn problem(&self, section: &str, error: figment::Error, section_missing: bool) -> Problem {
@@ -200,7 +250,7 @@ impl Context<'_> {
                 let variant = if secret(&key) {
                     REDACTED.to_owned()
                 } else {
-                    format!("{:?}", redact_urls(&variant))
+                    format!("{:?}", redact_url_value(&variant))
                 };
                 format!("expects {}, found {variant}", one_of(expected))
             }
@@ -227,7 +277,7 @@ impl Context<'_> {
             Some(relative) => format!("{section}.{relative}"),
             None => section.to_owned(),
         };
-        let mut message = error.text().to_owned();
+        let mut message = self.scrub(&key, error.text().to_owned());
         let origin = if error.relative_key().is_some() {
             if let Ok(value) = self.figment.find_value(&key) {
                 let shown = if self.withheld(&key) {
@@ -280,7 +330,7 @@ fn found_actual(actual: &Actual, secret: bool) -> String {
         Actual::Seq => "a list".to_owned(),
         Actual::Unit | Actual::Option => "nothing".to_owned(),
         _ if secret => REDACTED.to_owned(),
-        Actual::Str(text) => format!("{:?}", redact_urls(text)),
+        Actual::Str(text) => format!("{:?}", redact_url_value(text)),
         Actual::Bool(value) => value.to_string(),
         Actual::Unsigned(value) => value.to_string(),
         Actual::Signed(value) => value.to_string(),
@@ -292,7 +342,7 @@ fn found_actual(actual: &Actual, secret: bool) -> String {
 
 fn found_value(value: &Value) -> String {
     match value {
-        Value::String(_, text) => format!("{:?}", redact_urls(text)),
+        Value::String(_, text) => format!("{:?}", redact_url_value(text)),
         Value::Char(_, value) => format!("{value:?}"),
         Value::Bool(_, value) => value.to_string(),
         Value::Num(_, number) => number

@@ -72,10 +72,7 @@ impl Secrets {
 
     pub(crate) fn is_secret(&self, key: &str) -> bool {
         let key_words = words(key);
-        let by_name = self
-            .names
-            .iter()
-            .any(|name| matches_name(&key_words, name));
+        let by_name = self.names.iter().any(|name| matches_name(&key_words, name));
         let key = key.to_ascii_lowercase();
         by_name
             || self.marked.iter().any(|marked| {
@@ -164,7 +161,7 @@ pub(crate) fn redact_urls(text: &str) -> Cow<'_, str> {
             .map_or(at, |(index, _)| index);
         let authority_start = at + 3;
         let end = rest[authority_start..]
-            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '\\'))
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`'))
             .map_or(rest.len(), |offset| authority_start + offset);
         out.push_str(&rest[..authority_start]);
         let url = &rest[authority_start..end];
@@ -179,17 +176,41 @@ pub(crate) fn redact_urls(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A whole value with the credentials of a URL in it withheld: as
+/// [`redact_urls`], except that a value that is one URL is one even with
+/// whitespace or quotes in its password.
+pub(crate) fn redact_url_value(value: &str) -> Cow<'_, str> {
+    let trimmed = value.trim_start();
+    let scheme = trimmed
+        .find("://")
+        .map(|at| &trimmed[..at])
+        .filter(|scheme| {
+            scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        });
+    match scheme {
+        Some(scheme) => {
+            let start = value.len() - trimmed.len() + scheme.len() + 3;
+            match redact_userinfo(&value[start..]) {
+                Cow::Borrowed(_) => redact_urls(value),
+                Cow::Owned(rest) => Cow::Owned(format!("{}{rest}", &value[..start])),
+            }
+        }
+        None => redact_urls(value),
+    }
+}
+
 /// What follows `scheme://`, with its user information's secret withheld.
 fn redact_userinfo(url: &str) -> Cow<'_, str> {
     let Some(at) = url.rfind('@') else {
         return Cow::Borrowed(url);
     };
     match url[..at].find(':') {
-        Some(colon) if !url[..colon].contains('/') && colon + 1 < at => Cow::Owned(format!(
-            "{}:{REDACTED}{}",
-            &url[..colon],
-            &url[at..]
-        )),
+        Some(colon) if !url[..colon].contains('/') && colon + 1 < at => {
+            Cow::Owned(format!("{}:{REDACTED}{}", &url[..colon], &url[at..]))
+        }
         Some(_) => Cow::Borrowed(url),
         None if at > 0 && !url[..at].contains(['/', '?', '#']) => {
             Cow::Owned(format!("{REDACTED}{}", &url[at..]))
@@ -295,13 +316,25 @@ mod tests {
                 "cannot reach redis://:hunter2@cache:6379 now, nor amqp://a:b@q",
                 "cannot reach redis://:[redacted]@cache:6379 now, nor amqp://a:[redacted]@q",
             ),
-            ("https://ghp_token@github.com/x", "https://[redacted]@github.com/x"),
+            (
+                "https://ghp_token@github.com/x",
+                "https://[redacted]@github.com/x",
+            ),
             ("https://example.com/a/@b", "https://example.com/a/@b"),
             ("https://example.com:8443/x", "https://example.com:8443/x"),
             ("no url here: a:b@c", "no url here: a:b@c"),
             ("://u:p@h", "://u:p@h"),
         ] {
             assert_eq!(redact_urls(text), expected, "{text}");
+        }
+        // A value that is one URL is one whatever its password holds.
+        for (value, expected) in [
+            ("redis://:pa ss\"w@cache", "redis://:[redacted]@cache"),
+            (" amqp://u:p 1@q/v", " amqp://u:[redacted]@q/v"),
+            ("see http://a:b@c and d", "see http://a:[redacted]@c and d"),
+            ("plain", "plain"),
+        ] {
+            assert_eq!(redact_url_value(value), expected, "{value}");
         }
     }
 }

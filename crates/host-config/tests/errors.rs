@@ -500,6 +500,7 @@ fn fragile<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, 
 }
 
 #[derive(Debug, serde::Deserialize)]
+#[allow(dead_code)] // read by the bindings only
 struct Fragile {
     #[serde(deserialize_with = "fragile")]
     text: String,
@@ -549,6 +550,7 @@ fn a_panic_while_binding_is_a_problem_of_the_section() {
 
     // A panic's message may quote a secret: it is withheld for a section holding one.
     #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)] // read by the binding only
     struct Credentials {
         password: String,
     }

@@ -581,7 +581,10 @@ async fn a_panicking_deserializer_rejects_the_change_and_the_next_change_loads()
     let (head, tail) = message
         .split_once("invalid configuration: `fragile` panicked while being read as `reload::")
         .unwrap_or_else(|| panic!("the section is named: {message}"));
-    assert!(head.ends_with("the last good configuration stays: "), "{message}");
+    assert!(
+        head.ends_with("the last good configuration stays: "),
+        "{message}"
+    );
     assert!(
         tail.ends_with("::Fragile`: the deserializer's own bug"),
         "{message}"
