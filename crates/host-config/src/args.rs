@@ -1,6 +1,7 @@
 //! Command-line arguments: `--key=value` and `--key value`.
 
 use crate::ConfigError;
+use crate::secrets::Secrets;
 
 /// One `--key=value` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,41 +12,43 @@ pub(crate) struct Argument {
 
 /// Parses arguments (without the program's name). Everything after a lone
 /// `--` is left to the application.
-pub(crate) fn parse(args: &[String]) -> Result<Vec<Argument>, ConfigError> {
+///
+/// An argument in error right after one that set a secret is never quoted:
+/// it is likely the rest of the secret (`--db.password= hunter2`, or a
+/// password with a space in it).
+pub(crate) fn parse(args: &[String], secrets: &Secrets) -> Result<Vec<Argument>, ConfigError> {
     let mut parsed = Vec::new();
     let mut rest = args.iter();
+    // The argument that last set a secret, as it may be quoted.
+    let mut after_secret: Option<String> = None;
     while let Some(arg) = rest.next() {
         if arg == "--" {
             break;
         }
+        let error = |reason| match &after_secret {
+            Some(after) => ConfigError::secret_argument(after.clone(), reason),
+            None => ConfigError::argument(redact_value(arg), reason),
+        };
         let Some(body) = arg.strip_prefix("--") else {
             // Redacted too: `-db.password=x` is a typo of a secret's argument.
-            return Err(ConfigError::argument(
-                redact_value(arg),
+            return Err(error(
                 "is not `--key=value` (nested keys: `--section.key=value`)",
             ));
         };
-        let (key, value) = match body.split_once('=') {
-            Some((key, value)) => (key, value.to_owned()),
+        let (key, value, quoted) = match body.split_once('=') {
+            Some((key, value)) => (key, value.to_owned(), format!("--{key}=")),
             None => match rest.as_slice().first() {
                 Some(next) if !next.starts_with("--") => {
                     rest.next();
-                    (body, next.clone())
+                    (body, next.clone(), format!("--{body}"))
                 }
-                _ => {
-                    return Err(ConfigError::argument(
-                        redact_value(arg),
-                        "has no value: write `--key=value`",
-                    ));
-                }
+                _ => return Err(error("has no value: write `--key=value`")),
             },
         };
         if key.is_empty() || key.split('.').any(str::is_empty) {
-            return Err(ConfigError::argument(
-                redact_value(arg),
-                "has an empty key or key segment",
-            ));
+            return Err(error("has an empty key or key segment"));
         }
+        after_secret = secrets.is_secret(key).then_some(quoted);
         parsed.push(Argument {
             key: key.to_owned(),
             value,
@@ -68,6 +71,10 @@ mod tests {
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|arg| (*arg).to_owned()).collect()
+    }
+
+    fn parse(list: &[String]) -> Result<Vec<Argument>, ConfigError> {
+        super::parse(list, &Secrets::default())
     }
 
     fn pairs(list: &[&str]) -> Vec<(String, String)> {
@@ -122,5 +129,40 @@ mod tests {
         let error = parse(&args(&["--a..b=secret"])).expect_err("empty segment");
         assert!(error.to_string().contains("`--a..b=...`"), "{error}");
         assert!(!error.to_string().contains("secret"), "{error}");
+    }
+
+    #[test]
+    fn the_argument_after_a_secret_is_never_quoted() {
+        for list in [
+            &["--db.password=", "hunter2"][..],
+            &["--db.password=hunter", "2"],
+            &["--db.password", "hunter", "2"],
+            &["--a=1", "--db.password=", "--hunter2"],
+        ] {
+            let error = parse(&args(list)).expect_err("a stray argument");
+            let text = error.to_string();
+            assert!(error.is_argument(), "{text}");
+            assert!(!text.contains("hunter"), "the secret leaked: {text}");
+            assert!(!format!("{error:?}").contains("hunter"), "{error:?}");
+            assert!(
+                text.contains("`[redacted]` (after `--db.password"),
+                "{text}"
+            );
+        }
+        let error = parse(&args(&["--db.password=", "hunter2"])).expect_err("stray");
+        assert_eq!(
+            error.to_string(),
+            "invalid configuration: command-line argument `[redacted]` (after \
+             `--db.password=`) is not `--key=value` (nested keys: `--section.key=value`)"
+        );
+        // After an ordinary key, the stray argument is quoted: it helps.
+        let error = parse(&args(&["--name=", "John"])).expect_err("stray");
+        assert!(error.to_string().contains("`John`"), "{error}");
+        // A URL's password is withheld wherever it is.
+        let error = parse(&args(&["postgres://u:hunter2@h"])).expect_err("positional");
+        assert!(
+            error.to_string().contains("`postgres://u:[redacted]@h`"),
+            "{error}"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Binding a section to a type, and turning serde's and the application's
 //! complaints into problems that name the key, the value and its source.
 
+use std::any::Any;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
 use figment::Figment;
@@ -9,7 +11,7 @@ use figment::value::{Empty, Tag, Value};
 use serde::de::DeserializeOwned;
 
 use crate::layer::origin;
-use crate::secrets::Secrets;
+use crate::secrets::{REDACTED, Secrets, redact_url_value};
 use crate::{ConfigError, Problem, ValidationError};
 
 /// What binding needs to name keys, values and sources.
@@ -20,14 +22,30 @@ pub(crate) struct Context<'a> {
     pub(crate) secrets: &'a Secrets,
 }
 
-/// Shown instead of a secret key's value.
-const REDACTED: &str = "[redacted]";
-
 impl Context<'_> {
     /// Binds `section` (`""` for the root) to `T`; every problem serde
     /// reports becomes a [`Problem`]. Lossy, so that the text `"5"` of a
     /// variable reads as a number or a boolean when `T` asks for one.
+    ///
+    /// A panicking `Deserialize` is a problem of the section too: at build
+    /// it is invalid configuration, on a reload a rejected change (the
+    /// watcher's thread must survive it).
     pub(crate) fn extract<T: DeserializeOwned>(&self, section: &str) -> Result<T, ConfigError> {
+        catch_unwind(AssertUnwindSafe(|| self.extract_unguarded(section))).unwrap_or_else(
+            |payload| {
+                Err(ConfigError::invalid(vec![self.panic_problem(
+                    section,
+                    &format!(
+                        "panicked while being read as `{}`",
+                        std::any::type_name::<T>()
+                    ),
+                    payload.as_ref(),
+                )]))
+            },
+        )
+    }
+
+    fn extract_unguarded<T: DeserializeOwned>(&self, section: &str) -> Result<T, ConfigError> {
         let found = if section.is_empty() {
             None
         } else {
@@ -76,14 +94,120 @@ impl Context<'_> {
     ) -> Result<(), ConfigError> {
         let problems: Vec<Problem> = validators
             .iter()
-            .filter_map(|validate| validate(value).err())
-            .map(|error| self.validation_problem(section, &error))
+            .filter_map(
+                |validate| match catch_unwind(AssertUnwindSafe(|| validate(value))) {
+                    Ok(result) => result
+                        .err()
+                        .map(|error| self.validation_problem(section, &error)),
+                    Err(payload) => Some(self.panic_problem(
+                        section,
+                        &format!("panicked in a check of `{}`", std::any::type_name::<T>()),
+                        payload.as_ref(),
+                    )),
+                },
+            )
             .collect();
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ConfigError::invalid(problems))
         }
+    }
+
+    /// A panic while reading or checking `section`, as a problem of the
+    /// section. Its message is kept unless the section holds a secret: a
+    /// panic's message may quote a value.
+    fn panic_problem(&self, section: &str, what: &str, payload: &(dyn Any + Send)) -> Problem {
+        let message = if self.withheld(section) {
+            format!("{what} (the message is withheld: the section holds a secret)")
+        } else {
+            match payload
+                .downcast_ref::<&str>()
+                .map(|text| (*text).to_owned())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+            {
+                Some(text) => format!("{what}: {text}"),
+                None => what.to_owned(),
+            }
+        };
+        Problem::new(section.to_owned(), message, None)
+    }
+
+    /// Whether an error about `key` may not show what it found: the key is
+    /// secret, or something beneath it is (serde reports a problem of a
+    /// `#[serde(flatten)]` field, say, at the table that holds it).
+    fn withheld(&self, key: &str) -> bool {
+        self.secrets.is_secret(key) || !self.secret_texts(key).is_empty()
+    }
+
+    /// The text of every secret value at or beneath `key`, to scrub from the
+    /// application's own messages (a check may quote what it refuses).
+    fn secret_texts(&self, key: &str) -> Vec<String> {
+        fn collect(
+            secrets: &Secrets,
+            key: &str,
+            value: &Value,
+            secret: bool,
+            out: &mut Vec<String>,
+        ) {
+            let secret = secret || (!key.is_empty() && secrets.is_secret(key));
+            let child = |name: &str| match key {
+                "" => name.to_owned(),
+                _ => format!("{key}.{name}"),
+            };
+            match value {
+                Value::Dict(_, dict) => {
+                    for (name, value) in dict {
+                        collect(secrets, &child(name), value, secret, out);
+                    }
+                }
+                Value::Array(_, items) => {
+                    for (index, value) in items.iter().enumerate() {
+                        collect(secrets, &child(&index.to_string()), value, secret, out);
+                    }
+                }
+                Value::Empty(..) => {}
+                scalar if secret => {
+                    let text = match scalar {
+                        Value::String(_, text) => text.clone(),
+                        other => found_value(other),
+                    };
+                    out.push(text);
+                }
+                _ => {}
+            }
+        }
+        let value = if key.is_empty() {
+            self.figment.extract::<Value>().ok()
+        } else {
+            self.figment.find_value(key).ok()
+        };
+        let mut texts = Vec::new();
+        if let Some(value) = value {
+            collect(self.secrets, key, &value, false, &mut texts);
+        }
+        texts
+    }
+
+    /// `message` with the secret values at or beneath `key` withheld:
+    /// any of at least 3 characters (shorter ones would garble the message
+    /// and are no secret of note), as written and as `{:?}` escapes it.
+    fn scrub(&self, key: &str, message: String) -> String {
+        let mut texts: Vec<String> = self
+            .secret_texts(key)
+            .into_iter()
+            .flat_map(|text| {
+                let escaped = format!("{text:?}");
+                let escaped = escaped[1..escaped.len() - 1].to_owned();
+                [text, escaped]
+            })
+            .filter(|text| text.chars().count() >= 3)
+            .collect();
+        // The longest first, so that a secret holding another goes whole.
+        texts.sort_by_key(|text| std::cmp::Reverse(text.len()));
+        texts.iter().fold(message, |message, text| {
+            message.replace(text.as_str(), REDACTED)
+        })
     }
 
     fn problem(&self, section: &str, error: figment::Error, section_missing: bool) -> Problem {
@@ -93,7 +217,7 @@ impl Context<'_> {
             .map(str::to_owned)
             .collect();
         key.extend(error.path.iter().cloned());
-        let secret = |key: &[String]| self.secrets.is_secret(&key.join("."));
+        let secret = |key: &[String]| self.withheld(&key.join("."));
         let message = match error.kind {
             Kind::MissingField(field) => {
                 key.push(field.into_owned());
@@ -126,7 +250,7 @@ impl Context<'_> {
                 let variant = if secret(&key) {
                     REDACTED.to_owned()
                 } else {
-                    format!("{variant:?}")
+                    format!("{:?}", redact_url_value(&variant))
                 };
                 format!("expects {}, found {variant}", one_of(expected))
             }
@@ -153,10 +277,10 @@ impl Context<'_> {
             Some(relative) => format!("{section}.{relative}"),
             None => section.to_owned(),
         };
-        let mut message = error.text().to_owned();
+        let mut message = self.scrub(&key, error.text().to_owned());
         let origin = if error.relative_key().is_some() {
             if let Ok(value) = self.figment.find_value(&key) {
-                let shown = if self.secrets.is_secret(&key) {
+                let shown = if self.withheld(&key) {
                     REDACTED.to_owned()
                 } else {
                     found_value(&value)
@@ -206,7 +330,7 @@ fn found_actual(actual: &Actual, secret: bool) -> String {
         Actual::Seq => "a list".to_owned(),
         Actual::Unit | Actual::Option => "nothing".to_owned(),
         _ if secret => REDACTED.to_owned(),
-        Actual::Str(text) => format!("{text:?}"),
+        Actual::Str(text) => format!("{:?}", redact_url_value(text)),
         Actual::Bool(value) => value.to_string(),
         Actual::Unsigned(value) => value.to_string(),
         Actual::Signed(value) => value.to_string(),
@@ -218,7 +342,7 @@ fn found_actual(actual: &Actual, secret: bool) -> String {
 
 fn found_value(value: &Value) -> String {
     match value {
-        Value::String(_, text) => format!("{text:?}"),
+        Value::String(_, text) => format!("{:?}", redact_url_value(text)),
         Value::Char(_, value) => format!("{value:?}"),
         Value::Bool(_, value) => value.to_string(),
         Value::Num(_, number) => number

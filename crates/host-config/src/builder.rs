@@ -168,10 +168,48 @@ impl ConfigurationBuilder {
     }
 
     /// Marks `key` (and everything beneath it) as secret: its value never
-    /// appears in errors or logs. Keys with `password`, `secret`, `token` or
-    /// `key` in their names are secret without being marked.
+    /// appears in errors or logs. Keys named like secrets are secret without
+    /// being marked (see [`secret_name`](Self::secret_name)).
     pub fn secret(&mut self, key: impl AsRef<str>) -> &mut Self {
         self.secrets.mark(key.as_ref());
+        self
+    }
+
+    /// Adds a name that makes every key holding it secret, as a whole word
+    /// of the key (see [secrets](crate#secrets)): `secret_name("pin")` makes
+    /// `atm.pin` and `atm.cardPin` secret, not `atm.pinned`. A name of
+    /// several words (`"signing_salt"`, `"signingSalt"`) matches those words
+    /// in a row, or run together (`signingsalt`, as a lowercased
+    /// environment variable spells it).
+    ///
+    /// Default: `password`, `passwd`, `passphrase`, `pwd`, `secret`,
+    /// `token`, `key`, `credential`, `dsn`, `connection_string`, and the
+    /// run-together `apikey`, `accesskey`, `privatekey`, `secretkey`,
+    /// `clientsecret`, `accesstoken`, `refreshtoken`, `authtoken`.
+    ///
+    /// ```
+    /// use host_config::ConfigurationBuilder;
+    ///
+    /// let mut builder = ConfigurationBuilder::new();
+    /// builder.secret_name("pin").remove_secret_name("key");
+    /// let configuration = builder.build("Production", std::env::temp_dir())?;
+    /// assert!(configuration.is_secret("atm.cardPin"));
+    /// assert!(!configuration.is_secret("cache.key_prefix"));
+    /// assert!(configuration.is_secret("db.password"));
+    /// # Ok::<(), host_config::ConfigError>(())
+    /// ```
+    pub fn secret_name(&mut self, name: impl AsRef<str>) -> &mut Self {
+        self.secrets.add_name(name.as_ref());
+        self
+    }
+
+    /// Removes a name from those that make a key secret (spelled in any
+    /// way that has the same words: `"api_key"`, `"apiKey"`), when it
+    /// hides values an operator needs to see. Keys marked with
+    /// [`secret`](Self::secret) stay secret. Removing `key` leaves the
+    /// compounds `api_key` and the like secret until they are removed too.
+    pub fn remove_secret_name(&mut self, name: impl AsRef<str>) -> &mut Self {
+        self.secrets.remove_name(name.as_ref());
         self
     }
 
@@ -179,7 +217,7 @@ impl ConfigurationBuilder {
     /// `--environment` this way); `None` if absent or if the command line
     /// is malformed (which [`build`](Self::build) reports).
     pub fn command_line_value(&self, key: &str) -> Option<String> {
-        args::parse(&self.args)
+        args::parse(&self.args, &self.secrets)
             .ok()?
             .into_iter()
             .rev()
@@ -203,7 +241,7 @@ impl ConfigurationBuilder {
         content_root: impl AsRef<Path>,
     ) -> Result<Configuration, ConfigError> {
         let content_root = content_root.as_ref();
-        let arguments: Vec<Argument> = args::parse(&self.args)?;
+        let arguments: Vec<Argument> = args::parse(&self.args, &self.secrets)?;
         let mut layers: Vec<Layer> = self
             .defaults
             .iter()
@@ -246,9 +284,15 @@ impl ConfigurationBuilder {
                 _ => None,
             })
             .collect();
+        let watched = reload::WatchedFiles::new(watched);
         let configuration =
             Configuration::load(layers, content_root.to_path_buf(), self.secrets.clone())?;
-        if let Some(watcher) = reload::watch(&configuration, watched, self.reload_delay) {
+        if let Some(watcher) = reload::watch(
+            &configuration,
+            watched,
+            self.reload_delay,
+            reload::Backend::Native,
+        ) {
             configuration.set_watcher(watcher);
         }
         Ok(configuration)

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use crate::secrets::redact_urls;
+
 /// Why the configuration could not be loaded or bound.
 ///
 /// Its message names the key, what was expected, what was found (withheld
@@ -34,6 +36,8 @@ enum Kind {
     },
     Argument {
         argument: String,
+        /// The argument before it, when that names a secret whose value this is.
+        after: Option<String>,
         reason: &'static str,
     },
     Invalid(Vec<Problem>),
@@ -48,10 +52,12 @@ pub struct Problem {
 }
 
 impl Problem {
+    /// The credentials of any URL in `message` are withheld, whatever the
+    /// key: a validator's message may quote a connection string.
     pub(crate) fn new(key: String, message: String, origin: Option<String>) -> Self {
         Self {
             key,
-            message,
+            message: redact_urls(&message).into_owned(),
             origin,
         }
     }
@@ -97,7 +103,7 @@ impl ConfigError {
             format,
             line,
             column,
-            message,
+            message: redact_urls(&message).into_owned(),
         })
     }
 
@@ -106,7 +112,21 @@ impl ConfigError {
     }
 
     pub(crate) fn argument(argument: String, reason: &'static str) -> Self {
-        Self::new(Kind::Argument { argument, reason })
+        Self::new(Kind::Argument {
+            argument: redact_urls(&argument).into_owned(),
+            after: None,
+            reason,
+        })
+    }
+
+    /// An argument that is likely the value of the secret named by the
+    /// argument `after` (`--db.password= hunter2`): it is never quoted.
+    pub(crate) fn secret_argument(after: String, reason: &'static str) -> Self {
+        Self::new(Kind::Argument {
+            argument: crate::secrets::REDACTED.to_owned(),
+            after: Some(redact_urls(&after).into_owned()),
+            reason,
+        })
     }
 
     pub(crate) fn invalid(problems: Vec<Problem>) -> Self {
@@ -191,8 +211,16 @@ impl fmt::Display for ConfigError {
             Kind::Unreadable { path, source } => {
                 write!(f, "cannot read {}: {source}", path.display())
             }
-            Kind::Argument { argument, reason } => {
-                write!(f, "command-line argument `{argument}` {reason}")
+            Kind::Argument {
+                argument,
+                after,
+                reason,
+            } => {
+                write!(f, "command-line argument `{argument}` ")?;
+                if let Some(after) = after {
+                    write!(f, "(after `{after}`) ")?;
+                }
+                write!(f, "{reason}")
             }
             Kind::Invalid(problems) => match problems.as_slice() {
                 [one] => write!(f, "{one}"),

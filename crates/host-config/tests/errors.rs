@@ -1,7 +1,7 @@
 //! The full text of configuration errors: a bad value from a file, a
 //! variable or an argument; malformed TOML and JSON files (with line and
 //! column); unknown and missing keys; the application's validators; several
-//! problems combined; unreadable files.
+//! problems combined; unreadable files; a panicking `Deserialize` or check.
 
 // `figment::Jail` closures return `figment::Error`, which is large.
 #![allow(clippy::result_large_err)]
@@ -490,4 +490,77 @@ fn a_file_error_wins_when_combined() {
         assert!(error.problems().is_empty());
         Ok(())
     });
+}
+
+/// Panics when it reads `boom`.
+fn fragile<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+    assert!(text != "boom", "the deserializer's own bug");
+    Ok(text)
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[allow(dead_code)] // read by the bindings only
+struct Fragile {
+    #[serde(deserialize_with = "fragile")]
+    text: String,
+}
+
+#[test]
+fn a_panic_while_binding_is_a_problem_of_the_section() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    std::fs::write(
+        directory.path().join("appsettings.toml"),
+        "[fragile]\ntext = \"boom\"\n[checked]\ntext = \"fine\"\n[creds]\npassword = \"hunter2\"\n",
+    )
+    .expect("write");
+    let mut builder = ConfigurationBuilder::new();
+    builder.without_env();
+    let configuration = builder
+        .build("Production", directory.path())
+        .expect("valid");
+
+    let error = configuration
+        .bind(OptionsBinding::<Fragile>::new("fragile"))
+        .expect_err("the deserializer panics");
+    assert!(error.is_invalid());
+    assert_eq!(error.problems()[0].key(), "fragile");
+    assert_eq!(
+        error.to_string(),
+        "invalid configuration: `fragile` panicked while being read as `errors::Fragile`: the \
+         deserializer's own bug"
+    );
+    let error = configuration
+        .get::<Fragile>("fragile")
+        .expect_err("the deserializer panics");
+    assert_eq!(error.problems()[0].key(), "fragile");
+
+    // Every check runs: the panicking one and the failing one are both reported.
+    let mut binding = OptionsBinding::<Fragile>::new("checked");
+    binding
+        .validate(|_| panic!("the check's own bug"))
+        .validate(|_| Err(ValidationError::key("text", "is refused")));
+    let error = configuration.bind(binding).expect_err("the check panics");
+    assert_eq!(
+        error.to_string(),
+        "invalid configuration: 2 invalid values\n  `checked` panicked in a check of \
+         `errors::Fragile`: the check's own bug\n  `checked.text` is refused, found \"fine\"\n    from: \
+         appsettings.toml"
+    );
+
+    // A panic's message may quote a secret: it is withheld for a section holding one.
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)] // read by the binding only
+    struct Credentials {
+        password: String,
+    }
+    let mut binding = OptionsBinding::<Credentials>::new("creds");
+    binding.validate(|creds| panic!("cannot use {}", creds.password));
+    let error = configuration.bind(binding).expect_err("the check panics");
+    assert_eq!(
+        error.to_string(),
+        "invalid configuration: `creds` panicked in a check of \
+         `errors::a_panic_while_binding_is_a_problem_of_the_section::Credentials` (the message \
+         is withheld: the section holds a secret)"
+    );
 }

@@ -523,3 +523,136 @@ fn reload_reads_environment_variables_again() {
         Ok(())
     });
 }
+
+#[tokio::test]
+async fn a_panicking_check_rejects_the_change_and_the_next_change_loads() {
+    let watched = watched("[guarded]\ntext = \"hello\"\n");
+    let mut binding = OptionsBinding::<Greeting>::new("guarded");
+    binding.validate(|greeting| {
+        assert_ne!(greeting.text, "boom", "the check's own bug");
+        Ok(())
+    });
+    let monitor = watched.configuration.bind(binding).expect("valid");
+    let receiver = monitor.subscribe();
+
+    replace(&watched.settings, "[guarded]\ntext = \"boom\"\n");
+    let message = rejection_of(&watched.settings, |message| message.contains("panicked")).await;
+    assert!(
+        message.ends_with(
+            "the last good configuration stays: invalid configuration: `guarded` panicked in a check \
+             of `reload::Greeting`: assertion `left != right` failed: the check's own bug\n  \
+             left: \"boom\"\n right: \"boom\""
+        ),
+        "{message}"
+    );
+    assert_eq!(monitor.current().text, "hello");
+    assert!(!receiver.has_changed().expect("the sender lives"));
+    assert!(watched.configuration.is_watching());
+
+    // The watcher lives on: the next change loads.
+    let new = change_after(&monitor, || {
+        replace(&watched.settings, "[guarded]\ntext = \"fixed\"\n");
+    })
+    .await;
+    assert_eq!(new.text, "fixed");
+}
+
+#[tokio::test]
+async fn a_panicking_deserializer_rejects_the_change_and_the_next_change_loads() {
+    fn fragile<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(deserializer)?;
+        assert!(text != "boom", "the deserializer's own bug");
+        Ok(text)
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Fragile {
+        #[serde(deserialize_with = "fragile")]
+        text: String,
+    }
+
+    let watched = watched("[fragile]\ntext = \"hello\"\n");
+    let monitor = watched
+        .configuration
+        .bind(OptionsBinding::<Fragile>::new("fragile"))
+        .expect("valid");
+    replace(&watched.settings, "[fragile]\ntext = \"boom\"\n");
+    let message = rejection_of(&watched.settings, |message| message.contains("panicked")).await;
+    let (head, tail) = message
+        .split_once("invalid configuration: `fragile` panicked while being read as `reload::")
+        .unwrap_or_else(|| panic!("the section is named: {message}"));
+    assert!(
+        head.ends_with("the last good configuration stays: "),
+        "{message}"
+    );
+    assert!(
+        tail.ends_with("::Fragile`: the deserializer's own bug"),
+        "{message}"
+    );
+    assert_eq!(monitor.current().text, "hello");
+    let new = change_after(&monitor, || {
+        replace(&watched.settings, "[fragile]\ntext = \"fixed\"\n");
+    })
+    .await;
+    assert_eq!(new.text, "fixed");
+}
+
+/// Lays out `root` as the kubelet mounts a ConfigMap: `appsettings.toml ->
+/// ..data/appsettings.toml`, `..data -> ..{version}`.
+#[cfg(unix)]
+fn configmap(root: &Path, version: &str, text: &str) {
+    let dir = root.join(format!("..{version}"));
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("appsettings.toml"), text).expect("write");
+    std::os::unix::fs::symlink(format!("..{version}"), root.join("..data")).expect("symlink");
+    std::os::unix::fs::symlink("..data/appsettings.toml", root.join("appsettings.toml"))
+        .expect("symlink");
+}
+
+/// Updates a ConfigMap as the kubelet does: a new timestamped directory, a
+/// `..data_tmp` symlink to it renamed over `..data`, the old directory
+/// removed. No event names `appsettings.toml`.
+#[cfg(unix)]
+fn configmap_update(root: &Path, old: &str, new: &str, text: &str) {
+    let dir = root.join(format!("..{new}"));
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(dir.join("appsettings.toml"), text).expect("write");
+    std::os::unix::fs::symlink(format!("..{new}"), root.join("..data_tmp")).expect("symlink");
+    std::fs::rename(root.join("..data_tmp"), root.join("..data")).expect("rename over");
+    std::fs::remove_dir_all(root.join(format!("..{old}"))).expect("remove the old version");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_kubernetes_configmap_update_reloads() {
+    let directory = tempfile::tempdir().expect("a temporary directory");
+    let root = directory.path();
+    configmap(root, "2026_11_29_01.000", "[mapped]\ntext = \"first\"\n");
+    let configuration = reloading().build("Production", root).expect("valid");
+    assert!(configuration.is_watching());
+    let monitor = configuration
+        .bind(OptionsBinding::<Greeting>::new("mapped"))
+        .expect("valid");
+    assert_eq!(monitor.current().text, "first");
+
+    let new = change_after(&monitor, || {
+        configmap_update(
+            root,
+            "2026_11_29_01.000",
+            "2026_11_29_02.000",
+            "[mapped]\ntext = \"second\"\n",
+        );
+    })
+    .await;
+    assert_eq!(new.text, "second");
+    let new = change_after(&monitor, || {
+        configmap_update(
+            root,
+            "2026_11_29_02.000",
+            "2026_11_29_03.000",
+            "[mapped]\ntext = \"third\"\n",
+        );
+    })
+    .await;
+    assert_eq!(new.text, "third");
+}

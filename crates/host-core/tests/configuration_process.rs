@@ -84,7 +84,12 @@ fn child() {
         .configuration()
         .reload_on_change(true)
         .reload_delay(Duration::from_millis(50));
-    builder.configure::<Greeting>("greeting");
+    builder
+        .configure::<Greeting>("greeting")
+        .validate(|greeting| match greeting.text.as_str() {
+            "panic" => panic!("the check's own bug"),
+            _ => Ok(()),
+        });
     builder
         .configure::<Database>("database")
         .validate(|database| match database.password.len() {
@@ -183,6 +188,22 @@ fn a_secret_is_never_printed() {
         "{output}"
     );
     assert!(!output.contains("hunter2"), "{output}");
+}
+
+#[test]
+fn a_panicking_check_at_build_exits_2_naming_the_section() {
+    let root = tempfile::tempdir().unwrap();
+    let mut host = spawn(root.path(), &[], &[("APP_GREETING__TEXT", "panic")], "");
+    assert_eq!(exit_code(&mut host), 2, "{}", host.output());
+    let output = host.output();
+    assert!(
+        output.contains(
+            "error: invalid configuration: `greeting` panicked in a check of \
+             `configuration_process::Greeting`: the check's own bug"
+        ),
+        "{output}"
+    );
+    assert!(!output.contains("greeting="), "nothing started: {output}");
 }
 
 /// Environment variables for the child.
