@@ -166,14 +166,10 @@ impl Context<'_> {
                         collect(secrets, &child(&index.to_string()), value, secret, out);
                     }
                 }
-                Value::Empty(..) => {}
-                scalar if secret => {
-                    let text = match scalar {
-                        Value::String(_, text) => text.clone(),
-                        other => found_value(other),
-                    };
-                    out.push(text);
-                }
+                // A boolean is no secret of note, and scrubbing `true`
+                // would garble a message.
+                Value::String(_, text) if secret => out.push(text.clone()),
+                number @ Value::Num(..) if secret => out.push(found_value(number)),
                 _ => {}
             }
         }

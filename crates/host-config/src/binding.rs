@@ -51,7 +51,9 @@ impl<T> OptionsBinding<T> {
 
     /// Adds a check of the bound value. All checks run, and every failure is
     /// reported; name the key with [`ValidationError::key`] so that the
-    /// error shows the value and its source.
+    /// error shows the value and its source. A check that panics is a
+    /// problem of the section (its message withheld if the section holds a
+    /// secret): at build, invalid configuration; on a reload, a rejected change.
     pub fn validate(
         &mut self,
         check: impl Fn(&T) -> Result<(), ValidationError> + Send + Sync + 'static,

@@ -93,6 +93,7 @@ impl Configuration {
     /// # Errors
     ///
     /// The section does not bind or a check fails; every problem is listed.
+    /// A panicking `Deserialize` or check is one of them, naming the section.
     pub fn bind<T>(&self, binding: OptionsBinding<T>) -> Result<OptionsMonitor<T>, ConfigError>
     where
         T: DeserializeOwned + Send + Sync + 'static,
@@ -111,8 +112,9 @@ impl Configuration {
     ///
     /// # Errors
     ///
-    /// A file is malformed or a section does not bind or validate: nothing
-    /// changes, and every bound value stays as it was.
+    /// A file is malformed or a section does not bind or validate (its
+    /// `Deserialize` or a check panicking included): nothing changes, and
+    /// every bound value stays as it was.
     pub fn reload(&self) -> Result<Vec<String>, ConfigError> {
         let _reloading = self.shared.reloading.lock();
         let next = layer::load(&self.shared.layers)?;

@@ -70,21 +70,37 @@
 //!
 //! # Secrets
 //!
-//! The value of a key with `password`, `secret`, `token` or `key` in one of
-//! its segments (ignoring case), or marked with
-//! [`ConfigurationBuilder::secret`], never appears in an error or a log: it
-//! reads `[redacted]`, and serde's own messages about it are withheld.
+//! The value of a secret key never appears in an error or a log: it reads
+//! `[redacted]`, and serde's own messages about it are withheld. A key is
+//! secret when one of its words (split on `.`, `_`, `-` and camelCase) is a
+//! secret name: `password`, `passwd`, `passphrase`, `pwd`, `secret`,
+//! `token`, `key`, `credential`, `dsn`, `connection_string` (plurals too),
+//! or a compound run together as a lowercased environment variable spells
+//! it (`apikey`, `connectionstring`). So `db.password`, `api_key`, `apiKey`
+//! and `ConnectionString` are secret; `web.urls`, `keyboard` are not. The
+//! application adds and removes names ([`ConfigurationBuilder::secret_name`],
+//! [`ConfigurationBuilder::remove_secret_name`]) and marks keys
+//! ([`ConfigurationBuilder::secret`]).
+//!
+//! Whatever the key, the password of a URL (`postgres://u:[redacted]@h`),
+//! a secret value quoted in a check's message, and a stray command-line
+//! argument right after a secret's (`--db.password= hunter2`) are withheld
+//! too; a problem reported at a table that holds a secret shows no value.
 //!
 //! # Reload
 //!
 //! Files reload when they opt in ([`ConfigurationBuilder::reload_on_change`]
 //! for the `appsettings` files, [`ConfigFile::reload_on_change`] for
-//! others). A change is debounced, then every layer is read again and every
+//! others). Any change in a watched file's directory is debounced, then each
+//! watched file is read again (through its symlinks, so that a Kubernetes
+//! ConfigMap's update, which renames a new `..data` symlink over the old,
+//! is seen); if one's content changed, every layer is read again and every
 //! bound section is bound and validated again: if all pass, the
 //! [`OptionsMonitor`]s of the changed sections publish their new values;
-//! otherwise the change is rejected with an error log and every value stays
-//! as it was. Watching uses the system's file events and falls back to
-//! polling when they are unavailable.
+//! otherwise (a panicking `Deserialize` or check included) the change is
+//! rejected with an error log and every value stays as it was. Watching
+//! uses the system's file events and falls back to polling when they are
+//! unavailable.
 //!
 //! # Dependencies
 //!

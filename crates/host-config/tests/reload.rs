@@ -2,7 +2,8 @@
 //! values to the monitors and their callbacks; an invalid or malformed change
 //! is rejected with an error log and every value stays; `Configuration::reload`
 //! reports the changed sections, publishes only those, and rejects a change
-//! as a whole.
+//! as a whole. A panicking check or `Deserialize` rejects a change and the
+//! watcher goes on; a Kubernetes ConfigMap's symlink swap reloads.
 
 // `figment::Jail` closures return `figment::Error`, which is large.
 #![allow(clippy::result_large_err)]
