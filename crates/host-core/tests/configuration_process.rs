@@ -290,11 +290,12 @@ fn a_log_level_change_applies_live() {
         "[logging.level]\ndefault = \"info\"\n\"host_core\" = \"warning\"\n",
     )
     .unwrap();
-    host.wait_for("reloaded logging");
+    // The first reload (to debug) logged the line already: wait for the second.
+    host.wait_for_times("reloaded logging", 2);
     let reloaded = host
         .lines()
         .iter()
-        .position(|line| line.contains("reloaded logging"))
+        .rposition(|line| line.contains("reloaded logging"))
         .unwrap();
     let ticks = host
         .lines()
