@@ -119,7 +119,7 @@ mod validate;
 pub use collection::ServiceCollection;
 pub use dependency::{Dependency, DependencyKind, Lifetime};
 pub use descriptor::{Registration, ServiceDescriptor};
-pub use dispose::{AsyncDispose, Dispose, Disposer};
+pub use dispose::{AsyncDispose, Dispose, DisposeReport, Disposer};
 pub use error::{DiError, DiErrorKind};
 pub use injectable::{Injectable, IntoService, Resolvable, ResolvableKeyed};
 pub use options::Options;

@@ -2,6 +2,7 @@
 
 use std::any::{TypeId, type_name};
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 
@@ -10,7 +11,7 @@ use crate::names::{Link, Shape};
 use crate::resolution;
 use crate::root::{AnySlot, Entry, Registration, Root, Slot, Stored};
 use crate::scope::{Scope, ScopeState};
-use crate::{DiError, Disposer, Lifetime, ServiceCollection};
+use crate::{DiError, DisposeReport, Disposer, Lifetime, ServiceCollection};
 
 /// Resolves services: the root provider from
 /// [`ServiceCollection::build`], or a scope's (see [`Scope`]).
@@ -176,16 +177,70 @@ impl ServiceProvider {
     /// disposals: on the root, the singletons the container created (and
     /// the instances registered as disposable) plus transients resolved
     /// from the root; on a scope's provider, the scope (as
-    /// [`Scope::close`]). Idempotent. Resolving afterwards fails with
+    /// [`Scope::close`]). Idempotent: a second call reports nothing.
+    /// Resolving afterwards fails with
     /// [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed).
     ///
-    /// The host calls it on the root once it has stopped.
-    pub async fn dispose(&self) {
+    /// A panicking disposer is caught, logged at error with the service's
+    /// name, and listed in the returned report; the next one still runs.
+    ///
+    /// # Cancellation
+    ///
+    /// Not cancellation-safe, but cancelling (a `timeout` around it, say)
+    /// loses no sync disposal: the drop of the future runs the remaining
+    /// sync disposals and logs (`tracing::warn!`), by name, each async one
+    /// it skips. To bound the wait and get the skipped names in the report
+    /// instead, use [`dispose_within`](Self::dispose_within).
+    pub async fn dispose(&self) -> DisposeReport {
+        self.dispose_within(std::future::pending()).await
+    }
+
+    /// As [`dispose`](Self::dispose), racing each async disposal against
+    /// `deadline` (any future, so any runtime's timer: with tokio,
+    /// `tokio::time::sleep_until(deadline)`). Once `deadline` completes,
+    /// the async disposal being awaited is dropped, the remaining sync
+    /// disposals still run, the remaining async ones are not started, and
+    /// [`DisposeReport::skipped`] names each async one not awaited to the
+    /// end. Nothing is logged for them: the report is the caller's to log.
+    ///
+    /// # Cancellation
+    ///
+    /// As [`dispose`](Self::dispose): dropped midway, it runs the remaining
+    /// sync disposals and logs the async ones it skips.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_trait::async_trait;
+    /// use host_di::{AsyncDispose, ServiceCollection};
+    ///
+    /// struct Stuck;
+    /// #[async_trait]
+    /// impl AsyncDispose for Stuck {
+    ///     async fn dispose(&self) {
+    ///         std::future::pending::<()>().await
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), host_di::DiError> {
+    /// let mut services = ServiceCollection::new();
+    /// services.add_singleton_factory::<Stuck, _>(|_| Ok(std::sync::Arc::new(Stuck))).async_disposable();
+    /// let provider = services.build()?;
+    /// provider.get::<Stuck>()?;
+    /// let report = provider.dispose_within(tokio::time::sleep(Duration::from_millis(10))).await;
+    /// assert!(report.skipped()[0].ends_with("Stuck"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn dispose_within(&self, deadline: impl Future<Output = ()>) -> DisposeReport {
         match &self.scope {
-            Some(scope) => scope.close().await,
+            Some(scope) => scope.close(deadline).await,
             None => {
                 self.root.disposed.store(true, Ordering::Release);
-                self.root.disposers.dispose_all().await;
+                self.root
+                    .disposers
+                    .dispose_all("a service provider", deadline)
+                    .await
             }
         }
     }

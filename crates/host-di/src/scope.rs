@@ -1,6 +1,7 @@
 //! Scopes: scoped services live, and are disposed, with their scope.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::Deref;
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -8,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::ReentrantMutex;
 
+use crate::DisposeReport;
 use crate::ServiceProvider;
 use crate::dispose::DisposeList;
 use crate::root::Stored;
@@ -27,11 +29,13 @@ impl ScopeState {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// Closes the scope and awaits its disposals, once.
-    pub(crate) async fn close(&self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            self.disposers.dispose_all().await;
+    /// Closes the scope and awaits its disposals (see
+    /// [`DisposeList::dispose_all`]), once: a second close reports nothing.
+    pub(crate) async fn close(&self, deadline: impl Future<Output = ()>) -> DisposeReport {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return DisposeReport::default();
         }
+        self.disposers.dispose_all("a scope", deadline).await
     }
 }
 
@@ -88,9 +92,20 @@ impl Scope {
     }
 
     /// Ends the scope: disposes the instances it created, newest first,
-    /// awaiting async disposals.
-    pub async fn close(self) {
-        self.state.close().await;
+    /// awaiting async disposals, and reports the disposers that panicked
+    /// (each also logged at error; the next disposer still runs).
+    ///
+    /// # Cancellation
+    ///
+    /// Not cancellation-safe, but cancelling loses no sync disposal: if the
+    /// future is dropped before it completes, the drop runs the remaining
+    /// sync disposals and logs (`tracing::warn!`), by name, the async
+    /// disposal it was awaiting and each one it skips. A future dropped
+    /// before its first poll disposes as a dropped scope. To bound the
+    /// wait and learn what was skipped, use
+    /// [`ServiceProvider::dispose_within`] on the scope's provider.
+    pub async fn close(self) -> DisposeReport {
+        self.state.close(std::future::pending()).await
     }
 }
 
