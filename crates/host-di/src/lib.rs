@@ -102,6 +102,7 @@
 extern crate self as host_di;
 
 mod collection;
+mod creation;
 mod dependency;
 mod descriptor;
 mod dispose;

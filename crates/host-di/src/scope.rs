@@ -3,23 +3,31 @@
 use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
-use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
-use parking_lot::ReentrantMutex;
-
-use crate::DisposeReport;
-use crate::ServiceProvider;
+use crate::creation::CreationLock;
 use crate::dispose::DisposeList;
-use crate::root::Stored;
+use crate::root::{Root, Stored};
+use crate::{DisposeReport, ServiceProvider};
+
+/// The instance of one scoped registration in one scope.
+#[derive(Default)]
+pub(crate) struct ScopedCell {
+    pub(crate) value: OnceLock<Stored>,
+    /// Held while the instance is created (per registration, as singletons).
+    pub(crate) creating: CreationLock,
+}
 
 /// The shared state of one scope.
+///
+/// Only [`Scope`] and the providers users get from it hold it strongly;
+/// the instances it creates get weak handles (see [`ServiceProvider`]), so
+/// that a scoped service that keeps its provider does not keep its scope.
 #[derive(Default)]
 pub(crate) struct ScopeState {
     /// One cell per scoped registration, allocated on first use.
-    pub(crate) cells: OnceLock<Box<[OnceLock<Stored>]>>,
-    pub(crate) creating: ReentrantMutex<()>,
+    pub(crate) cells: OnceLock<Box<[ScopedCell]>>,
     pub(crate) disposers: DisposeList,
     closed: AtomicBool,
 }
@@ -48,6 +56,10 @@ impl ScopeState {
 /// runs the sync disposals and logs a warning (`tracing::warn!`) naming each
 /// async disposal it could not await. Resolving from the scope's provider
 /// after that fails with [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed).
+///
+/// The scope, and clones of its [`provider`](Scope::provider), keep the
+/// container alive; the instances it created are freed with the last of
+/// them (they hold no strong reference to their own scope).
 ///
 /// # Examples
 ///
@@ -78,10 +90,20 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub(crate) fn new(parent: &ServiceProvider) -> Self {
+    pub(crate) fn new(root: Arc<Root>) -> Self {
         let state = Arc::new(ScopeState::default());
         Self {
-            provider: parent.in_scope(Arc::clone(&state)),
+            provider: ServiceProvider::in_scope(root, Arc::clone(&state)),
+            state,
+        }
+    }
+
+    /// A scope of a container that is gone: every resolve fails with
+    /// [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed).
+    pub(crate) fn of_disposed(root: Weak<Root>) -> Self {
+        let state = Arc::new(ScopeState::default());
+        Self {
+            provider: ServiceProvider::weak(root, Some(Arc::downgrade(&state))),
             state,
         }
     }
