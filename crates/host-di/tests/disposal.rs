@@ -314,10 +314,25 @@ async fn a_panicking_disposer_is_reported_and_the_next_ones_still_run() {
         scope.get_keyed::<Step>("last").unwrap();
     };
 
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    let logging = tracing::subscriber::set_default(subscriber);
     let scope = provider.create_scope();
     resolve_all(&scope);
     let report = scope.close().await;
+    drop(logging);
     assert_eq!(lines(&events), ["last", "later", "first"]);
+    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        output.trim_end(),
+        "ERROR host_di::dispose: disposing `disposal::Exploding` panicked: exploded while closing service=\"disposal::Exploding\"
+ERROR host_di::dispose: disposing `disposal::Step` panicked: panic in the middle failed service=\"disposal::Step\""
+    );
     assert_eq!(
         report.panicked(),
         [
