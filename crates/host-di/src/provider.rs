@@ -11,7 +11,7 @@ use crate::error::Repr;
 use crate::names::{Link, Shape};
 use crate::resolution;
 use crate::root::{AnySlot, Entry, Registration, Root, Slot, Stored};
-use crate::scope::{Scope, ScopeState};
+use crate::scope::{Scope, ScopeState, ScopedCell};
 use crate::{DiError, DisposeReport, Disposer, Lifetime, ServiceCollection};
 
 /// Resolves services: the root provider from
@@ -453,6 +453,7 @@ impl Live {
         Ok(instance)
     }
 
+    #[inline]
     fn scoped<S: ?Sized + Send + Sync + 'static>(
         &self,
         slot: &Slot<S>,
@@ -477,9 +478,21 @@ impl Live {
         let Some(cell) = cells.get(slot.scoped_slot) else {
             return Err(self.internal::<S>());
         };
-        if let Some(stored) = cell.value.get() {
-            return downcast::<S>(stored).ok_or_else(|| self.internal::<S>());
+        match cell.value.get() {
+            Some(stored) => downcast::<S>(stored).ok_or_else(|| self.internal::<S>()),
+            None => self.create_scoped::<S>(scope, cell, slot, via),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn create_scoped<S: ?Sized + Send + Sync + 'static>(
+        &self,
+        scope: &ScopeState,
+        cell: &ScopedCell,
+        slot: &Slot<S>,
+        via: Shape,
+    ) -> Result<Arc<S>, DiError> {
         let _frame = self.enter(slot.index, via)?;
         let _creating = self.lock(&cell.creating, slot.index, via)?;
         if let Some(stored) = cell.value.get() {
