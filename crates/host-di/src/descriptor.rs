@@ -6,6 +6,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
+use crate::creation::CreationLock;
 use crate::root::{AnySlot, Slot};
 use crate::{
     AsyncDispose, Dependency, DiError, Dispose, Disposer, Injectable, IntoService, Lifetime,
@@ -295,6 +296,7 @@ fn freeze<S: ?Sized + Send + Sync + 'static>(
         index,
         scoped_slot,
         singleton: OnceLock::new(),
+        creating: CreationLock::default(),
         factory: None,
     };
     let mut disposer = None;

@@ -191,7 +191,10 @@ impl Resolvable for ServiceProvider {
     }
 
     /// The provider building the instance: the root one for singletons, the
-    /// scope's for scoped and transient services resolved in a scope.
+    /// scope's for scoped and transient services resolved in a scope. A
+    /// weak handle (see [`ServiceProvider`]): the instance does not keep its
+    /// container or scope alive, and resolving through it once they are
+    /// gone fails with [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed).
     fn resolve(provider: &ServiceProvider) -> Result<Self, DiError> {
         Ok(provider.clone())
     }

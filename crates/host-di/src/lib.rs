@@ -79,6 +79,15 @@
 //! run: a cycle through them is an error with the chain, never a deadlock or
 //! a stack overflow. See `docs/dependency-injection.md` for the messages.
 //!
+//! # Concurrency and memory
+//!
+//! Creation is exclusive per registration (per singleton, and per scoped
+//! registration in each scope): a slow constructor holds up only the
+//! threads that want that instance, and threads waiting on each other's
+//! creations get a cycle error rather than a deadlock. The provider given
+//! to a constructor clones to a weak handle (see [`ServiceProvider`]), so a
+//! service keeping its provider does not keep its scope or container alive.
+//!
 //! # Features
 //!
 //! | feature | default | what it adds |
@@ -91,9 +100,9 @@
 //! |---|---|
 //! | `host-di-macros` | the derive (feature `derive`) |
 //! | `async-trait` | [`AsyncDispose`] is called through a trait object |
-//! | `parking_lot` | the reentrant lock that serialises singleton (and per-scope) creation |
+//! | `parking_lot` | the disposal lists' mutexes; the mutex and condvar of threads waiting for another's creation |
 //! | `thiserror` | [`DiError`] |
-//! | `tracing` | the warning for async disposals a dropped scope skipped |
+//! | `tracing` | the warning for async disposals a dropped scope skipped, the error for a panicking disposer |
 
 #![doc(test(attr(deny(warnings))))]
 
@@ -102,6 +111,7 @@
 extern crate self as host_di;
 
 mod collection;
+mod creation;
 mod dependency;
 mod descriptor;
 mod dispose;
@@ -119,7 +129,7 @@ mod validate;
 pub use collection::ServiceCollection;
 pub use dependency::{Dependency, DependencyKind, Lifetime};
 pub use descriptor::{Registration, ServiceDescriptor};
-pub use dispose::{AsyncDispose, Dispose, Disposer};
+pub use dispose::{AsyncDispose, Dispose, DisposeReport, Disposer};
 pub use error::{DiError, DiErrorKind};
 pub use injectable::{Injectable, IntoService, Resolvable, ResolvableKeyed};
 pub use options::Options;

@@ -2,15 +2,17 @@
 
 use std::any::{TypeId, type_name};
 use std::fmt;
+use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Weak};
 
+use crate::creation::{CreationLock, Held};
 use crate::error::Repr;
 use crate::names::{Link, Shape};
 use crate::resolution;
 use crate::root::{AnySlot, Entry, Registration, Root, Slot, Stored};
-use crate::scope::{Scope, ScopeState};
-use crate::{DiError, Disposer, Lifetime, ServiceCollection};
+use crate::scope::{Scope, ScopeState, ScopedCell};
+use crate::{DiError, DisposeReport, Disposer, Lifetime, ServiceCollection};
 
 /// Resolves services: the root provider from
 /// [`ServiceCollection::build`], or a scope's (see [`Scope`]).
@@ -53,8 +55,39 @@ use crate::{DiError, Disposer, Lifetime, ServiceCollection};
 /// assert!(provider.get_optional::<String>()?.is_none());
 /// # Ok::<(), host_di::DiError>(())
 /// ```
-#[derive(Clone)]
+///
+/// # Strong and weak handles
+///
+/// The provider from `build()`, a [`Scope`]'s provider, and their clones
+/// are strong: they keep the container (and the scope) alive. The provider
+/// a constructor or factory is given is lent: a clone of it (which is what
+/// an injected `ServiceProvider` field gets) is a weak handle, so a service
+/// that keeps its provider does not keep its own container or scope alive,
+/// and a singleton holding the provider is freed with the container. A weak
+/// handle resolves while its container (and scope) lives, and fails with
+/// [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed) once it is gone;
+/// a scope created from it holds the container while the scope lives.
 pub struct ServiceProvider {
+    handle: Handle,
+}
+
+enum Handle {
+    /// A user's handle: holds the container (and scope).
+    Strong(Live),
+    /// The provider given to a constructor: resolves as a strong one, but
+    /// its clones are weak, so that what the constructor keeps does not
+    /// hold the container (or scope) that holds it.
+    Lent(Live),
+    /// A clone of a lent provider: resolves while the container lives.
+    Weak {
+        root: Weak<Root>,
+        scope: Option<Weak<ScopeState>>,
+    },
+}
+
+/// A provider whose container (and scope) is held: what resolves.
+#[derive(Clone)]
+struct Live {
     root: Arc<Root>,
     scope: Option<Arc<ScopeState>>,
 }
@@ -62,15 +95,39 @@ pub struct ServiceProvider {
 impl ServiceProvider {
     pub(crate) fn build(services: ServiceCollection) -> Result<Self, DiError> {
         Ok(Self {
-            root: Arc::new(Root::build(services)?),
-            scope: None,
+            handle: Handle::Strong(Live {
+                root: Arc::new(Root::build(services)?),
+                scope: None,
+            }),
         })
     }
 
-    pub(crate) fn in_scope(&self, scope: Arc<ScopeState>) -> Self {
+    pub(crate) fn in_scope(root: Arc<Root>, scope: Arc<ScopeState>) -> Self {
         Self {
-            root: Arc::clone(&self.root),
-            scope: Some(scope),
+            handle: Handle::Strong(Live {
+                root,
+                scope: Some(scope),
+            }),
+        }
+    }
+
+    pub(crate) fn weak(root: Weak<Root>, scope: Option<Weak<ScopeState>>) -> Self {
+        Self {
+            handle: Handle::Weak { root, scope },
+        }
+    }
+
+    /// Runs `resolve` with the live container; a weak handle whose
+    /// container (or scope) is gone fails with `Disposed`, naming `S`.
+    #[inline]
+    fn with<S: ?Sized + 'static, R>(
+        &self,
+        key: Option<&str>,
+        resolve: impl FnOnce(&Live) -> Result<R, DiError>,
+    ) -> Result<R, DiError> {
+        match &self.handle {
+            Handle::Strong(live) | Handle::Lent(live) => resolve(live),
+            Handle::Weak { root, scope } => resolve(&upgrade::<S>(root, scope.as_ref(), key)?),
         }
     }
 
@@ -80,13 +137,10 @@ impl ServiceProvider {
     ///
     /// `S` is not registered, is scoped and this is the root provider, or
     /// its construction failed (a missing dependency, a cycle through
-    /// factories, a factory's own error).
+    /// factories, a factory's own error); the provider was disposed.
     #[inline]
     pub fn get<S: ?Sized + Send + Sync + 'static>(&self) -> Result<Arc<S>, DiError> {
-        match self.root.index.unkeyed(TypeId::of::<S>()) {
-            Some(entry) => self.resolve::<S>(&entry.last, Shape::Arc),
-            None => Err(self.not_registered::<S>(None, Shape::Arc)),
-        }
+        self.with::<S, _>(None, Live::get::<S>)
     }
 
     /// The last registration of `S`, or `None` if there is none.
@@ -97,10 +151,12 @@ impl ServiceProvider {
     pub fn get_optional<S: ?Sized + Send + Sync + 'static>(
         &self,
     ) -> Result<Option<Arc<S>>, DiError> {
-        match self.root.index.unkeyed(TypeId::of::<S>()) {
-            Some(entry) => self.resolve::<S>(&entry.last, Shape::Option).map(Some),
-            None => Ok(None),
-        }
+        self.with::<S, _>(None, |live| {
+            match live.root.index.unkeyed(TypeId::of::<S>()) {
+                Some(entry) => live.resolve::<S>(&entry.last, Shape::Option).map(Some),
+                None => Ok(None),
+            }
+        })
     }
 
     /// Every registration of `S`, in registration order; empty if none.
@@ -109,7 +165,9 @@ impl ServiceProvider {
     ///
     /// As [`get`](Self::get), for any of them.
     pub fn get_all<S: ?Sized + Send + Sync + 'static>(&self) -> Result<Vec<Arc<S>>, DiError> {
-        self.resolve_all::<S>(self.root.index.unkeyed(TypeId::of::<S>()))
+        self.with::<S, _>(None, |live| {
+            live.resolve_all::<S>(live.root.index.unkeyed(TypeId::of::<S>()))
+        })
     }
 
     /// The last registration of `S` under `key`.
@@ -121,10 +179,12 @@ impl ServiceProvider {
         &self,
         key: &str,
     ) -> Result<Arc<S>, DiError> {
-        match self.root.index.keyed(TypeId::of::<S>(), key) {
-            Some(entry) => self.resolve::<S>(&entry.last, Shape::Arc),
-            None => Err(self.not_registered::<S>(Some(key), Shape::Arc)),
-        }
+        self.with::<S, _>(Some(key), |live| {
+            match live.root.index.keyed(TypeId::of::<S>(), key) {
+                Some(entry) => live.resolve::<S>(&entry.last, Shape::Arc),
+                None => Err(live.not_registered::<S>(Some(key), Shape::Arc)),
+            }
+        })
     }
 
     /// The last registration of `S` under `key`, or `None` if there is none.
@@ -136,10 +196,12 @@ impl ServiceProvider {
         &self,
         key: &str,
     ) -> Result<Option<Arc<S>>, DiError> {
-        match self.root.index.keyed(TypeId::of::<S>(), key) {
-            Some(entry) => self.resolve::<S>(&entry.last, Shape::Option).map(Some),
-            None => Ok(None),
-        }
+        self.with::<S, _>(Some(key), |live| {
+            match live.root.index.keyed(TypeId::of::<S>(), key) {
+                Some(entry) => live.resolve::<S>(&entry.last, Shape::Option).map(Some),
+                None => Ok(None),
+            }
+        })
     }
 
     /// Every registration of `S` under `key`, in registration order.
@@ -151,42 +213,181 @@ impl ServiceProvider {
         &self,
         key: &str,
     ) -> Result<Vec<Arc<S>>, DiError> {
-        self.resolve_all::<S>(self.root.index.keyed(TypeId::of::<S>(), key))
+        self.with::<S, _>(Some(key), |live| {
+            live.resolve_all::<S>(live.root.index.keyed(TypeId::of::<S>(), key))
+        })
     }
 
-    /// Whether `S` has an unkeyed registration.
+    /// Whether `S` has an unkeyed registration (`false` once a weak
+    /// handle's container is gone).
     pub fn contains<S: ?Sized + 'static>(&self) -> bool {
-        self.root.index.unkeyed(TypeId::of::<S>()).is_some()
+        self.with::<S, _>(None, |live| {
+            Ok(live.root.index.unkeyed(TypeId::of::<S>()).is_some())
+        })
+        .unwrap_or(false)
     }
 
     /// A new scope: scoped services are created once in it and disposed
     /// when it closes. Cheap: storage for scoped services is allocated on
     /// the first scoped resolve. A scope made from a scope is a new,
-    /// independent scope.
+    /// independent scope. The scope holds the container while it lives;
+    /// made from a weak handle whose container is gone, every resolve from
+    /// it fails with [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed).
     pub fn create_scope(&self) -> Scope {
-        Scope::new(self)
+        match &self.handle {
+            Handle::Strong(live) | Handle::Lent(live) => Scope::new(Arc::clone(&live.root)),
+            Handle::Weak { root, .. } => match root.upgrade() {
+                Some(root) => Scope::new(root),
+                None => Scope::of_disposed(Weak::clone(root)),
+            },
+        }
     }
 
     /// Whether this is a scope's provider rather than the root one.
     pub fn is_scope(&self) -> bool {
-        self.scope.is_some()
+        match &self.handle {
+            Handle::Strong(live) | Handle::Lent(live) => live.scope.is_some(),
+            Handle::Weak { scope, .. } => scope.is_some(),
+        }
     }
 
     /// Disposes what this provider owns, newest first, awaiting async
     /// disposals: on the root, the singletons the container created (and
     /// the instances registered as disposable) plus transients resolved
     /// from the root; on a scope's provider, the scope (as
-    /// [`Scope::close`]). Idempotent. Resolving afterwards fails with
+    /// [`Scope::close`]). Idempotent: a second call reports nothing.
+    /// Resolving afterwards fails with
     /// [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed).
     ///
-    /// The host calls it on the root once it has stopped.
-    pub async fn dispose(&self) {
-        match &self.scope {
-            Some(scope) => scope.close().await,
+    /// A panicking disposer is caught, logged at error with the service's
+    /// name, and listed in the returned report; the next one still runs.
+    ///
+    /// # Cancellation
+    ///
+    /// Not cancellation-safe, but cancelling (a `timeout` around it, say)
+    /// loses no sync disposal: the drop of the future runs the remaining
+    /// sync disposals and logs (`tracing::warn!`), by name, each async one
+    /// it skips. To bound the wait and get the skipped names in the report
+    /// instead, use [`dispose_within`](Self::dispose_within).
+    pub async fn dispose(&self) -> DisposeReport {
+        self.dispose_within(std::future::pending()).await
+    }
+
+    /// As [`dispose`](Self::dispose), racing each async disposal against
+    /// `deadline` (any future, so any runtime's timer: with tokio,
+    /// `tokio::time::sleep_until(deadline)`). Once `deadline` completes,
+    /// the async disposal being awaited is dropped, the remaining sync
+    /// disposals still run, the remaining async ones are not started, and
+    /// [`DisposeReport::skipped`] names each async one not awaited to the
+    /// end. Nothing is logged for them: the report is the caller's to log.
+    ///
+    /// # Cancellation
+    ///
+    /// As [`dispose`](Self::dispose): dropped midway, it runs the remaining
+    /// sync disposals and logs the async ones it skips.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use async_trait::async_trait;
+    /// use host_di::{AsyncDispose, ServiceCollection};
+    ///
+    /// struct Stuck;
+    /// #[async_trait]
+    /// impl AsyncDispose for Stuck {
+    ///     async fn dispose(&self) {
+    ///         std::future::pending::<()>().await
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), host_di::DiError> {
+    /// let mut services = ServiceCollection::new();
+    /// services.add_singleton_factory::<Stuck, _>(|_| Ok(std::sync::Arc::new(Stuck))).async_disposable();
+    /// let provider = services.build()?;
+    /// provider.get::<Stuck>()?;
+    /// let report = provider.dispose_within(tokio::time::sleep(Duration::from_millis(10))).await;
+    /// assert!(report.skipped()[0].ends_with("Stuck"));
+    /// # Ok(()) }
+    /// ```
+    pub async fn dispose_within(&self, deadline: impl Future<Output = ()>) -> DisposeReport {
+        let live = match &self.handle {
+            Handle::Strong(live) | Handle::Lent(live) => live.clone(),
+            // Gone: disposed when its last strong handle was dropped.
+            Handle::Weak { root, scope } => match upgrade::<()>(root, scope.as_ref(), None) {
+                Ok(live) => live,
+                Err(_) => return DisposeReport::default(),
+            },
+        };
+        match &live.scope {
+            Some(scope) => scope.close(deadline).await,
             None => {
-                self.root.disposed.store(true, Ordering::Release);
-                self.root.disposers.dispose_all().await;
+                live.root.disposed.store(true, Ordering::Release);
+                live.root
+                    .disposers
+                    .dispose_all("a service provider", deadline)
+                    .await
             }
+        }
+    }
+}
+
+/// The live container of a weak handle.
+#[cold]
+#[inline(never)]
+fn upgrade<S: ?Sized + 'static>(
+    root: &Weak<Root>,
+    scope: Option<&Weak<ScopeState>>,
+    key: Option<&str>,
+) -> Result<Live, DiError> {
+    let gone = |scope| {
+        DiError::new(Repr::Disposed {
+            service: Link::new(type_name::<S>(), key.map(Arc::from), Shape::Arc),
+            scope,
+        })
+    };
+    let root = root.upgrade().ok_or_else(|| gone(false))?;
+    let scope = match scope {
+        None => None,
+        Some(scope) => Some(scope.upgrade().ok_or_else(|| gone(true))?),
+    };
+    Ok(Live { root, scope })
+}
+
+impl Clone for ServiceProvider {
+    /// A strong handle's clone is strong; the clone of the provider given
+    /// to a constructor, or of a weak handle, is weak.
+    fn clone(&self) -> Self {
+        match &self.handle {
+            Handle::Strong(live) => Self {
+                handle: Handle::Strong(live.clone()),
+            },
+            Handle::Lent(live) => Self::weak(
+                Arc::downgrade(&live.root),
+                live.scope.as_ref().map(Arc::downgrade),
+            ),
+            Handle::Weak { root, scope } => Self::weak(Weak::clone(root), scope.clone()),
+        }
+    }
+}
+
+impl Live {
+    /// This provider, lent to a constructor; without its scope for a
+    /// singleton, which is built from the root and cannot capture a scope.
+    fn lend(&self, with_scope: bool) -> ServiceProvider {
+        ServiceProvider {
+            handle: Handle::Lent(Self {
+                root: Arc::clone(&self.root),
+                scope: if with_scope { self.scope.clone() } else { None },
+            }),
+        }
+    }
+
+    #[inline]
+    fn get<S: ?Sized + Send + Sync + 'static>(&self) -> Result<Arc<S>, DiError> {
+        match self.root.index.unkeyed(TypeId::of::<S>()) {
+            Some(entry) => self.resolve::<S>(&entry.last, Shape::Arc),
+            None => Err(self.not_registered::<S>(None, Shape::Arc)),
         }
     }
 
@@ -236,24 +437,15 @@ impl ServiceProvider {
         slot: &Slot<S>,
         via: Shape,
     ) -> Result<Arc<S>, DiError> {
-        let _creating = self.root.creating.lock();
+        // The chain before the lock: a cycle on this thread is an error
+        // rather than a wait for a lock this thread holds.
+        let _frame = self.enter(slot.index, via)?;
+        let _creating = self.lock(&slot.creating, slot.index, via)?;
         if let Some(instance) = slot.singleton.get() {
             return Ok(Arc::clone(instance));
         }
-        // A singleton is built from the root: it cannot capture a scope.
-        let root_provider;
-        let provider = match self.scope {
-            None => self,
-            Some(_) => {
-                root_provider = Self {
-                    root: Arc::clone(&self.root),
-                    scope: None,
-                };
-                &root_provider
-            }
-        };
         let mut disposer = None;
-        let instance = self.construct::<S>(provider, slot, via, &mut disposer)?;
+        let instance = self.construct::<S>(&self.lend(false), slot, via, &mut disposer)?;
         if let Some(disposer) = disposer {
             self.root.disposers.push(disposer);
         }
@@ -261,6 +453,7 @@ impl ServiceProvider {
         Ok(instance)
     }
 
+    #[inline]
     fn scoped<S: ?Sized + Send + Sync + 'static>(
         &self,
         slot: &Slot<S>,
@@ -279,25 +472,38 @@ impl ServiceProvider {
         }
         let cells = scope.cells.get_or_init(|| {
             (0..self.root.scoped_count)
-                .map(|_| OnceLock::new())
+                .map(|_| Default::default())
                 .collect()
         });
         let Some(cell) = cells.get(slot.scoped_slot) else {
             return Err(self.internal::<S>());
         };
-        if let Some(stored) = cell.get() {
-            return downcast::<S>(stored).ok_or_else(|| self.internal::<S>());
+        match cell.value.get() {
+            Some(stored) => downcast::<S>(stored).ok_or_else(|| self.internal::<S>()),
+            None => self.create_scoped::<S>(scope, cell, slot, via),
         }
-        let _creating = scope.creating.lock();
-        if let Some(stored) = cell.get() {
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn create_scoped<S: ?Sized + Send + Sync + 'static>(
+        &self,
+        scope: &ScopeState,
+        cell: &ScopedCell,
+        slot: &Slot<S>,
+        via: Shape,
+    ) -> Result<Arc<S>, DiError> {
+        let _frame = self.enter(slot.index, via)?;
+        let _creating = self.lock(&cell.creating, slot.index, via)?;
+        if let Some(stored) = cell.value.get() {
             return downcast::<S>(stored).ok_or_else(|| self.internal::<S>());
         }
         let mut disposer = None;
-        let instance = self.construct::<S>(self, slot, via, &mut disposer)?;
+        let instance = self.construct::<S>(&self.lend(true), slot, via, &mut disposer)?;
         if let Some(disposer) = disposer {
             scope.disposers.push(disposer);
         }
-        let _ = cell.set(Box::new(Arc::clone(&instance)));
+        let _ = cell.value.set(Box::new(Arc::clone(&instance)));
         Ok(instance)
     }
 
@@ -312,8 +518,9 @@ impl ServiceProvider {
         {
             return Err(self.disposed(slot.index, true));
         }
+        let _frame = self.enter(slot.index, via)?;
         let mut disposer = None;
-        let instance = self.construct::<S>(self, slot, via, &mut disposer)?;
+        let instance = self.construct::<S>(&self.lend(true), slot, via, &mut disposer)?;
         if let Some(disposer) = disposer {
             match &self.scope {
                 Some(scope) => scope.disposers.push(disposer),
@@ -323,7 +530,28 @@ impl ServiceProvider {
         Ok(instance)
     }
 
-    /// Runs the registration's factory with `provider`, tracking the chain.
+    /// Enters the construction of registration `index` in this thread's
+    /// chain: refused if it is already under construction here (a cycle).
+    #[inline]
+    fn enter(&self, index: u32, via: Shape) -> Result<resolution::Guard, DiError> {
+        resolution::enter(self.root.id(), index, via)
+            .map_err(|refused| self.refused(refused, index, via))
+    }
+
+    /// Takes the creation lock of registration `index`, unless waiting for
+    /// it would close a circle of threads waiting on each other.
+    #[inline]
+    fn lock<'a>(
+        &self,
+        lock: &'a CreationLock,
+        index: u32,
+        via: Shape,
+    ) -> Result<Held<'a>, DiError> {
+        lock.acquire((self.root.id(), index))
+            .map_err(|circle| self.circle(circle.held, index, via))
+    }
+
+    /// Runs the registration's factory with `provider`.
     #[inline]
     fn construct<S: ?Sized + Send + Sync + 'static>(
         &self,
@@ -334,10 +562,6 @@ impl ServiceProvider {
     ) -> Result<Arc<S>, DiError> {
         let Some(factory) = &slot.factory else {
             return Err(self.internal::<S>());
-        };
-        let _frame = match resolution::enter(self.root.id(), slot.index, via) {
-            Ok(frame) => frame,
-            Err(refused) => return Err(self.refused(refused, slot.index, via)),
         };
         factory(provider, disposer)
             .map_err(|error| error.in_factory_of(|| (self.link(slot.index, via), self.chain())))
@@ -375,6 +599,35 @@ impl ServiceProvider {
                 service: self.link(index, via),
             }),
         }
+    }
+
+    /// A cycle across threads: this thread creates `held` and, through its
+    /// chain, needs registration `index`, which another thread is creating
+    /// and which, through threads waiting on each other, needs `held`.
+    #[cold]
+    #[inline(never)]
+    fn circle(&self, held: (usize, u32), index: u32, via: Shape) -> DiError {
+        let ours = held.0 == self.root.id();
+        let frames = resolution::current(self.root.id());
+        // This thread's part, from its construction of `held` to `index`
+        // (entered before the lock, so the chain ends with it).
+        let start = frames
+            .iter()
+            .position(|&(frame, _)| ours && frame == held.1)
+            .unwrap_or(0);
+        let mut cycle: Vec<Link> = frames[start..]
+            .iter()
+            .map(|&(index, via)| self.link(index, via))
+            .collect();
+        if frames.last().map(|&(last, _)| last) != Some(index) {
+            cycle.push(self.link(index, via));
+        }
+        // The other threads' part is not known here: `index` leads back to
+        // `held` through them.
+        if ours {
+            cycle.push(self.link(held.1, Shape::Arc));
+        }
+        DiError::new(Repr::Cycle { cycle })
     }
 
     #[cold]
@@ -431,9 +684,18 @@ fn downcast<S: ?Sized + 'static>(stored: &Stored) -> Option<Arc<S>> {
 
 impl fmt::Debug for ServiceProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (live, handle) = match &self.handle {
+            Handle::Strong(live) => (Some(live), "strong"),
+            Handle::Lent(live) => (Some(live), "lent"),
+            Handle::Weak { .. } => (None, "weak"),
+        };
         f.debug_struct("ServiceProvider")
-            .field("registrations", &self.root.registrations.len())
-            .field("scope", &self.scope.is_some())
+            .field(
+                "registrations",
+                &live.map(|live| live.root.registrations.len()),
+            )
+            .field("scope", &self.is_scope())
+            .field("handle", &handle)
             .finish()
     }
 }

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::ReentrantMutex;
-
+use crate::creation::CreationLock;
 use crate::descriptor::{FactoryFn, Meta};
 use crate::dispose::DisposeList;
 use crate::hasher::BuildTypeIdHasher;
@@ -30,6 +29,9 @@ pub(crate) struct Slot<S: ?Sized> {
     pub(crate) scoped_slot: usize,
     /// The singleton, once created (an instance from the start).
     pub(crate) singleton: OnceLock<Arc<S>>,
+    /// Held while the singleton is created: one creation per registration,
+    /// as .NET locks per service; other singletons are created meanwhile.
+    pub(crate) creating: CreationLock,
     /// `None` for an instance.
     pub(crate) factory: Option<FactoryFn<S>>,
 }
@@ -140,9 +142,6 @@ pub(crate) struct Root {
     pub(crate) index: Index,
     pub(crate) registrations: Box<[Registration]>,
     pub(crate) scoped_count: usize,
-    /// Held while a singleton is created: one creation at a time, as in
-    /// .NET; reentrant, so a constructor resolves other singletons freely.
-    pub(crate) creating: ReentrantMutex<()>,
     pub(crate) disposers: DisposeList,
     pub(crate) disposed: AtomicBool,
 }
@@ -177,7 +176,6 @@ impl Root {
             index: Index::new(lists, &registrations),
             registrations,
             scoped_count,
-            creating: ReentrantMutex::new(()),
             disposers,
             disposed: AtomicBool::new(false),
         })

@@ -1,23 +1,33 @@
 //! Scopes: scoped services live, and are disposed, with their scope.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::Deref;
-use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 
-use parking_lot::ReentrantMutex;
-
-use crate::ServiceProvider;
+use crate::creation::CreationLock;
 use crate::dispose::DisposeList;
-use crate::root::Stored;
+use crate::root::{Root, Stored};
+use crate::{DisposeReport, ServiceProvider};
+
+/// The instance of one scoped registration in one scope.
+#[derive(Default)]
+pub(crate) struct ScopedCell {
+    pub(crate) value: OnceLock<Stored>,
+    /// Held while the instance is created (per registration, as singletons).
+    pub(crate) creating: CreationLock,
+}
 
 /// The shared state of one scope.
+///
+/// Only [`Scope`] and the providers users get from it hold it strongly;
+/// the instances it creates get weak handles (see [`ServiceProvider`]), so
+/// that a scoped service that keeps its provider does not keep its scope.
 #[derive(Default)]
 pub(crate) struct ScopeState {
     /// One cell per scoped registration, allocated on first use.
-    pub(crate) cells: OnceLock<Box<[OnceLock<Stored>]>>,
-    pub(crate) creating: ReentrantMutex<()>,
+    pub(crate) cells: OnceLock<Box<[ScopedCell]>>,
     pub(crate) disposers: DisposeList,
     closed: AtomicBool,
 }
@@ -27,11 +37,13 @@ impl ScopeState {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// Closes the scope and awaits its disposals, once.
-    pub(crate) async fn close(&self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
-            self.disposers.dispose_all().await;
+    /// Closes the scope and awaits its disposals (see
+    /// [`DisposeList::dispose_all`]), once: a second close reports nothing.
+    pub(crate) async fn close(&self, deadline: impl Future<Output = ()>) -> DisposeReport {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return DisposeReport::default();
         }
+        self.disposers.dispose_all("a scope", deadline).await
     }
 }
 
@@ -44,6 +56,10 @@ impl ScopeState {
 /// runs the sync disposals and logs a warning (`tracing::warn!`) naming each
 /// async disposal it could not await. Resolving from the scope's provider
 /// after that fails with [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed).
+///
+/// The scope, and clones of its [`provider`](Scope::provider), keep the
+/// container alive; the instances it created are freed with the last of
+/// them (they hold no strong reference to their own scope).
 ///
 /// # Examples
 ///
@@ -74,10 +90,20 @@ pub struct Scope {
 }
 
 impl Scope {
-    pub(crate) fn new(parent: &ServiceProvider) -> Self {
+    pub(crate) fn new(root: Arc<Root>) -> Self {
         let state = Arc::new(ScopeState::default());
         Self {
-            provider: parent.in_scope(Arc::clone(&state)),
+            provider: ServiceProvider::in_scope(root, Arc::clone(&state)),
+            state,
+        }
+    }
+
+    /// A scope of a container that is gone: every resolve fails with
+    /// [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed).
+    pub(crate) fn of_disposed(root: Weak<Root>) -> Self {
+        let state = Arc::new(ScopeState::default());
+        Self {
+            provider: ServiceProvider::weak(root, Some(Arc::downgrade(&state))),
             state,
         }
     }
@@ -88,9 +114,20 @@ impl Scope {
     }
 
     /// Ends the scope: disposes the instances it created, newest first,
-    /// awaiting async disposals.
-    pub async fn close(self) {
-        self.state.close().await;
+    /// awaiting async disposals, and reports the disposers that panicked
+    /// (each also logged at error; the next disposer still runs).
+    ///
+    /// # Cancellation
+    ///
+    /// Not cancellation-safe, but cancelling loses no sync disposal: if the
+    /// future is dropped before it completes, the drop runs the remaining
+    /// sync disposals and logs (`tracing::warn!`), by name, the async
+    /// disposal it was awaiting and each one it skips. A future dropped
+    /// before its first poll disposes as a dropped scope. To bound the
+    /// wait and learn what was skipped, use
+    /// [`ServiceProvider::dispose_within`] on the scope's provider.
+    pub async fn close(self) -> DisposeReport {
+        self.state.close(std::future::pending()).await
     }
 }
 

@@ -198,3 +198,221 @@ async fn factories_and_instances_opt_in() {
     provider.dispose().await;
     assert_eq!(lines(&events), ["client", "made", "given"]);
 }
+
+/// A sync disposal that logs its label, or panics with it.
+struct Step(Log, &'static str);
+
+impl Dispose for Step {
+    fn dispose(&self) {
+        if self.1.starts_with("panic") {
+            panic!("{} failed", self.1);
+        }
+        log(&self.0, self.1);
+    }
+}
+
+/// An async disposal that never finishes.
+struct Stuck;
+
+#[async_trait]
+impl AsyncDispose for Stuck {
+    async fn dispose(&self) {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// An async disposal that panics after yielding once.
+struct Exploding;
+
+#[async_trait]
+impl AsyncDispose for Exploding {
+    async fn dispose(&self) {
+        tokio::task::yield_now().await;
+        panic!("exploded while closing");
+    }
+}
+
+/// An async disposal that logs, after yielding once.
+struct Later(Log);
+
+#[async_trait]
+impl AsyncDispose for Later {
+    async fn dispose(&self) {
+        tokio::task::yield_now().await;
+        log(&self.0, "later");
+    }
+}
+
+/// Registers `Step`s keyed by their label, in this order.
+fn steps(services: &mut ServiceCollection, events: &Log, labels: &[&'static str]) {
+    for &label in labels {
+        let events = Arc::clone(events);
+        services
+            .add_scoped_factory::<Step, _>(move |_| Ok(Arc::new(Step(Arc::clone(&events), label))))
+            .with_key(label)
+            .disposable();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_close_still_runs_the_sync_disposals_after_the_one_it_awaited() {
+    let events: Log = Arc::default();
+    let mut services = ServiceCollection::new();
+    steps(&mut services, &events, &["first"]);
+    services
+        .add_scoped_factory::<Stuck, _>(|_| Ok(Arc::new(Stuck)))
+        .async_disposable();
+    steps(&mut services, &events, &["last"]);
+    let provider = services.build().unwrap();
+    let scope = provider.create_scope();
+    scope.get_keyed::<Step>("first").unwrap();
+    scope.get::<Stuck>().unwrap();
+    scope.get_keyed::<Step>("last").unwrap();
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    let _default = tracing::subscriber::set_default(subscriber);
+    // The deadline drops the close future while it awaits `Stuck`.
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(1), scope.close()).await;
+    assert!(closed.is_err());
+    assert_eq!(lines(&events), ["last", "first"]);
+    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        output.contains(
+            "a scope's disposal was cancelled while awaiting the async disposal of `disposal::Stuck`, which did not finish"
+        ),
+        "{output}"
+    );
+}
+
+#[tokio::test]
+async fn a_panicking_disposer_is_reported_and_the_next_ones_still_run() {
+    let events: Log = Arc::default();
+    let mut services = ServiceCollection::new();
+    steps(&mut services, &events, &["first"]);
+    let e = Arc::clone(&events);
+    services
+        .add_scoped_factory::<Later, _>(move |_| Ok(Arc::new(Later(Arc::clone(&e)))))
+        .async_disposable();
+    steps(&mut services, &events, &["panic in the middle"]);
+    services
+        .add_scoped_factory::<Exploding, _>(|_| Ok(Arc::new(Exploding)))
+        .async_disposable();
+    steps(&mut services, &events, &["last"]);
+    let provider = services.build().unwrap();
+
+    let resolve_all = |scope: &host_di::Scope| {
+        scope.get_keyed::<Step>("first").unwrap();
+        scope.get::<Later>().unwrap();
+        scope.get_keyed::<Step>("panic in the middle").unwrap();
+        scope.get::<Exploding>().unwrap();
+        scope.get_keyed::<Step>("last").unwrap();
+    };
+
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    let logging = tracing::subscriber::set_default(subscriber);
+    let scope = provider.create_scope();
+    resolve_all(&scope);
+    let report = scope.close().await;
+    drop(logging);
+    assert_eq!(lines(&events), ["last", "later", "first"]);
+    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(
+        output.trim_end(),
+        "ERROR host_di::dispose: disposing `disposal::Exploding` panicked: exploded while closing service=\"disposal::Exploding\"
+ERROR host_di::dispose: disposing `disposal::Step` panicked: panic in the middle failed service=\"disposal::Step\""
+    );
+    assert_eq!(
+        report.panicked(),
+        [
+            ("disposal::Exploding", "exploded while closing".to_owned()),
+            ("disposal::Step", "panic in the middle failed".to_owned()),
+        ]
+    );
+    assert!(report.skipped().is_empty());
+    assert!(!report.is_clean());
+
+    // Dropped without closing: the sync ones run, the panic is caught.
+    events.lock().unwrap().clear();
+    let scope = provider.create_scope();
+    resolve_all(&scope);
+    drop(scope);
+    assert_eq!(lines(&events), ["last", "first"]);
+
+    // And on the root.
+    events.lock().unwrap().clear();
+    let mut services = ServiceCollection::new();
+    let e = Arc::clone(&events);
+    services
+        .add_singleton_factory::<Step, _>(move |_| Ok(Arc::new(Step(Arc::clone(&e), "root"))))
+        .disposable();
+    let e = Arc::clone(&events);
+    services
+        .add_singleton_factory::<Step, _>(move |_| Ok(Arc::new(Step(Arc::clone(&e), "panic"))))
+        .with_key("panic")
+        .disposable();
+    let provider = services.build().unwrap();
+    provider.get::<Step>().unwrap();
+    provider.get_keyed::<Step>("panic").unwrap();
+    let report = provider.dispose().await;
+    assert_eq!(lines(&events), ["root"]);
+    assert_eq!(
+        report.panicked(),
+        [("disposal::Step", "panic failed".to_owned())]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn dispose_within_names_the_async_disposals_the_deadline_skipped() {
+    let events: Log = Arc::default();
+    let mut services = ServiceCollection::new();
+    let e = Arc::clone(&events);
+    services
+        .add_singleton_factory::<Step, _>(move |_| Ok(Arc::new(Step(Arc::clone(&e), "oldest"))))
+        .disposable();
+    let e = Arc::clone(&events);
+    services
+        .add_singleton_factory::<Later, _>(move |_| Ok(Arc::new(Later(Arc::clone(&e)))))
+        .async_disposable();
+    services
+        .add_singleton_factory::<Stuck, _>(|_| Ok(Arc::new(Stuck)))
+        .async_disposable();
+    let e = Arc::clone(&events);
+    services
+        .add_singleton_factory::<Step, _>(move |_| Ok(Arc::new(Step(Arc::clone(&e), "newest"))))
+        .with_key("newest")
+        .disposable();
+    let provider = services.build().unwrap();
+    provider.get::<Step>().unwrap();
+    provider.get::<Later>().unwrap();
+    provider.get::<Stuck>().unwrap();
+    provider.get_keyed::<Step>("newest").unwrap();
+
+    let started = tokio::time::Instant::now();
+    let deadline = tokio::time::sleep(std::time::Duration::from_secs(5));
+    let report = provider.dispose_within(deadline).await;
+    assert_eq!(started.elapsed(), std::time::Duration::from_secs(5));
+    // `Stuck` was cut at the deadline, `Later` never started; the sync
+    // disposal after them still ran.
+    assert_eq!(report.skipped(), ["disposal::Stuck", "disposal::Later"]);
+    assert!(report.panicked().is_empty());
+    assert_eq!(lines(&events), ["newest", "oldest"]);
+    assert_eq!(
+        report.to_string(),
+        "the async disposal of `disposal::Stuck` was not awaited: the deadline passed; \
+         the async disposal of `disposal::Later` was not awaited: the deadline passed"
+    );
+    // Already disposed: nothing left to report.
+    assert!(provider.dispose().await.is_clean());
+}

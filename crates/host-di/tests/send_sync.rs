@@ -1,8 +1,8 @@
 //! The public types can cross threads.
 
 use host_di::{
-    Dependency, DiError, Disposer, Lifetime, Options, Registration, Scope, ServiceCollection,
-    ServiceDescriptor, ServiceProvider,
+    Dependency, DiError, DisposeReport, Disposer, Lifetime, Options, Registration, Scope,
+    ServiceCollection, ServiceDescriptor, ServiceProvider,
 };
 
 fn send_sync<T: Send + Sync>() {}
@@ -15,6 +15,7 @@ fn public_types_are_send_and_sync() {
     send_sync::<DiError>();
     send_sync::<Dependency>();
     send_sync::<Disposer>();
+    send_sync::<DisposeReport>();
     send_sync::<Lifetime>();
     send_sync::<Options<String>>();
     send_sync::<ServiceDescriptor<dyn std::any::Any + Send + Sync>>();
@@ -27,4 +28,5 @@ fn dispose_and_close_futures_are_send() {
     let provider = ServiceCollection::new().build().unwrap();
     send(provider.dispose());
     send(provider.create_scope().close());
+    send(provider.dispose_within(std::future::ready(())));
 }

@@ -80,7 +80,7 @@ pin_project! {
         #[pin]
         response: CatchUnwind<AssertUnwindSafe<F>>,
         services: Option<RequestServices>,
-        closing: Option<(BoxFuture<'static, ()>, Option<Result<Response, E>>)>,
+        closing: Option<(BoxFuture<'static, host_di::DisposeReport>, Option<Result<Response, E>>)>,
     }
 }
 
@@ -104,7 +104,8 @@ where
         match this.services.take().and_then(RequestServices::into_scope) {
             None => Poll::Ready(answer),
             Some(scope) => {
-                let mut closing: BoxFuture<'static, ()> = Box::pin(scope.close());
+                let mut closing: BoxFuture<'static, host_di::DisposeReport> =
+                    Box::pin(scope.close());
                 if closing.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(answer);
                 }
