@@ -311,13 +311,8 @@ impl ServiceProvider {
     /// # Ok(()) }
     /// ```
     pub async fn dispose_within(&self, deadline: impl Future<Output = ()>) -> DisposeReport {
-        let live = match &self.handle {
-            Handle::Strong(live) | Handle::Lent(live) => live.clone(),
-            // Gone: disposed when its last strong handle was dropped.
-            Handle::Weak { root, scope } => match upgrade::<()>(root, scope.as_ref(), None) {
-                Ok(live) => live,
-                Err(_) => return DisposeReport::default(),
-            },
+        let Some(live) = self.live() else {
+            return DisposeReport::default();
         };
         match &live.scope {
             Some(scope) => scope.close(deadline).await,
@@ -328,6 +323,39 @@ impl ServiceProvider {
                     .dispose_all("a service provider", deadline)
                     .await
             }
+        }
+    }
+}
+
+impl ServiceProvider {
+    /// Disposes what this provider owns without awaiting, as dropping its
+    /// last handle would, but now: the sync disposals run, newest first (a
+    /// panic is caught and logged with the service's name), and each async
+    /// one is skipped and named in a warning. Idempotent; resolving
+    /// afterwards fails with [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed).
+    ///
+    /// For a drop path that cannot await (a host dropped without being
+    /// stopped, as .NET's `IHost.Dispose`); prefer
+    /// [`dispose`](Self::dispose) wherever you can await.
+    pub fn dispose_now(&self) {
+        let Some(live) = self.live() else {
+            return;
+        };
+        match &live.scope {
+            Some(scope) => scope.close_now(),
+            None => {
+                live.root.disposed.store(true, Ordering::Release);
+                live.root.disposers.dispose_sync("a service provider");
+            }
+        }
+    }
+
+    /// The container this handle reaches, unless it is gone (disposed when
+    /// its last strong handle was dropped).
+    fn live(&self) -> Option<Live> {
+        match &self.handle {
+            Handle::Strong(live) | Handle::Lent(live) => Some(live.clone()),
+            Handle::Weak { root, scope } => upgrade::<()>(root, scope.as_ref(), None).ok(),
         }
     }
 }

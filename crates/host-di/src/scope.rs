@@ -45,6 +45,13 @@ impl ScopeState {
         }
         self.disposers.dispose_all("a scope", deadline).await
     }
+
+    /// Closes the scope without awaiting: its sync disposals, once.
+    pub(crate) fn close_now(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.disposers.dispose_sync("a scope");
+        }
+    }
 }
 
 /// A unit of work (a request, a message, a job) with its own scoped
@@ -141,9 +148,7 @@ impl Deref for Scope {
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        if !self.state.closed.swap(true, Ordering::AcqRel) {
-            self.state.disposers.dispose_sync("a scope");
-        }
+        self.state.close_now();
     }
 }
 

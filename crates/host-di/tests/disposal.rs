@@ -155,6 +155,35 @@ async fn root_dispose_disposes_singletons_in_reverse_order_once() {
     );
 }
 
+#[test]
+fn dispose_now_runs_the_sync_disposals_while_another_handle_lives() {
+    let (services, events) = services("singleton");
+    let provider = services.build().unwrap();
+    provider.get::<Handler>().unwrap();
+    // A clone the application kept: dropping handles would dispose nothing.
+    let kept = provider.clone();
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .without_time()
+        .finish();
+    tracing::subscriber::with_default(subscriber, || provider.dispose_now());
+    assert_eq!(lines(&events), ["Handler", "Db"]);
+    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        output.contains("`disposal::Repo` needs async disposal, which was skipped"),
+        "{output}"
+    );
+    provider.dispose_now(); // idempotent
+    assert_eq!(lines(&events).len(), 2);
+    assert_eq!(
+        kept.get::<Db>().err().unwrap().kind(),
+        DiErrorKind::Disposed
+    );
+}
+
 #[tokio::test]
 async fn factories_and_instances_opt_in() {
     struct Pool(Log, &'static str);
