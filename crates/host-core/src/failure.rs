@@ -24,6 +24,9 @@ pub enum Phase {
     Stop,
     /// The `stopped` hook, run for every service after every `stop`.
     Stopped,
+    /// Disposal by the container, after the stop: the service's name is
+    /// then the type being disposed.
+    Dispose,
 }
 
 impl Phase {
@@ -37,6 +40,7 @@ impl Phase {
             Phase::Stopping => "stopping",
             Phase::Stop => "stop",
             Phase::Stopped => "stopped",
+            Phase::Dispose => "dispose",
         }
     }
 }
@@ -77,6 +81,11 @@ impl ServiceFailure {
             phase,
             Cause::Panic(panic_message(payload.as_ref())),
         )
+    }
+
+    /// A panic caught elsewhere (by the container), with its message.
+    pub(crate) fn panic_message(service: Arc<str>, phase: Phase, message: String) -> Self {
+        Self::new(service, phase, Cause::Panic(message))
     }
 
     /// How a guarded call ended: its own result, or the payload of its

@@ -6,8 +6,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use host_di::ServiceProvider;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::bound::Bound;
+use crate::exit_guard;
+use crate::failure::ServiceFailure;
 use crate::logging::LIFETIME_TARGET;
 use crate::phases::{Mode, PhaseRunner};
 use crate::record::{HostShared, ServiceRecord};
@@ -20,7 +24,7 @@ use crate::{
 
 /// Past the shutdown deadline, how long the calls still running get, all at
 /// once, before they are abandoned.
-const OVERTIME: Duration = Duration::from_millis(200);
+pub(crate) const OVERTIME: Duration = Duration::from_millis(200);
 
 /// How long the host waits for aborted `execute` tasks to end before it
 /// concludes that they block their threads.
@@ -36,6 +40,20 @@ const DISPOSE_GRACE: Duration = Duration::from_millis(100);
 /// the outcome to an exit code. Drive the host yourself with
 /// [`start`](Self::start), [`wait_for_shutdown`](Self::wait_for_shutdown) and
 /// [`stop`](Self::stop) when embedding it.
+///
+/// # Cancellation
+///
+/// - [`start`](Self::start) is cancellation-safe in the sense that nothing
+///   is lost: dropping it abandons the `start` calls in progress, and a later
+///   [`stop`](Self::stop) (or dropping the host) stops what had started.
+/// - [`wait_for_shutdown`](Self::wait_for_shutdown) is cancellation-safe.
+/// - [`stop`](Self::stop) is cancellation-safe: once begun, the stop runs to
+///   its end on a task of its own, within the shutdown timeout, whatever
+///   happens to its caller; the next call awaits that same stop.
+/// - Dropping a started host whose stop has not begun aborts what runs
+///   without waiting (see [`Drop`](#impl-Drop-for-Host)); dropping
+///   [`run`](Self::run) after its stop began leaves that stop running to its
+///   end.
 ///
 /// # Examples
 ///
@@ -62,13 +80,17 @@ pub struct Host {
     handle_signals: bool,
     progress: Progress,
     signals: Option<signals::Listener>,
+    /// Fired when a stop (a rollback included) begins, for the watchdog.
+    stop_began: CancellationToken,
     blocked: Vec<Arc<str>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Progress {
     Built,
     Started,
+    /// The stop runs on its own task; its outcome has not been collected.
+    Stopping(JoinHandle<StopReport>),
     Stopped,
 }
 
@@ -76,6 +98,17 @@ enum Progress {
 struct StopReport {
     stopped: Vec<Arc<str>>,
     error: Option<HostError>,
+    /// Services whose `execute` blocks its thread: aborting them did not end them.
+    blocked: Vec<Arc<str>>,
+}
+
+impl fmt::Debug for StopReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StopReport")
+            .field("stopped", &self.stopped)
+            .field("failed", &self.error.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Host {
@@ -104,6 +137,7 @@ impl Host {
             handle_signals,
             progress: Progress::Built,
             signals: None,
+            stop_began: CancellationToken::new(),
             blocked: Vec::new(),
         }
     }
@@ -139,11 +173,16 @@ impl Host {
     /// If a service fails (or the startup timeout expires), the services
     /// whose `start` completed are stopped again in reverse order and the
     /// original error is returned; no other service is stopped. If a stop is
-    /// requested during the start, the start ends early without error and
-    /// [`stop`](Self::stop) stops what had started. Calling it again does
-    /// nothing.
+    /// requested before or during the start, the start ends early without
+    /// error and [`stop`](Self::stop) stops what had started. Calling it
+    /// again does nothing.
+    ///
+    /// Dropping the future abandons the `start` calls in progress; what had
+    /// started is stopped by a later [`stop`](Self::stop), or aborted when
+    /// the host is dropped. A rollback, once begun, runs to its end like any
+    /// stop.
     pub async fn start(&mut self) -> Result<(), HostError> {
-        if self.progress != Progress::Built {
+        if !matches!(self.progress, Progress::Built) {
             return Ok(());
         }
         self.progress = Progress::Started;
@@ -202,7 +241,7 @@ impl Host {
 
     /// Completes when a stop has been requested: by
     /// [`ApplicationLifetime::stop_application`], a failing background
-    /// service, or a signal.
+    /// service, or a signal. Cancellation-safe.
     pub async fn wait_for_shutdown(&self) {
         self.lifetime().stop_requested().await;
     }
@@ -214,20 +253,25 @@ impl Host {
     /// Only services whose `start` completed are stopped. A failure never
     /// keeps the other services from stopping; every failure is in the
     /// returned error, as is every service still running when the shutdown
-    /// timeout expired (those are aborted). Calling it again does nothing.
+    /// timeout expired (those are aborted), and every disposal that panicked.
+    ///
+    /// Cancellation-safe: the stop runs on a task of its own, so dropping
+    /// this future (a `select!`, a `timeout`) does not interrupt it; it ends
+    /// within the shutdown timeout all the same. The next call awaits that
+    /// same stop and returns its outcome. Once the outcome has been
+    /// returned, further calls return `Ok(())` at once.
     pub async fn stop(&mut self) -> Result<(), HostError> {
-        if self.progress == Progress::Stopped {
-            return Ok(());
-        }
-        self.progress = Progress::Stopped;
-        let report = self.stop_services().await;
-        match report.error {
-            Some(error) => Err(error),
+        match self.finish_stop().await {
+            Some(report) => report.error.map_or(Ok(()), Err),
             None => Ok(()),
         }
     }
 
     /// Starts, waits for shutdown, and stops.
+    ///
+    /// Dropping the future before the stop began aborts the host (as
+    /// dropping the host does); dropping it after leaves the stop running to
+    /// its end. This path never ends the process itself.
     pub async fn run(mut self) -> Result<(), HostError> {
         self.start().await?;
         self.wait_for_shutdown().await;
@@ -237,14 +281,20 @@ impl Host {
     /// Runs the host and turns the outcome into the process's exit code
     /// (see the [table](crate::exit_code)), logging any error.
     ///
-    /// This is the run-to-exit path: if the stop overruns the shutdown
-    /// timeout because a task blocks its thread (and so cannot be aborted),
-    /// it ends the process itself, with code 3, no later than 750 ms after
-    /// the timeout, counted from the stop request.
+    /// This is the run-to-exit path, for `main`. The process never outlives
+    /// a stop, a failed start's rollback included, by more than the shutdown
+    /// timeout and a second: if a task blocks its thread (and so cannot be
+    /// aborted), the host ends the process itself, with code 3, no later than
+    /// 750 ms after the timeout. Called on the process's main thread (as
+    /// under `#[tokio::main]`), it also ends the process with the returned
+    /// code if the runtime has not shut down 500 ms after it began to (a
+    /// `spawn_blocking` task that never returns would otherwise keep the
+    /// process alive for good).
     pub async fn run_until_exit(mut self) -> ExitCode {
         let lifetime = self.lifetime().clone();
         let watchdog = Watchdog::arm(
             &lifetime,
+            &self.stop_began,
             self.options.shutdown_timeout,
             self.states.clone(),
         );
@@ -271,18 +321,117 @@ impl Host {
             // keep the process alive. The log lines are written already.
             std::process::exit(i32::from(code));
         }
+        exit_guard::arm_on_main_thread(code);
         ExitCode::from(code)
     }
 
     /// Undoes a failed start: stops exactly the services whose `start`
     /// completed, in reverse order.
     async fn roll_back(&mut self, error: HostError) -> HostError {
-        self.progress = Progress::Stopped;
-        let report = self.stop_services().await;
-        error.with_rollback(report.stopped, report.error)
+        match self.finish_stop().await {
+            Some(report) => error.with_rollback(report.stopped, report.error),
+            None => error,
+        }
     }
 
-    async fn stop_services(&mut self) -> StopReport {
+    /// Begins the stop unless it has begun, then awaits it. `None` when its
+    /// outcome was collected already.
+    async fn finish_stop(&mut self) -> Option<StopReport> {
+        self.begin_stop();
+        let Progress::Stopping(task) = &mut self.progress else {
+            return None;
+        };
+        // Dropped here, the task goes on and stays in `self.progress`.
+        let joined = task.await;
+        self.progress = Progress::Stopped;
+        let report = joined.unwrap_or_else(|error| {
+            // The task catches every panic of a service; this is our own.
+            tracing::error!(target: LIFETIME_TARGET, "the stop failed: {error}");
+            StopReport {
+                stopped: Vec::new(),
+                error: HostError::stopped_with(
+                    vec![ServiceFailure::panic_message(
+                        "host".into(),
+                        Phase::Stop,
+                        error.to_string(),
+                    )],
+                    Vec::new(),
+                    self.options.shutdown_timeout,
+                ),
+                blocked: Vec::new(),
+            }
+        });
+        self.blocked.extend(report.blocked.iter().cloned());
+        Some(report)
+    }
+
+    /// Spawns the stop, once, on a task of its own: from then on it runs to
+    /// its end whatever happens to the caller or to the host.
+    fn begin_stop(&mut self) {
+        if !matches!(self.progress, Progress::Built | Progress::Started) {
+            return;
+        }
+        self.stop_began.cancel();
+        let stop = Stop {
+            provider: self.provider.clone(),
+            records: self.records.clone(),
+            shared: self.shared.clone(),
+            options: self.options.clone(),
+            signals: self.signals.take(),
+        };
+        self.progress = Progress::Stopping(tokio::spawn(stop.run()));
+    }
+}
+
+/// Dropping a host whose stop has not begun (a `run()` future dropped
+/// while running, a host never stopped) aborts it without waiting, as
+/// disposing a .NET host does: every background service's stopping token is
+/// cancelled and its `execute` task aborted, and the container's sync
+/// disposals run (a service that spawned tasks, such as the web server,
+/// ends them there). Async disposals cannot be awaited and are named in a
+/// warning. Dropping a host whose stop has begun leaves that stop running to
+/// its end.
+impl Drop for Host {
+    fn drop(&mut self) {
+        match self.progress {
+            Progress::Built | Progress::Started => {}
+            Progress::Stopping(_) | Progress::Stopped => return,
+        }
+        if matches!(self.progress, Progress::Started) {
+            tracing::warn!(target: LIFETIME_TARGET,
+                "the host was dropped without being stopped; aborting its services");
+            for record in &self.records {
+                // Cancels its stopping token and aborts the task; nothing waits.
+                drop(record.abort_execute());
+                record.advance(
+                    |state| {
+                        matches!(
+                            state,
+                            ServiceState::Starting | ServiceState::Running | ServiceState::Stopping
+                        )
+                    },
+                    ServiceState::Stopped,
+                );
+            }
+        }
+        self.stop_began.cancel();
+        self.signals = None;
+        self.provider.dispose_now();
+    }
+}
+
+/// What a stop needs, owned, so that it can run on a task of its own.
+struct Stop {
+    provider: ServiceProvider,
+    records: Vec<Arc<ServiceRecord>>,
+    shared: Arc<HostShared>,
+    options: HostOptions,
+    /// Dropped at the very end: until then a second signal forces the exit.
+    signals: Option<signals::Listener>,
+}
+
+impl Stop {
+    async fn run(mut self) -> StopReport {
         let lifetime = self.shared.lifetime.clone();
         let started: Vec<Arc<ServiceRecord>> = self
             .records
@@ -292,43 +441,27 @@ impl Host {
             .cloned()
             .collect();
         let bound = Bound::new(Some(self.options.shutdown_timeout)).with_overtime(OVERTIME);
-        let deadline = bound.deadline().unwrap_or_else(tokio::time::Instant::now);
+        let deadline = bound.deadline();
         let runner = PhaseRunner {
             lifetime: lifetime.clone(),
             concurrent: self.options.services_stop_concurrently,
             mode: Mode::Stop,
         };
-        let phases = stop_phases(
+        let mut failures = self.shared.take_failures();
+        let outcome = stop_phases(
             runner,
             started.clone(),
             bound,
             !self.options.suppress_status_messages,
-        );
-        let mut failures = self.shared.take_failures();
-        let outcome = if self.options.services_stop_concurrently {
-            phases.await
-        } else {
-            // Awaited from the thread that blocks on the runtime (as under
-            // `#[tokio::main]`), every service's stop would wake that thread
-            // and then a worker; on a worker it costs no thread wake-up.
-            match tokio::spawn(phases).await {
-                Ok(outcome) => outcome,
-                Err(error) => {
-                    tracing::error!(target: LIFETIME_TARGET, "the stop failed: {error}");
-                    StopOutcome {
-                        unfinished: started.clone(),
-                        ..StopOutcome::default()
-                    }
-                }
-            }
-        };
+        )
+        .await;
         failures.extend(outcome.failures);
         let stopped = outcome.stopped;
         let mut unfinished = outcome.unfinished;
         // Failures of `execute` that ended while stopping.
         failures.extend(self.shared.take_failures());
 
-        let timed_out = self.abort_stragglers(&started, &mut unfinished).await;
+        let (mut timed_out, blocked) = abort_stragglers(&started, &mut unfinished).await;
         // A start that never completed (failed elsewhere, timed out, or
         // interrupted) leaves no service `starting` once the host is down.
         for record in &self.records {
@@ -338,64 +471,96 @@ impl Host {
             );
         }
         lifetime.notify_stopped();
-        self.dispose(deadline).await;
+        let disposal = dispose(&self.provider, deadline).await;
+        failures.extend(disposal.failures);
+        timed_out.extend(disposal.skipped);
+        if !timed_out.is_empty() {
+            tracing::error!(target: LIFETIME_TARGET,
+                "shutdown timed out after {:?}; still running: {} (aborted)",
+                self.options.shutdown_timeout,
+                timed_out.iter().map(|n| &**n).collect::<Vec<_>>().join(", "));
+        }
         self.signals = None;
         StopReport {
             stopped,
             error: HostError::stopped_with(failures, timed_out, self.options.shutdown_timeout),
+            blocked,
         }
     }
+}
 
-    /// Aborts what still runs after the stop: services whose calls timed
-    /// out, and any `execute` task still going. Returns their names; the
-    /// ones that do not end even when aborted are kept in `self.blocked`.
-    async fn abort_stragglers(
-        &mut self,
-        started: &[Arc<ServiceRecord>],
-        unfinished: &mut Vec<Arc<ServiceRecord>>,
-    ) -> Vec<Arc<str>> {
-        for record in started {
-            if record.execute_running() && !unfinished.iter().any(|r| Arc::ptr_eq(r, record)) {
-                unfinished.push(record.clone());
-            }
+/// Aborts what still runs after the stop: services whose calls timed out,
+/// and any `execute` task still going. Returns their names, and those of the
+/// ones that do not end even when aborted (they block their threads).
+async fn abort_stragglers(
+    started: &[Arc<ServiceRecord>],
+    unfinished: &mut Vec<Arc<ServiceRecord>>,
+) -> (Vec<Arc<str>>, Vec<Arc<str>>) {
+    for record in started {
+        if record.execute_running() && !unfinished.iter().any(|r| Arc::ptr_eq(r, record)) {
+            unfinished.push(record.clone());
         }
-        if unfinished.is_empty() {
-            return Vec::new();
-        }
-        let names: Vec<Arc<str>> = unfinished.iter().map(|r| r.name.clone()).collect();
-        tracing::error!(target: LIFETIME_TARGET,
-            "shutdown timed out after {:?}; still running: {} (aborted)",
-            self.options.shutdown_timeout,
-            names.iter().map(|n| &**n).collect::<Vec<_>>().join(", "));
-        let ends: Vec<_> = unfinished
-            .iter()
-            .filter_map(|record| record.abort_execute())
-            .collect();
-        let _ = tokio::time::timeout(ABORT_GRACE, futures::future::join_all(ends)).await;
-        for record in unfinished.iter() {
-            if record.execute_running() {
-                tracing::error!(target: LIFETIME_TARGET, service = %record.name,
-                    "`{}` blocks its thread and cannot be aborted; use \
-                     tokio::task::spawn_blocking for blocking work", record.name);
-                self.blocked.push(record.name.clone());
-            }
-            record.set_state(ServiceState::Stopped);
-        }
-        names
     }
+    if unfinished.is_empty() {
+        return (Vec::new(), Vec::new());
+    }
+    let names: Vec<Arc<str>> = unfinished.iter().map(|r| r.name.clone()).collect();
+    let ends: Vec<_> = unfinished
+        .iter()
+        .filter_map(|record| record.abort_execute())
+        .collect();
+    let _ = tokio::time::timeout(ABORT_GRACE, futures::future::join_all(ends)).await;
+    let mut blocked = Vec::new();
+    for record in unfinished.iter() {
+        if record.execute_running() {
+            tracing::error!(target: LIFETIME_TARGET, service = %record.name,
+                "`{}` blocks its thread and cannot be aborted; use \
+                 tokio::task::spawn_blocking for blocking work", record.name);
+            blocked.push(record.name.clone());
+        }
+        record.set_state(ServiceState::Stopped);
+    }
+    (names, blocked)
+}
 
-    /// Disposes the container's singletons, within what is left of the
-    /// shutdown timeout (and a short grace when nothing is left).
-    async fn dispose(&self, deadline: tokio::time::Instant) {
-        let deadline = deadline.max(tokio::time::Instant::now() + DISPOSE_GRACE);
-        if tokio::time::timeout_at(deadline, self.provider.dispose())
-            .await
-            .is_err()
-        {
-            tracing::error!(target: LIFETIME_TARGET,
-                "disposing the container's singletons did not finish within the shutdown timeout");
+/// What disposing the container's singletons went wrong with.
+struct Disposal {
+    /// Disposals that panicked, as failures naming the service.
+    failures: Vec<ServiceFailure>,
+    /// Async disposals not awaited because the deadline had passed.
+    skipped: Vec<Arc<str>>,
+}
+
+/// Disposes the container's singletons, one at a time, newest first, within
+/// what is left of the shutdown timeout (and a short grace when nothing is
+/// left). Past it the sync disposals still run; the async ones are named.
+async fn dispose(provider: &ServiceProvider, deadline: Option<tokio::time::Instant>) -> Disposal {
+    // No shutdown deadline (a timeout too large for an instant) means none here.
+    let deadline = deadline.map(|deadline| {
+        tokio::time::Instant::now()
+            .checked_add(DISPOSE_GRACE)
+            .map_or(deadline, |grace| deadline.max(grace))
+    });
+    let expired = async move {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline).await,
+            None => std::future::pending().await,
         }
-    }
+    };
+    let report = provider.dispose_within(expired).await;
+    let failures = report
+        .panicked()
+        .iter()
+        .map(|(service, message)| {
+            ServiceFailure::panic_message((*service).into(), Phase::Dispose, message.clone())
+        })
+        .collect();
+    let skipped = report
+        .skipped()
+        .iter()
+        .map(|service| Arc::from(format!("{service} (disposal)")))
+        .collect();
+    Disposal { failures, skipped }
 }
 
 /// What the stop phases did.
@@ -403,7 +568,7 @@ impl Host {
 struct StopOutcome {
     /// The services whose `stop` returned `Ok`, in that order.
     stopped: Vec<Arc<str>>,
-    failures: Vec<crate::ServiceFailure>,
+    failures: Vec<ServiceFailure>,
     /// The services with a call still running when the bound ended.
     unfinished: Vec<Arc<ServiceRecord>>,
 }

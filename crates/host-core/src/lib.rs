@@ -98,6 +98,7 @@ mod builder;
 mod configure;
 mod environment;
 mod error;
+mod exit_guard;
 mod failure;
 mod host;
 mod hosted;

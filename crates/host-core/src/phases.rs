@@ -158,6 +158,11 @@ impl<'a> PhaseRun<'a> {
         bound: &mut Bound,
     ) {
         for index in first..self.contexts.len() {
+            // As in order: a stop requested before (or while making) the
+            // calls means no further service starts.
+            if self.runner.mode == Mode::Start && bound.has_ended() {
+                break;
+            }
             let mut current = self.call(index);
             match poll_once(Pin::new(&mut current)).await {
                 None => running.push(current),
@@ -212,7 +217,7 @@ impl<'a> PhaseRun<'a> {
             Phase::Started => service.started(context),
             Phase::Stopping => service.stopping(context),
             Phase::Stop => service.stop(context),
-            Phase::Stopped | Phase::Execute => service.stopped(context),
+            Phase::Stopped | Phase::Execute | Phase::Dispose => service.stopped(context),
         }));
         Guarded {
             index,

@@ -17,8 +17,10 @@ use crate::{ApplicationLifetime, ServiceStates};
 /// than a second.
 pub(crate) const GRACE: Duration = Duration::from_millis(750);
 
-/// Counts from the moment a stop is requested, on a thread of its own, so
-/// that neither a blocked runtime nor a blocked host task can stop it.
+/// Counts from the moment a stop is requested, or a stop begins without
+/// being requested (the rollback of a failed start), on a thread of its own,
+/// so that neither a blocked runtime nor a blocked host task can stop it.
+/// Dropping it disarms it.
 pub(crate) struct Watchdog {
     disarmed: CancellationToken,
     disarm: Option<mpsc::Sender<()>>,
@@ -27,26 +29,29 @@ pub(crate) struct Watchdog {
 impl Watchdog {
     pub(crate) fn arm(
         lifetime: &ApplicationLifetime,
+        stop_began: &CancellationToken,
         shutdown_timeout: Duration,
         states: ServiceStates,
     ) -> Self {
         let disarmed = CancellationToken::new();
         let (disarm, wait) = mpsc::channel::<()>();
         let stop_requested = lifetime.stop_requested();
+        let stop_began = stop_began.clone().cancelled_owned();
         let cancelled = disarmed.clone();
         let spawned = std::thread::Builder::new()
             .name("host-shutdown-watchdog".into())
             .spawn(move || {
+                let stopping = future::select(Box::pin(stop_requested), Box::pin(stop_began));
                 let requested = futures::executor::block_on(future::select(
-                    Box::pin(stop_requested),
+                    stopping,
                     Box::pin(cancelled.cancelled_owned()),
                 ));
                 if matches!(requested, Either::Right(_)) {
                     return;
                 }
-                if wait.recv_timeout(shutdown_timeout + GRACE)
-                    != Err(mpsc::RecvTimeoutError::Timeout)
-                {
+                // `recv_timeout` waits for good when the limit overflows.
+                let limit = shutdown_timeout.saturating_add(GRACE);
+                if wait.recv_timeout(limit) != Err(mpsc::RecvTimeoutError::Timeout) {
                     return;
                 }
                 expire(shutdown_timeout, &states);
@@ -57,7 +62,13 @@ impl Watchdog {
         }
     }
 
-    pub(crate) fn disarm(mut self) {
+    pub(crate) fn disarm(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
         self.disarmed.cancel();
         self.disarm.take();
     }

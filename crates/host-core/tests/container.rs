@@ -141,3 +141,82 @@ fn registering_the_same_hosted_service_twice_hosts_it_once() {
         &host.services().get::<Pool>().unwrap()
     ));
 }
+
+/// Panics when disposed.
+struct Crashes;
+
+impl Dispose for Crashes {
+    fn dispose(&self) {
+        panic!("the crashing disposer panicked on purpose");
+    }
+}
+
+/// Never finishes its async disposal.
+struct NeverDone;
+
+#[async_trait]
+impl AsyncDispose for NeverDone {
+    async fn dispose(&self) {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Records its disposal in the journal.
+struct Notes(Arc<Mutex<Vec<String>>>, &'static str);
+
+impl Dispose for Notes {
+    fn dispose(&self) {
+        self.0.lock().unwrap().push(format!("{} disposed", self.1));
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_disposer_fails_the_stop_and_the_others_still_run() {
+    let journal = Arc::new(Mutex::new(Vec::new()));
+    let mut builder = test_builder();
+    // Registered (and so created) first: disposed last.
+    builder
+        .services()
+        .add_instance(Arc::new(Notes(journal.clone(), "older")))
+        .disposable();
+    builder
+        .services()
+        .add_instance(Arc::new(Crashes))
+        .disposable();
+    let mut host = builder.build().unwrap();
+    host.start().await.unwrap();
+    let error = host.stop().await.expect_err("a disposer panicked");
+    assert_eq!(error.exit_code(), host_core::exit_code::SERVICE_FAILED);
+    let failure = &error.failures()[0];
+    assert_eq!(failure.phase(), host_core::Phase::Dispose);
+    assert!(failure.is_panic());
+    assert!(failure.service().ends_with("Crashes"), "{failure}");
+    assert!(error.to_string().contains("panicked on purpose"), "{error}");
+    assert_eq!(*journal.lock().unwrap(), ["older disposed"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_deadline_sync_disposals_still_run_and_async_ones_are_named() {
+    let journal = Arc::new(Mutex::new(Vec::new()));
+    let mut builder = test_builder();
+    builder.configure_host_options(|options| options.shutdown_timeout = Duration::from_secs(1));
+    builder
+        .services()
+        .add_instance(Arc::new(Notes(journal.clone(), "older")))
+        .disposable();
+    builder
+        .services()
+        .add_instance(Arc::new(NeverDone))
+        .async_disposable();
+    let mut host = builder.build().unwrap();
+    host.start().await.unwrap();
+    let error = tokio::time::timeout(Duration::from_secs(30), host.stop())
+        .await
+        .expect("the disposal is bounded")
+        .expect_err("an async disposal was skipped");
+    assert!(error.is_shutdown_timeout(), "{error}");
+    let skipped: Vec<&str> = error.timed_out().collect();
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+    assert!(skipped[0].contains("NeverDone"), "{skipped:?}");
+    assert_eq!(*journal.lock().unwrap(), ["older disposed"]);
+}

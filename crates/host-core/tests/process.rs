@@ -86,6 +86,34 @@ impl BackgroundService for FailsWhenStarted {
     }
 }
 
+/// Starts; its `stop` blocks its thread for good.
+struct StopBlocksThread;
+
+#[async_trait]
+impl host_core::HostedService for StopBlocksThread {
+    async fn start(&self, _ctx: &host_core::LifecycleContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+    async fn stop(&self, _ctx: &host_core::LifecycleContext) -> Result<(), ServiceError> {
+        loop {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Refuses to start.
+struct RefusesToStart;
+
+#[async_trait]
+impl host_core::HostedService for RefusesToStart {
+    async fn start(&self, _ctx: &host_core::LifecycleContext) -> Result<(), ServiceError> {
+        Err(anyhow::anyhow!("no database"))
+    }
+    async fn stop(&self, _ctx: &host_core::LifecycleContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+}
+
 /// The host process. Does nothing unless started by a test below.
 #[test]
 fn child() {
@@ -96,7 +124,7 @@ fn child() {
     // A tight timeout only where the timeout is what is tested: elsewhere a
     // loaded machine must not turn a clean stop into a timed-out one.
     let timeout = match scenario.as_str() {
-        "ignores-token" | "blocks-thread" | "blocks-current-thread" => 1,
+        "ignores-token" | "blocks-thread" | "blocks-current-thread" | "rollback-blocks" => 1,
         _ => 30,
     };
     builder
@@ -108,6 +136,9 @@ fn child() {
             .add_hosted_service_instance(IgnoresToken),
         "blocks-thread" => builder.add_hosted_service_instance(BlocksThread),
         "blocks-current-thread" => &mut builder,
+        "rollback-blocks" => builder
+            .add_hosted_service_instance(StopBlocksThread)
+            .add_hosted_service_instance(RefusesToStart),
         "warns" => builder.add_hosted_service_instance(WarnsWhenStarted),
         "fails" => builder
             .add_hosted_service_instance(Cooperative)
@@ -310,5 +341,23 @@ fn with_signals_off_the_host_leaves_them_to_the_process() {
         !host.output().contains("Received SIGTERM"),
         "{}",
         host.output()
+    );
+}
+
+/// A failed start's rollback is a stop like any other: bounded by the
+/// shutdown timeout and the watchdog, even when a `stop` blocks its thread.
+#[test]
+fn a_rollback_whose_stop_blocks_its_thread_still_exits_with_three() {
+    let mut host = spawn("rollback-blocks");
+    let started = Instant::now();
+    let (code, took) = host.wait_for_exit(started);
+    assert_eq!(code, 3, "{}", host.output());
+    // A generous bound against hanging (1 s timeout, then 750 ms).
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    let output = host.output();
+    assert!(output.contains("no database"), "{output}");
+    assert!(
+        output.contains("shutdown timed out after 1s; still running: process::StopBlocksThread"),
+        "{output}"
     );
 }
