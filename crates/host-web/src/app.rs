@@ -8,12 +8,11 @@ use axum::Router;
 use axum::routing::get;
 use host_core::{ApplicationLifetime, HostEnvironment, ServiceStates};
 use host_di::{DiError, Options, ServiceProvider};
-use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
 use crate::health::Health;
 use crate::layer::RequestLayer;
-use crate::scope::ServerContext;
+use crate::scope::{Drain, ServerContext};
 use crate::{HealthCheck, WebOptions};
 
 /// The tracing target of host-web's own messages.
@@ -24,10 +23,7 @@ pub(crate) struct Routes(pub(crate) Box<dyn Fn(Router) -> Router + Send + Sync>)
 
 /// The router the server serves (and the test client calls): the
 /// application's routes, the health endpoints, then the layers.
-pub(crate) fn build(
-    provider: &ServiceProvider,
-    shutdown: CancellationToken,
-) -> Result<Router, DiError> {
+pub(crate) fn build(provider: &ServiceProvider, drain: Drain) -> Result<Router, DiError> {
     let options = provider.get::<Options<WebOptions>>()?;
     let mut router = Router::new();
     for routes in provider.get_all::<Routes>()? {
@@ -58,7 +54,7 @@ pub(crate) fn build(
     }
     let router = router.layer(RequestLayer::new(ServerContext {
         root: provider.clone(),
-        shutdown,
+        drain,
     }));
     let router = if traces_requests(&options) {
         router.layer(TraceLayer::new_for_http())

@@ -14,6 +14,8 @@ use futures::FutureExt;
 use host_core::{ApplicationLifetime, ServiceStates};
 use serde::Serialize;
 
+use crate::time;
+
 /// How healthy something is; the worst of all decides the endpoint's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -198,12 +200,11 @@ impl Health {
     async fn run(&self, check: &Arc<dyn HealthCheck>) -> CheckReport {
         let began = Instant::now();
         let outcome =
-            tokio::time::timeout(self.timeout, AssertUnwindSafe(check.check()).catch_unwind())
-                .await;
+            time::within(self.timeout, AssertUnwindSafe(check.check()).catch_unwind()).await;
         let result = match outcome {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => HealthCheckResult::unhealthy("the check panicked"),
-            Err(_) => HealthCheckResult::unhealthy(format!(
+            Some(Ok(result)) => result,
+            Some(Err(_)) => HealthCheckResult::unhealthy("the check panicked"),
+            None => HealthCheckResult::unhealthy(format!(
                 "the check timed out after {:?}",
                 self.timeout
             )),

@@ -96,6 +96,8 @@ mod scope;
 mod server;
 mod shutdown;
 mod testing;
+mod time;
+mod upgrades;
 
 pub use addresses::ServerAddresses;
 pub use extension::{WEB_SECTION, WebHostBuilderExt};
@@ -105,6 +107,7 @@ pub use options::{DEFAULT_URL, HealthOptions, WebOptions};
 pub use scope::RequestServices;
 pub use shutdown::Shutdown;
 pub use testing::{TestClient, TestResponse};
+pub use upgrades::Upgrades;
 
 /// `async_trait`, for implementing [`HealthCheck`].
 pub use async_trait::async_trait;
@@ -115,7 +118,7 @@ pub use axum;
 /// `use host_web::prelude::*;` (or `host::web::prelude::*`).
 pub mod prelude {
     pub use crate::{
-        HealthCheck, HealthCheckResult, HealthStatus, Inject, RequestServices, Shutdown,
+        HealthCheck, HealthCheckResult, HealthStatus, Inject, RequestServices, Shutdown, Upgrades,
         WebHostBuilderExt,
     };
     pub use axum::extract::{Path, Query};

@@ -62,7 +62,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Shutdown {
         parts
             .extensions
             .get::<RequestServices>()
-            .map(|services| Shutdown::new(services.shutdown().clone()))
+            .map(|services| Shutdown::new(services.drain().draining.clone()))
             .ok_or_else(InjectRejection::no_layer)
     }
 }
