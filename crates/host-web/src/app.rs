@@ -10,7 +10,7 @@ use host_core::{ApplicationLifetime, HostEnvironment, ServiceStates};
 use host_di::{DiError, Options, ServiceProvider};
 use tower_http::trace::TraceLayer;
 
-use crate::health::Health;
+use crate::health::{CheckSlot, Health};
 use crate::layer::RequestLayer;
 use crate::scope::{Drain, ServerContext};
 use crate::{HealthCheck, WebOptions};
@@ -34,8 +34,13 @@ pub(crate) fn build(provider: &ServiceProvider, drain: Drain) -> Result<Router, 
         let health = Health {
             lifetime: provider.get::<ApplicationLifetime>()?,
             states: provider.get::<ServiceStates>()?,
-            checks: provider.get_all::<dyn HealthCheck>()?,
+            checks: provider
+                .get_all::<dyn HealthCheck>()?
+                .into_iter()
+                .map(CheckSlot::new)
+                .collect(),
             timeout: options.health.check_timeout,
+            cache_for: options.health.cache_for,
             detailed: options
                 .health
                 .detailed_errors
