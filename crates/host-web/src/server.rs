@@ -30,9 +30,10 @@ use crate::{ServerAddresses, WebOptions, time};
 /// files, say) before it tries again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// Past the host's stop deadline, how long the closes of request scopes
-/// cut at that deadline still get (within the host's own overtime).
-const SCOPE_CLOSE_GRACE: Duration = Duration::from_millis(100);
+/// Past the host's stop deadline, how long the server still waits for its
+/// tasks (connections cut at that deadline, the closes of their request
+/// scopes): within the host's own overtime, so that they get to end.
+const GRACE: Duration = Duration::from_millis(100);
 
 /// Serves the application's router; registered by `builder.web(...)`, last,
 /// so that it starts after every other hosted service and stops first.
@@ -159,26 +160,38 @@ impl HostedService for WebServer {
                 () = bound => false,
             }
         };
+        // Past the host's stop deadline, what the server still waits for
+        // gets a short grace (within the host's own overtime), then is left.
+        let past_deadline = async {
+            ctx.cancelled().await;
+            tokio::time::sleep(GRACE).await;
+        };
+        let mut past_deadline = pin!(past_deadline);
         if !drained {
             let open = drain.connections.len();
             tracing::warn!(target: WEB_TARGET,
                 "closing {open} connection(s) still open at the end of the drain");
             drain.closing.cancel();
-            drain.connections.wait().await;
+            // Connections end at once; an HTTP/2 stream's task ends once it
+            // sees its connection gone.
+            tokio::select! {
+                () = drain.connections.wait() => {}
+                () = past_deadline.as_mut() => {
+                    let open = drain.connections.len();
+                    tracing::warn!(target: WEB_TARGET,
+                        "{open} connection task(s) still running at the host's shutdown timeout");
+                }
+            }
         }
         // The scopes of requests dropped unfinished (those just cut among
         // them) close on tasks of their own: their async disposals are
         // awaited here, before the host disposes the container, within the
-        // host's stop deadline (and a short grace past it for the ones cut
-        // at that deadline).
+        // host's stop deadline (and the grace past it, for the ones cut at
+        // that deadline).
         drain.scopes.close();
-        let bound = async {
-            ctx.cancelled().await;
-            tokio::time::sleep(SCOPE_CLOSE_GRACE).await;
-        };
         tokio::select! {
             () = drain.scopes.wait() => {}
-            () = bound => {
+            () = past_deadline => {
                 let open = drain.scopes.len();
                 tracing::warn!(target: WEB_TARGET,
                     "{open} request scope(s) still disposing at the host's shutdown timeout");

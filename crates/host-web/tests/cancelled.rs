@@ -3,7 +3,8 @@
 //! stream reset), a request cut at the drain's bound, and a close cut half
 //! way by that bound. The server's stop awaits those closes, so they have
 //! run by the time the host's stop returns, before the container (its
-//! singletons) is disposed.
+//! singletons) is disposed; a disposal that never ends holds the stop only
+//! until the host's shutdown timeout.
 
 mod common;
 
@@ -67,6 +68,27 @@ impl Dispose for Root {
     }
 }
 
+/// Scoped, its disposal never ends.
+#[derive(Injectable)]
+#[injectable(async_dispose)]
+struct Hangs {
+    journal: Arc<Journal>,
+}
+
+#[async_trait]
+impl AsyncDispose for Hangs {
+    async fn dispose(&self) {
+        self.journal.record("hanging");
+        std::future::pending::<()>().await;
+    }
+}
+
+async fn hangs(Inject(hangs): Inject<Arc<Hangs>>) -> String {
+    hangs.journal.record("entered 0");
+    std::future::pending::<()>().await;
+    unreachable!()
+}
+
 /// Never answers.
 async fn forever(Inject(slow): Inject<Arc<Slow>>, Inject(_root): Inject<Arc<Root>>) -> String {
     slow.journal.record(format!("entered {}", slow.id.0));
@@ -85,10 +107,12 @@ fn app(journal: &Arc<Journal>, args: &[&str]) -> HostBuilder {
     builder.configure_host_options(|options| options.shutdown_timeout = Duration::from_secs(60));
     builder.services().add_instance(journal.clone());
     builder.services().add_scoped_self::<Slow>();
+    builder.services().add_scoped_self::<Hangs>();
     builder.services().add_singleton_self::<Root>();
     builder.web(|app| {
         app.route("/forever", get(forever))
             .route("/answers", get(answers))
+            .route("/hangs", get(hangs))
     });
     builder
 }
@@ -223,4 +247,21 @@ async fn over_http2_the_stop_awaits_the_disposal_of_a_stream_cut_at_the_bound() 
     let _request = tokio::spawn(sender.send_request(h2_get(address, "/forever")));
     let id = entered(&journal).await;
     stop_and_expect_disposed(host, &journal, id).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disposal_that_never_ends_holds_the_stop_only_until_the_shutdown_timeout() {
+    let journal = Arc::new(Journal::default());
+    let mut builder = app(&journal, &["--web.drain_timeout=100ms"]);
+    builder.configure_host_options(|options| {
+        options.shutdown_timeout = Duration::from_millis(500);
+    });
+    let (mut host, address) = start(builder).await;
+    let _stream = send_get(address, "/hangs").await;
+    entered(&journal).await;
+    host.lifetime().stop_application();
+    bounded("the host's stop", host.stop())
+        .await
+        .expect("the server's stop ends within the host's overtime");
+    assert!(journal.contains("hanging"), "{:?}", journal.entries());
 }
