@@ -8,8 +8,11 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use crate::{InjectRejection, RequestServices};
 
 /// Fires when the server stops accepting and begins to drain: a handler
-/// that streams (server-sent events, a websocket) ends its stream then, so
-/// that the drain does not wait for it until the bound.
+/// that streams (server-sent events) ends its stream then, so that the
+/// drain does not wait for it until the bound. An upgraded connection (a
+/// WebSocket) gets it from [`Upgrades::shutdown`](crate::Upgrades::shutdown),
+/// and is run through [`Upgrades`](crate::Upgrades) so that the drain
+/// covers it at all.
 ///
 /// ```
 /// use std::time::Duration;
