@@ -8,12 +8,11 @@ use axum::Router;
 use axum::routing::get;
 use host_core::{ApplicationLifetime, HostEnvironment, ServiceStates};
 use host_di::{DiError, Options, ServiceProvider};
-use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
-use crate::health::Health;
+use crate::health::{CheckSlot, Health};
 use crate::layer::RequestLayer;
-use crate::scope::ServerContext;
+use crate::scope::{Drain, ServerContext};
 use crate::{HealthCheck, WebOptions};
 
 /// The tracing target of host-web's own messages.
@@ -24,10 +23,7 @@ pub(crate) struct Routes(pub(crate) Box<dyn Fn(Router) -> Router + Send + Sync>)
 
 /// The router the server serves (and the test client calls): the
 /// application's routes, the health endpoints, then the layers.
-pub(crate) fn build(
-    provider: &ServiceProvider,
-    shutdown: CancellationToken,
-) -> Result<Router, DiError> {
+pub(crate) fn build(provider: &ServiceProvider, drain: Drain) -> Result<Router, DiError> {
     let options = provider.get::<Options<WebOptions>>()?;
     let mut router = Router::new();
     for routes in provider.get_all::<Routes>()? {
@@ -38,8 +34,13 @@ pub(crate) fn build(
         let health = Health {
             lifetime: provider.get::<ApplicationLifetime>()?,
             states: provider.get::<ServiceStates>()?,
-            checks: provider.get_all::<dyn HealthCheck>()?,
+            checks: provider
+                .get_all::<dyn HealthCheck>()?
+                .into_iter()
+                .map(CheckSlot::new)
+                .collect(),
             timeout: options.health.check_timeout,
+            cache_for: options.health.cache_for,
             detailed: options
                 .health
                 .detailed_errors
@@ -58,7 +59,7 @@ pub(crate) fn build(
     }
     let router = router.layer(RequestLayer::new(ServerContext {
         root: provider.clone(),
-        shutdown,
+        drain,
     }));
     let router = if traces_requests(&options) {
         router.layer(TraceLayer::new_for_http())

@@ -4,15 +4,20 @@
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use host_core::{ApplicationLifetime, ServiceStates};
+use parking_lot::Mutex;
 use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::time;
 
 /// How healthy something is; the worst of all decides the endpoint's answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -72,7 +77,10 @@ impl HealthCheckResult {
 }
 
 /// A check of something the application depends on (a database, a queue),
-/// run by `/health/ready` with a timeout. Register it with
+/// run by `/health/ready` with a timeout. Its result is kept for
+/// [`cache_for`](crate::HealthOptions::cache_for), and a check never runs
+/// twice at once: requests that come while it runs share that run. Register
+/// it with
 /// [`WebHostBuilderExt::add_health_check`](crate::WebHostBuilderExt::add_health_check).
 ///
 /// ```
@@ -105,13 +113,48 @@ pub trait HealthCheck: Send + Sync + 'static {
 }
 
 /// What the endpoints need to answer.
-#[derive(Clone)]
 pub(crate) struct Health {
     pub(crate) lifetime: Arc<ApplicationLifetime>,
     pub(crate) states: Arc<ServiceStates>,
-    pub(crate) checks: Vec<Arc<dyn HealthCheck>>,
+    pub(crate) checks: Vec<CheckSlot>,
     pub(crate) timeout: Duration,
+    /// How long a check's result is reused; zero: every request runs it
+    /// (though never twice at once).
+    pub(crate) cache_for: Duration,
     pub(crate) detailed: bool,
+}
+
+/// One health check, its last result and its run in flight. The endpoint
+/// is unauthenticated: without these, each request would run every check,
+/// an amplifier against the database a check queries.
+pub(crate) struct CheckSlot {
+    check: Arc<dyn HealthCheck>,
+    state: Mutex<SlotState>,
+}
+
+impl CheckSlot {
+    pub(crate) fn new(check: Arc<dyn HealthCheck>) -> Self {
+        Self {
+            check,
+            state: Mutex::new(SlotState::default()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct SlotState {
+    last: Option<Ran>,
+    /// Shared by every request that comes while it runs; polled by them
+    /// (no task of its own), so it pauses if they all go away and the next
+    /// request resumes it.
+    running: Option<Shared<BoxFuture<'static, Ran>>>,
+}
+
+/// A check's report and when its run ended.
+#[derive(Clone)]
+struct Ran {
+    ended: Instant,
+    report: CheckReport,
 }
 
 #[derive(Serialize)]
@@ -130,7 +173,7 @@ struct ServiceReport {
     error: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Clone, Serialize)]
 struct CheckReport {
     name: String,
     status: HealthStatus,
@@ -173,7 +216,7 @@ impl Health {
             })
             .collect();
         let checks =
-            futures::future::join_all(self.checks.iter().map(|check| self.run(check))).await;
+            futures::future::join_all(self.checks.iter().map(|slot| self.report(slot))).await;
         let mut status = checks
             .iter()
             .map(|check| check.status)
@@ -195,24 +238,64 @@ impl Health {
         (code, Json(report)).into_response()
     }
 
-    async fn run(&self, check: &Arc<dyn HealthCheck>) -> CheckReport {
-        let began = Instant::now();
-        let outcome =
-            tokio::time::timeout(self.timeout, AssertUnwindSafe(check.check()).catch_unwind())
-                .await;
-        let result = match outcome {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => HealthCheckResult::unhealthy("the check panicked"),
-            Err(_) => HealthCheckResult::unhealthy(format!(
-                "the check timed out after {:?}",
-                self.timeout
-            )),
+    /// The check's last report while it is fresh; otherwise the run in
+    /// flight, or a new one.
+    async fn report(&self, slot: &CheckSlot) -> CheckReport {
+        let running = {
+            let mut state = slot.state.lock();
+            if let Some(last) = &state.last
+                && self.is_fresh(last)
+            {
+                return last.report.clone();
+            }
+            match &state.running {
+                Some(running) => running.clone(),
+                None => {
+                    let running = run(slot.check.clone(), self.timeout, self.detailed)
+                        .boxed()
+                        .shared();
+                    state.running = Some(running.clone());
+                    running
+                }
+            }
         };
-        CheckReport {
+        let ran = running.clone().await;
+        let mut state = slot.state.lock();
+        // The first of the requests that shared the run keeps its result.
+        if state
+            .running
+            .as_ref()
+            .is_some_and(|current| current.ptr_eq(&running))
+        {
+            state.running = None;
+            state.last = Some(ran.clone());
+        }
+        ran.report
+    }
+
+    fn is_fresh(&self, ran: &Ran) -> bool {
+        // Past what an `Instant` can hold: kept for good.
+        time::deadline(ran.ended, self.cache_for).is_none_or(|stale| Instant::now() < stale)
+    }
+}
+
+/// Runs `check` within `timeout`; a panic or the timeout is unhealthy.
+async fn run(check: Arc<dyn HealthCheck>, timeout: Duration, detailed: bool) -> Ran {
+    let began = Instant::now();
+    let outcome = time::within(timeout, AssertUnwindSafe(check.check()).catch_unwind()).await;
+    let result = match outcome {
+        Some(Ok(result)) => result,
+        Some(Err(_)) => HealthCheckResult::unhealthy("the check panicked"),
+        None => HealthCheckResult::unhealthy(format!("the check timed out after {timeout:?}")),
+    };
+    let ended = Instant::now();
+    Ran {
+        ended,
+        report: CheckReport {
             name: check.name().into_owned(),
             status: result.status,
-            duration_ms: began.elapsed().as_secs_f64() * 1000.0,
-            description: result.description.filter(|_| self.detailed),
-        }
+            duration_ms: (ended - began).as_secs_f64() * 1000.0,
+            description: result.description.filter(|_| detailed),
+        },
     }
 }

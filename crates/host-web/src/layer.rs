@@ -1,8 +1,10 @@
 //! The one layer host-web puts around the application: each request gets
 //! its [`RequestServices`]; a panicking handler answers 500 and is logged;
 //! the request's scope, if it made one, is closed once the handler has
-//! answered. One layer, not three, and no box per request: each layer and
-//! each allocation costs every request, whether it injects or not.
+//! answered, or on a tracked task if the request is dropped before (see
+//! [`Drain::scopes`](crate::scope::Drain)). One layer, not three, and no box
+//! per request: each layer and each allocation costs every request, whether
+//! it injects or not.
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -15,10 +17,11 @@ use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use futures::future::{BoxFuture, CatchUnwind};
 use pin_project_lite::pin_project;
+use tokio_util::task::TaskTracker;
 use tower::{Layer, Service};
 
 use crate::app::WEB_TARGET;
-use crate::scope::{RequestServices, ServerContext};
+use crate::scope::{self, RequestServices, ServerContext};
 
 #[derive(Clone)]
 pub(crate) struct RequestLayer {
@@ -80,7 +83,34 @@ pin_project! {
         #[pin]
         response: CatchUnwind<AssertUnwindSafe<F>>,
         services: Option<RequestServices>,
-        closing: Option<(BoxFuture<'static, host_di::DisposeReport>, Option<Result<Response, E>>)>,
+        closing: Option<(Closing, Option<Result<Response, E>>)>,
+    }
+}
+
+/// A scope's close in progress. Dropped before its end (the connection
+/// closed while a disposal was awaited), it finishes on a tracked task:
+/// dropping the close half-way would skip the disposals not yet run.
+struct Closing {
+    future: Option<BoxFuture<'static, ()>>,
+    scopes: TaskTracker,
+}
+
+impl Future for Closing {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let future = self.future.as_mut().expect("polled after completion");
+        ready!(future.as_mut().poll(cx));
+        self.future = None;
+        Poll::Ready(())
+    }
+}
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        if let Some(future) = self.future.take() {
+            scope::close_later(&self.scopes, future);
+        }
     }
 }
 
@@ -93,7 +123,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         if let Some((closing, answer)) = this.closing.as_mut() {
-            ready!(closing.as_mut().poll(cx));
+            ready!(Pin::new(closing).poll(cx));
             return Poll::Ready(answer.take().expect("polled after completion"));
         }
         let answer = match ready!(this.response.as_mut().poll(cx)) {
@@ -103,10 +133,12 @@ where
         // Closed after a panic too: async disposals are awaited.
         match this.services.take().and_then(RequestServices::into_scope) {
             None => Poll::Ready(answer),
-            Some(scope) => {
-                let mut closing: BoxFuture<'static, host_di::DisposeReport> =
-                    Box::pin(scope.close());
-                if closing.as_mut().poll(cx).is_ready() {
+            Some((scope, scopes)) => {
+                let mut closing = Closing {
+                    future: Some(Box::pin(scope::close(scope))),
+                    scopes,
+                };
+                if Pin::new(&mut closing).poll(cx).is_ready() {
                     return Poll::Ready(answer);
                 }
                 *this.closing = Some((closing, Some(answer)));

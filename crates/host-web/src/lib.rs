@@ -44,17 +44,23 @@
 //!   request on; the server keeps serving for
 //!   [`shutdown_delay`](WebOptions::shutdown_delay), then stops accepting
 //!   (new connections are refused), fires [`Shutdown`] for streaming
-//!   handlers, lets requests in flight finish within
+//!   handlers and upgraded connections, lets requests in flight (and
+//!   upgraded connections run through [`Upgrades`]) finish within
 //!   [`drain_timeout`](WebOptions::drain_timeout) (default: what is left of
 //!   the host's shutdown timeout), and closes what is still open. An open
-//!   connection never makes the host hang.
+//!   connection never makes the host hang. Then it awaits the closes of
+//!   the request scopes whose requests were dropped unfinished, so that
+//!   their async disposals run before the host disposes the container.
 //!
 //! # Dependency injection in handlers
 //!
 //! Each request gets a DI scope, created when a handler first resolves
 //! something ([`Inject`], or [`RequestServices::provider`]) and closed,
 //! disposing its scoped services, once the handler has answered (or
-//! panicked). A request that resolves nothing creates no scope.
+//! panicked). A request dropped unfinished (the client gone, an HTTP/2
+//! reset, the drain's bound) has its scope closed on a task the server's
+//! stop awaits, async disposals included. A request that resolves nothing
+//! creates no scope.
 //!
 //! # Health
 //!
@@ -67,8 +73,12 @@
 //!  "checks":[{"name":"app::Database","status":"healthy","duration_ms":0.4}]}
 //! ```
 //!
-//! Error text (a failed service's error, a check's description) is in the
-//! body only in Development or with `web.health.detailed_errors = true`.
+//! A check's result is reused for
+//! [`cache_for`](HealthOptions::cache_for) (default 2 s), and a check never
+//! runs twice at once; the host's state is read per request, so readiness
+//! turns 503 the moment the stop begins. Error text (a failed service's
+//! error, a check's description) is in the body only in Development or
+//! with `web.health.detailed_errors = true`.
 //!
 //! # Dependencies
 //!
@@ -96,6 +106,8 @@ mod scope;
 mod server;
 mod shutdown;
 mod testing;
+mod time;
+mod upgrades;
 
 pub use addresses::ServerAddresses;
 pub use extension::{WEB_SECTION, WebHostBuilderExt};
@@ -105,6 +117,7 @@ pub use options::{DEFAULT_URL, HealthOptions, WebOptions};
 pub use scope::RequestServices;
 pub use shutdown::Shutdown;
 pub use testing::{TestClient, TestResponse};
+pub use upgrades::Upgrades;
 
 /// `async_trait`, for implementing [`HealthCheck`].
 pub use async_trait::async_trait;
@@ -115,7 +128,7 @@ pub use axum;
 /// `use host_web::prelude::*;` (or `host::web::prelude::*`).
 pub mod prelude {
     pub use crate::{
-        HealthCheck, HealthCheckResult, HealthStatus, Inject, RequestServices, Shutdown,
+        HealthCheck, HealthCheckResult, HealthStatus, Inject, RequestServices, Shutdown, Upgrades,
         WebHostBuilderExt,
     };
     pub use axum::extract::{Path, Query};

@@ -22,6 +22,7 @@ pub const DEFAULT_URL: &str = "127.0.0.1:8080";
 /// live_path = "/health/live"
 /// ready_path = "/health/ready"
 /// check_timeout = "5s"
+/// cache_for = "2s"                  # a check's result is reused this long; "0s": not at all
 /// detailed_errors = false           # default: true in Development only
 /// ```
 ///
@@ -86,6 +87,14 @@ pub struct HealthOptions {
     /// Default: 5 s.
     #[serde(with = "host_config::duration")]
     pub check_timeout: Duration,
+    /// How long a health check's result is reused by `/health/ready`
+    /// before the check runs again; zero runs it for every request. Either
+    /// way a check never runs twice at once: requests that come while it
+    /// runs share its result. The host's own state (starting, stopping) and
+    /// the hosted services' states are read on every request, never cached.
+    /// Default: 2 s.
+    #[serde(with = "host_config::duration")]
+    pub cache_for: Duration,
     /// Whether bodies carry error text (a failed service's error, a check's
     /// description). Default: in Development only.
     pub detailed_errors: Option<bool>,
@@ -98,6 +107,7 @@ impl Default for HealthOptions {
             live_path: "/health/live".to_owned(),
             ready_path: "/health/ready".to_owned(),
             check_timeout: Duration::from_secs(5),
+            cache_for: Duration::from_secs(2),
             detailed_errors: None,
         }
     }

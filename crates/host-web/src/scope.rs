@@ -1,5 +1,5 @@
-//! The request's services: a DI scope created on first use, and the
-//! server's shutdown token.
+//! The request's services: a DI scope created on first use, and what the
+//! server shares with every request (its drain's tokens and trackers).
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
@@ -8,8 +8,10 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use host_di::{Scope, ServiceProvider};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::InjectRejection;
+use crate::app::WEB_TARGET;
 
 /// The services of one request: its scope's provider, created on first use,
 /// so that a request that injects nothing pays for no scope.
@@ -30,8 +32,46 @@ struct Lazy {
 #[derive(Debug)]
 pub(crate) struct ServerContext {
     pub(crate) root: ServiceProvider,
+    pub(crate) drain: Drain,
+}
+
+/// The server's drain, as requests see it: the tokens that say when it
+/// begins and when it ends, and the trackers the stop waits on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Drain {
     /// Fired when the drain begins (see [`Shutdown`](crate::Shutdown)).
-    pub(crate) shutdown: CancellationToken,
+    pub(crate) draining: CancellationToken,
+    /// Fired at the drain's bound: what is still open is closed.
+    pub(crate) closing: CancellationToken,
+    /// Connections, HTTP/2 streams and [`Upgrades`](crate::Upgrades): the
+    /// drain waits for them until its bound.
+    pub(crate) connections: TaskTracker,
+    /// The closes of request scopes whose request was dropped unfinished
+    /// (a client gone, a stream reset, the drain's bound): the stop awaits
+    /// them after the connections, before the container is disposed.
+    pub(crate) scopes: TaskTracker,
+}
+
+/// Runs `closing` (a request scope's close) to its end on a task the stop
+/// awaits, so that its async disposals run although the request that owned
+/// it is gone. Outside a runtime it is dropped: a scope not yet closing then
+/// runs its sync disposals (and host-di names the async ones it skipped).
+pub(crate) fn close_later(
+    scopes: &TaskTracker,
+    closing: impl Future<Output = ()> + Send + 'static,
+) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            scopes.spawn_on(closing, &runtime);
+        }
+        Err(_) => tracing::warn!(target: WEB_TARGET,
+            "a request scope was left outside the runtime: its async disposals cannot run"),
+    }
+}
+
+/// Closes `scope`, awaiting its async disposals.
+pub(crate) async fn close(scope: Scope) {
+    scope.close().await;
 }
 
 impl RequestServices {
@@ -45,8 +85,8 @@ impl RequestServices {
         }
     }
 
-    pub(crate) fn shutdown(&self) -> &CancellationToken {
-        &self.inner.server.shutdown
+    pub(crate) fn drain(&self) -> &Drain {
+        &self.inner.server.drain
     }
 
     /// The request scope's provider (created now if it was not): scoped
@@ -59,12 +99,26 @@ impl RequestServices {
     }
 
     /// The scope, if the request created one, for the request layer to
-    /// close (disposing its services). `None` too if a clone was kept past
-    /// the handler (moved into a spawned task): dropping that disposes.
-    pub(crate) fn into_scope(self) -> Option<Scope> {
-        Arc::try_unwrap(self.inner)
-            .ok()
-            .and_then(|lazy| lazy.scope.into_inner())
+    /// close (disposing its services), with the tracker of scope closes.
+    /// `None` too if a clone was kept past the handler (moved into a
+    /// spawned task): the last clone's drop closes the scope then.
+    pub(crate) fn into_scope(self) -> Option<(Scope, TaskTracker)> {
+        let mut lazy = Arc::try_unwrap(self.inner).ok()?;
+        let scope = lazy.scope.take()?;
+        Some((scope, lazy.server.drain.scopes.clone()))
+    }
+}
+
+impl Drop for Lazy {
+    /// The request ended without the layer closing the scope: its future
+    /// was dropped (the client went away, an HTTP/2 stream was reset, the
+    /// drain's bound closed the connection) or a clone outlived it. The
+    /// scope is closed on a task the server's stop awaits, so its async
+    /// disposals run before the container is disposed.
+    fn drop(&mut self) {
+        if let Some(scope) = self.scope.take() {
+            close_later(&self.server.drain.scopes, close(scope));
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use host_core::{
     HostOptions, HostedService, LIFETIME_TARGET, LifecycleContext, ServiceError, async_trait,
 };
 use host_di::{Dependency, DiError, Injectable, Options, ServiceProvider};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use hyper_util::service::TowerToHyperService;
 use parking_lot::Mutex;
@@ -23,11 +23,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::app::{self, WEB_TARGET};
-use crate::{ServerAddresses, WebOptions};
+use crate::scope::Drain;
+use crate::{ServerAddresses, WebOptions, time};
 
 /// How long the accept loop waits after an accept error (too many open
 /// files, say) before it tries again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Past the host's stop deadline, how long the server still waits for its
+/// tasks (connections cut at that deadline, the closes of their request
+/// scopes): within the host's own overtime, so that they get to end.
+const GRACE: Duration = Duration::from_millis(100);
 
 /// Serves the application's router; registered by `builder.web(...)`, last,
 /// so that it starts after every other hosted service and stops first.
@@ -43,13 +49,11 @@ pub(crate) struct WebServer {
 struct Running {
     /// Stops the accept loops.
     accepting: CancellationToken,
-    /// Fired when the drain begins: connections finish their requests, and
-    /// handlers holding a [`Shutdown`](crate::Shutdown) end their streams.
-    draining: CancellationToken,
-    /// Fired at the drain's bound: what is still open is closed.
-    closing: CancellationToken,
+    /// Its tokens: when the drain begins, connections finish their requests
+    /// and handlers holding a [`Shutdown`](crate::Shutdown) end their
+    /// streams; at its bound what is still open is closed.
+    drain: Drain,
     accept_loops: Vec<JoinHandle<()>>,
-    connections: TaskTracker,
 }
 
 impl Injectable for WebServer {
@@ -90,14 +94,12 @@ impl HostedService for WebServer {
             .iter()
             .map(TcpListener::local_addr)
             .collect::<Result<_, _>>()?;
-        let draining = CancellationToken::new();
-        let router = app::build(&self.provider, draining.clone())?;
+        let drain = Drain::default();
+        let router = app::build(&self.provider, drain.clone())?;
         let running = Running {
             accepting: CancellationToken::new(),
-            draining,
-            closing: CancellationToken::new(),
+            drain,
             accept_loops: Vec::new(),
-            connections: TaskTracker::new(),
         };
         let accept_loops = listeners
             .into_iter()
@@ -106,9 +108,7 @@ impl HostedService for WebServer {
                     listener,
                     router.clone(),
                     running.accepting.clone(),
-                    running.draining.clone(),
-                    running.closing.clone(),
-                    running.connections.clone(),
+                    running.drain.clone(),
                 ))
             })
             .collect();
@@ -134,7 +134,7 @@ impl HostedService for WebServer {
         let delay = self.options.shutdown_delay;
         if !delay.is_zero() {
             tokio::select! {
-                () = tokio::time::sleep(delay) => {}
+                () = time::sleep(delay) => {}
                 () = ctx.cancelled() => {}
             }
         }
@@ -142,29 +142,60 @@ impl HostedService for WebServer {
         for accept_loop in running.accept_loops {
             let _ = accept_loop.await;
         }
-        running.draining.cancel();
-        running.connections.close();
+        let drain = running.drain;
+        drain.draining.cancel();
+        drain.connections.close();
         let drained = {
             let bound = async {
                 match self.options.drain_timeout {
                     Some(timeout) => tokio::select! {
-                        () = tokio::time::sleep(timeout) => {}
+                        () = time::sleep(timeout) => {}
                         () = ctx.cancelled() => {}
                     },
                     None => ctx.cancelled().await,
                 }
             };
             tokio::select! {
-                () = running.connections.wait() => true,
+                () = drain.connections.wait() => true,
                 () = bound => false,
             }
         };
+        // Past the host's stop deadline, what the server still waits for
+        // gets a short grace (within the host's own overtime), then is left.
+        let past_deadline = async {
+            ctx.cancelled().await;
+            tokio::time::sleep(GRACE).await;
+        };
+        let mut past_deadline = pin!(past_deadline);
         if !drained {
-            let open = running.connections.len();
+            let open = drain.connections.len();
             tracing::warn!(target: WEB_TARGET,
                 "closing {open} connection(s) still open at the end of the drain");
-            running.closing.cancel();
-            running.connections.wait().await;
+            drain.closing.cancel();
+            // Connections end at once; an HTTP/2 stream's task ends once it
+            // sees its connection gone.
+            tokio::select! {
+                () = drain.connections.wait() => {}
+                () = past_deadline.as_mut() => {
+                    let open = drain.connections.len();
+                    tracing::warn!(target: WEB_TARGET,
+                        "{open} connection task(s) still running at the host's shutdown timeout");
+                }
+            }
+        }
+        // The scopes of requests dropped unfinished (those just cut among
+        // them) close on tasks of their own: their async disposals are
+        // awaited here, before the host disposes the container, within the
+        // host's stop deadline (and the grace past it, for the ones cut at
+        // that deadline).
+        drain.scopes.close();
+        tokio::select! {
+            () = drain.scopes.wait() => {}
+            () = past_deadline => {
+                let open = drain.scopes.len();
+                tracing::warn!(target: WEB_TARGET,
+                    "{open} request scope(s) still disposing at the host's shutdown timeout");
+            }
         }
         Ok(())
     }
@@ -180,14 +211,7 @@ fn bind(address: SocketAddr) -> Result<TcpListener, ServiceError> {
 
 /// Accepts connections until `accepting` is cancelled; the listener is
 /// dropped then, so new connections are refused.
-async fn accept(
-    listener: TcpListener,
-    router: Router,
-    accepting: CancellationToken,
-    draining: CancellationToken,
-    closing: CancellationToken,
-    connections: TaskTracker,
-) {
+async fn accept(listener: TcpListener, router: Router, accepting: CancellationToken, drain: Drain) {
     loop {
         let accepted = tokio::select! {
             () = accepting.cancelled() => return,
@@ -195,12 +219,9 @@ async fn accept(
         };
         match accepted {
             Ok((stream, _peer)) => {
-                connections.spawn(serve(
-                    stream,
-                    router.clone(),
-                    draining.clone(),
-                    closing.clone(),
-                ));
+                drain
+                    .connections
+                    .spawn(serve(stream, router.clone(), drain.clone()));
             }
             Err(error) => {
                 tracing::warn!(target: WEB_TARGET, "accepting a connection failed: {error}");
@@ -215,14 +236,9 @@ async fn accept(
 
 /// Serves one connection (HTTP/1 or HTTP/2, with upgrades); at the drain it
 /// finishes the requests in flight and closes, at the bound it is dropped.
-async fn serve(
-    stream: TcpStream,
-    router: Router,
-    draining: CancellationToken,
-    closing: CancellationToken,
-) {
+async fn serve(stream: TcpStream, router: Router, drain: Drain) {
     let _ = stream.set_nodelay(true);
-    let builder = ConnectionBuilder::new(TokioExecutor::new());
+    let builder = ConnectionBuilder::new(Tracked(drain.connections.clone()));
     let service = TowerToHyperService::new(router);
     let mut connection =
         pin!(builder.serve_connection_with_upgrades(TokioIo::new(stream), service));
@@ -231,11 +247,28 @@ async fn serve(
             report(result);
             return;
         }
-        () = draining.cancelled() => connection.as_mut().graceful_shutdown(),
+        () = drain.draining.cancelled() => connection.as_mut().graceful_shutdown(),
     }
     tokio::select! {
         result = connection.as_mut() => report(result),
-        () = closing.cancelled() => {}
+        () = drain.closing.cancelled() => {}
+    }
+}
+
+/// hyper's executor for a connection's own tasks (an HTTP/2 stream's
+/// request runs on one): tracked with the connections, so that the drain
+/// waits for them too and a stream cut at the bound has dropped its
+/// handler (closing its scope) before the stop returns.
+#[derive(Clone)]
+struct Tracked(TaskTracker);
+
+impl<F> hyper::rt::Executor<F> for Tracked
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        self.0.spawn(future);
     }
 }
 

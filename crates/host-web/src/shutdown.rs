@@ -8,8 +8,11 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use crate::{InjectRejection, RequestServices};
 
 /// Fires when the server stops accepting and begins to drain: a handler
-/// that streams (server-sent events, a websocket) ends its stream then, so
-/// that the drain does not wait for it until the bound.
+/// that streams (server-sent events) ends its stream then, so that the
+/// drain does not wait for it until the bound. An upgraded connection (a
+/// WebSocket) gets it from [`Upgrades::shutdown`](crate::Upgrades::shutdown),
+/// and is run through [`Upgrades`](crate::Upgrades) so that the drain
+/// covers it at all.
 ///
 /// ```
 /// use std::time::Duration;
@@ -62,7 +65,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Shutdown {
         parts
             .extensions
             .get::<RequestServices>()
-            .map(|services| Shutdown::new(services.shutdown().clone()))
+            .map(|services| Shutdown::new(services.drain().draining.clone()))
             .ok_or_else(InjectRejection::no_layer)
     }
 }

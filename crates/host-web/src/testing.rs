@@ -9,10 +9,10 @@ use host_di::DiError;
 use http_body_util::BodyExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::app;
+use crate::scope::Drain;
 
 /// Calls a built host's web application in process, for the application's
 /// own handler tests: routes, injection, request scopes and health are
@@ -37,7 +37,7 @@ use crate::app;
 #[derive(Debug, Clone)]
 pub struct TestClient {
     router: Router,
-    shutdown: CancellationToken,
+    drain: Drain,
 }
 
 impl TestClient {
@@ -48,10 +48,10 @@ impl TestClient {
     ///
     /// The application's routes or health checks cannot be resolved.
     pub fn new(host: &Host) -> Result<Self, DiError> {
-        let shutdown = CancellationToken::new();
+        let drain = Drain::default();
         Ok(Self {
-            router: app::build(host.services(), shutdown.clone())?,
-            shutdown,
+            router: app::build(host.services(), drain.clone())?,
+            drain,
         })
     }
 
@@ -97,7 +97,7 @@ impl TestClient {
     /// Fires the [`Shutdown`](crate::Shutdown) token of the handlers, as
     /// the server's drain does.
     pub fn begin_shutdown(&self) {
-        self.shutdown.cancel();
+        self.drain.draining.cancel();
     }
 }
 

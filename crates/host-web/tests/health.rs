@@ -5,11 +5,15 @@
 //! shown only with `detailed_errors` or in Development; health checks:
 //! degraded keeps 200, unhealthy, timed out and panicking ones give 503;
 //! liveness, custom paths (a path without `/` or the same path twice is
-//! refused at build), and the endpoints turned off.
+//! refused at build), and the endpoints turned off; a check's result is
+//! cached for `cache_for` (concurrent requests share one run, within the
+//! period no rerun, after it a rerun, `0s` runs it per request but never
+//! twice at once) while the stop still turns readiness 503 at once.
 
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
@@ -20,6 +24,7 @@ use host_core::{
 use host_di::Injectable;
 use host_web::{HealthCheck, HealthCheckResult, TestClient, WebHostBuilderExt, async_trait};
 use serde_json::Value;
+use tokio::sync::watch;
 
 use common::{NO_HANG, bounded, builder, get as http_get, get_json, start, stop};
 
@@ -387,4 +392,132 @@ async fn checks_registered_directly_count() {
     let client = TestClient::new(&host).unwrap();
     let report: Value = client.get("/health/ready").await.json();
     assert_eq!(entry(&report, "checks", "database")["status"], "unhealthy");
+}
+
+/// Counts its runs; each run waits until the gate is open.
+#[derive(Clone)]
+struct Counted {
+    runs: Arc<AtomicUsize>,
+    gate: Arc<watch::Sender<bool>>,
+}
+
+impl Counted {
+    fn new(open: bool) -> Self {
+        Self {
+            runs: Arc::default(),
+            gate: Arc::new(watch::Sender::new(open)),
+        }
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl HealthCheck for Counted {
+    fn name(&self) -> std::borrow::Cow<'static, str> {
+        "counted".into()
+    }
+
+    async fn check(&self) -> HealthCheckResult {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        let _ = self.gate.subscribe().wait_for(|open| *open).await;
+        HealthCheckResult::healthy()
+    }
+}
+
+fn counted_client(args: &[&str], counted: &Counted) -> TestClient {
+    let mut builder = with_route(args);
+    builder.add_health_check_instance(counted.clone());
+    let host = builder.build().unwrap();
+    TestClient::new(&host).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrent_requests_share_one_run_kept_for_cache_for() {
+    let counted = Counted::new(false);
+    let client = counted_client(&["--web.health.cache_for=10s"], &counted);
+    let requests: Vec<_> = (0..8)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get("/health/ready").await })
+        })
+        .collect();
+    // Time only advances once every request waits.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(counted.runs(), 1, "one run for the requests in flight");
+    counted.gate.send_replace(true);
+    for request in requests {
+        let report: Value = request.await.unwrap().json();
+        assert_eq!(entry(&report, "checks", "counted")["status"], "healthy");
+    }
+    assert_eq!(counted.runs(), 1);
+
+    // Within the period: the result is reused.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    let report: Value = client.get("/health/ready").await.json();
+    assert_eq!(entry(&report, "checks", "counted")["status"], "healthy");
+    assert_eq!(counted.runs(), 1, "no rerun within cache_for");
+
+    // After it: run again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    client.get("/health/ready").await;
+    assert_eq!(counted.runs(), 2, "a rerun after cache_for");
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_cache_each_request_runs_the_check_but_never_twice_at_once() {
+    let counted = Counted::new(false);
+    let client = counted_client(&["--web.health.cache_for=0s"], &counted);
+    let requests: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.get("/health/ready").await })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(counted.runs(), 1, "the requests in flight share the run");
+    counted.gate.send_replace(true);
+    for request in requests {
+        request.await.unwrap();
+    }
+    client.get("/health/ready").await;
+    client.get("/health/ready").await;
+    assert_eq!(counted.runs(), 3, "one run per later request");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_run_whose_requests_went_away_is_resumed_not_repeated() {
+    let counted = Counted::new(false);
+    let client = counted_client(&[], &counted);
+    let first = tokio::spawn({
+        let client = client.clone();
+        async move { client.get("/health/ready").await }
+    });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    first.abort();
+    let _ = first.await;
+    counted.gate.send_replace(true);
+    client.get("/health/ready").await;
+    assert_eq!(counted.runs(), 1, "the run in flight was resumed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stop_turns_readiness_503_at_once_despite_a_cached_result() {
+    let counted = Counted::new(true);
+    let mut builder = with_route(&["--web.health.cache_for=1h"]);
+    builder.add_health_check_instance(counted.clone());
+    let (mut host, address) = start(builder).await;
+    let (status, report) = get_json(address, "/health/ready").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["host"], "started", "{report}");
+
+    host.lifetime().stop_application();
+    let (status, report) = get_json(address, "/health/ready").await;
+    assert_eq!(status, 503, "{report}");
+    assert_eq!(report["host"], "stopping", "{report}");
+    assert_eq!(entry(&report, "checks", "counted")["status"], "healthy");
+    assert_eq!(counted.runs(), 1, "the check's result was the cached one");
+    stop(&mut host).await;
 }

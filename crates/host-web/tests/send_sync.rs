@@ -1,5 +1,5 @@
 //! Public types that users share are `Send + Sync`; the futures of the
-//! test client can be spawned.
+//! test client and of `Upgrades::track` can be spawned.
 
 use host_web::*;
 
@@ -12,6 +12,7 @@ fn shared_types_are_send_and_sync() {
     is_send_sync::<ServerAddresses>();
     is_send_sync::<RequestServices>();
     is_send_sync::<Shutdown>();
+    is_send_sync::<Upgrades>();
     is_send_sync::<Inject<std::sync::Arc<u8>>>();
     is_send_sync::<InjectRejection>();
     is_send_sync::<HealthStatus>();
@@ -30,4 +31,12 @@ fn the_test_client_can_be_used_from_a_spawned_task() {
     let host = builder.build().expect("a valid host");
     let client = TestClient::new(&host).expect("routes");
     future_is_send(async move { client.get("/health/live").await });
+}
+
+/// Checked when compiled: a tracked connection can go where axum's
+/// `on_upgrade` wants it (`Send + 'static`).
+#[allow(dead_code)]
+fn a_tracked_connection_can_be_spawned(upgrades: Upgrades) {
+    fn future_is_send<F: Future<Output = ()> + Send + 'static>(_: F) {}
+    future_is_send(upgrades.track(async {}));
 }
