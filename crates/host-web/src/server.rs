@@ -12,7 +12,7 @@ use axum::Router;
 use host_core::{
     HostOptions, HostedService, LIFETIME_TARGET, LifecycleContext, ServiceError, async_trait,
 };
-use host_di::{Dependency, DiError, Injectable, Options, ServiceProvider};
+use host_di::{Dependency, DiError, Dispose, Disposer, Injectable, Options, ServiceProvider};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::conn::auto::Builder as ConnectionBuilder;
 use hyper_util::service::TowerToHyperService;
@@ -56,6 +56,36 @@ struct Running {
     accept_loops: Vec<JoinHandle<()>>,
 }
 
+impl Running {
+    /// Ends everything at once, without waiting: the listeners close (their
+    /// accept loops are aborted) and every connection is cut. For a server
+    /// dropped or disposed without being stopped (a host dropped while
+    /// running), and for what a stop cut short leaves.
+    fn abort(&self) {
+        self.accepting.cancel();
+        self.drain.draining.cancel();
+        self.drain.closing.cancel();
+        for accept_loop in &self.accept_loops {
+            accept_loop.abort();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+/// The container disposes the server (a host dropped without being
+/// stopped runs the sync disposals): a server still running is aborted, so
+/// that it neither keeps its port nor serves from a host that is gone.
+impl Dispose for WebServer {
+    fn dispose(&self) {
+        drop(self.running.lock().take());
+    }
+}
+
 impl Injectable for WebServer {
     fn dependencies() -> Vec<Dependency> {
         vec![
@@ -63,6 +93,10 @@ impl Injectable for WebServer {
             Dependency::required::<HostOptions>(),
             Dependency::required::<ServerAddresses>(),
         ]
+    }
+
+    fn disposer(this: &Arc<Self>) -> Option<Disposer> {
+        Some(Disposer::sync(Arc::clone(this)))
     }
 
     fn create(provider: &ServiceProvider) -> Result<Self, DiError> {
@@ -96,12 +130,12 @@ impl HostedService for WebServer {
             .collect::<Result<_, _>>()?;
         let drain = Drain::default();
         let router = app::build(&self.provider, drain.clone())?;
-        let running = Running {
+        let mut running = Running {
             accepting: CancellationToken::new(),
             drain,
             accept_loops: Vec::new(),
         };
-        let accept_loops = listeners
+        running.accept_loops = listeners
             .into_iter()
             .map(|listener| {
                 tokio::spawn(accept(
@@ -112,10 +146,7 @@ impl HostedService for WebServer {
                 ))
             })
             .collect();
-        *self.running.lock() = Some(Running {
-            accept_loops,
-            ..running
-        });
+        *self.running.lock() = Some(running);
         self.addresses.set(bound.clone());
         if !self.host_options.suppress_status_messages {
             for address in &bound {
@@ -126,7 +157,7 @@ impl HostedService for WebServer {
     }
 
     async fn stop(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        let Some(running) = self.running.lock().take() else {
+        let Some(mut running) = self.running.lock().take() else {
             return Ok(());
         };
         // Readiness already answers 503 (the host is stopping); keep serving
@@ -139,10 +170,12 @@ impl HostedService for WebServer {
             }
         }
         running.accepting.cancel();
-        for accept_loop in running.accept_loops {
+        for accept_loop in &mut running.accept_loops {
             let _ = accept_loop.await;
         }
-        let drain = running.drain;
+        // Dropped when the stop ends (or is cut short at the host's
+        // deadline), `running` aborts what is left.
+        let drain = running.drain.clone();
         drain.draining.cancel();
         drain.connections.close();
         let drained = {

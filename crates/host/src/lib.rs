@@ -59,6 +59,6 @@ pub mod prelude {
     };
     pub use host_di::{Injectable, Options, ServiceCollection, ServiceProvider};
     #[cfg(feature = "web")]
-    pub use host_web::{Inject, Shutdown, WebHostBuilderExt};
+    pub use host_web::{Inject, Shutdown, Upgrades, WebHostBuilderExt};
     pub use std::sync::Arc;
 }
