@@ -247,8 +247,10 @@ impl HostBuilder {
     }
 
     /// Whether the host listens for SIGINT, SIGTERM and SIGQUIT (Ctrl+C on
-    /// other platforms). Turn it off when embedding the host or in tests.
-    /// Default: `true`.
+    /// other platforms), from its start until its stop has completed; after
+    /// that, while no other host listens, a signal has its default action
+    /// again. Turn it off when embedding the host, when the application
+    /// handles these signals itself, or in tests. Default: `true`.
     pub fn handle_signals(&mut self, handle: bool) -> &mut Self {
         self.handle_signals = handle;
         self
@@ -342,6 +344,11 @@ impl HostBuilder {
     /// Builds and runs the host, and returns the process's exit code (see
     /// the [table](crate::exit_code)); errors are logged. Return it from
     /// `main`.
+    ///
+    /// The run-to-exit path (see [`Host::run_until_exit`]): the process
+    /// never outlives the stop by more than the shutdown timeout and a
+    /// second, and from `main` it ends with the returned code if the
+    /// runtime has not shut down 500 ms after it began to.
     pub async fn run(self) -> ExitCode {
         match self.build() {
             Ok(host) => host.run_until_exit().await,
