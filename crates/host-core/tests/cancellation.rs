@@ -287,3 +287,48 @@ async fn a_stop_requested_before_a_concurrent_start_starts_nothing() {
         assert!(journal.of("stop").is_empty(), "{:?}", journal.entries());
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_start_dropped_midway_leaves_a_later_stop_to_stop_what_had_started() {
+    let journal = Journal::default();
+    let mut builder = test_builder();
+    builder
+        .add_hosted_service_instance(Recorder::new("a", &journal))
+        .add_hosted_service_instance(
+            Recorder::new("b", &journal).on(host_core::Phase::Start, common::Behaviour::Hang),
+        )
+        .add_hosted_service_instance(Recorder::new("c", &journal));
+    let mut host = builder.build().unwrap();
+    let states = host.service_states();
+    let abandoned = tokio::time::timeout(Duration::from_millis(50), host.start()).await;
+    assert!(abandoned.is_err(), "b's start never returns");
+    assert_eq!(journal.of("start"), ["a:start", "b:start"]);
+
+    tokio::time::timeout(NO_HANG, host.stop())
+        .await
+        .expect("the stop ends")
+        .unwrap();
+    // Only `a` completed its start: only `a` is stopped; `c` never started.
+    assert_eq!(journal.of("stop"), ["a:stop"]);
+    assert!(
+        states.snapshot().iter().all(|status| !matches!(
+            status.state,
+            host_core::ServiceState::Starting | host_core::ServiceState::Running
+        )),
+        "{:?}",
+        states.snapshot()
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn wait_for_shutdown_can_be_given_up_and_awaited_again() {
+    let mut host = test_builder().build().unwrap();
+    host.start().await.unwrap();
+    let given_up = tokio::time::timeout(Duration::from_millis(50), host.wait_for_shutdown()).await;
+    assert!(given_up.is_err());
+    host.lifetime().stop_application();
+    tokio::time::timeout(NO_HANG, host.wait_for_shutdown())
+        .await
+        .expect("the request is seen by a later wait");
+    host.stop().await.unwrap();
+}
