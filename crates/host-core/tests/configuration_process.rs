@@ -6,7 +6,6 @@
 #![cfg(unix)]
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use host_config::{OptionsMonitor, ValidationError};
@@ -109,11 +108,9 @@ fn spawn(root: &Path, files: &[(&str, &str)], env: &[(&str, &str)], args: &str) 
     for (name, contents) in files {
         std::fs::write(root.join(name), contents).unwrap();
     }
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    let mut command = host_test::child_test(SCENARIO, "1");
     command
-        .args(["child", "--exact", "--nocapture", "--test-threads=1"])
         .current_dir(root)
-        .env(SCENARIO, "1")
         .env(ARGS, args)
         .env_remove("RUST_LOG")
         .envs(env.iter().copied());

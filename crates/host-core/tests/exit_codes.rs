@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Instant;
 
 use common::test_builder;
@@ -92,11 +91,8 @@ fn child() {
 }
 
 fn spawn(scenario: &str) -> HostProcess {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(SCENARIO, scenario)
-        .env("RUST_LOG", "info");
+    let mut command = host_test::child_test(SCENARIO, scenario);
+    command.env("RUST_LOG", "info");
     HostProcess::spawn(command)
 }
 

@@ -3,7 +3,6 @@
 //! the other tests send it signals with `kill`.
 #![cfg(unix)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use host_core::{BackgroundService, Host, ServiceContext, ServiceError, async_trait};
@@ -168,11 +167,8 @@ fn spawn(scenario: &str) -> HostProcess {
 }
 
 fn spawn_with_log(scenario: &str, rust_log: &str) -> HostProcess {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args(["child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(SCENARIO, scenario)
-        .env("RUST_LOG", rust_log);
+    let mut command = host_test::child_test(SCENARIO, scenario);
+    command.env("RUST_LOG", rust_log);
     HostProcess::spawn(command)
 }
 

@@ -193,10 +193,8 @@ fn child() {
 }
 
 fn spawn(scenario: &str) -> HostProcess {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    let mut command = host_test::child_test(SCENARIO, scenario);
     command
-        .args(["child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(SCENARIO, scenario)
         .env("RUST_LOG", "info,host::lifetime=debug")
         // Kept open and never written: a read of it blocks.
         .stdin(Stdio::piped());

@@ -202,3 +202,19 @@ pub fn example(name: &str) -> std::path::PathBuf {
     assert!(path.exists(), "{} was not built", path.display());
     path
 }
+
+/// A command that runs the calling test binary's `child` test alone, with
+/// `scenario_variable` set to `scenario`: the pattern of the real-process
+/// tests, whose `child` test does nothing unless that variable is set, and
+/// otherwise builds and runs the host the scenario names.
+///
+/// # Panics
+///
+/// If the test binary's path cannot be read.
+pub fn child_test(scenario_variable: &str, scenario: &str) -> Command {
+    let mut command = Command::new(std::env::current_exe().expect("the test binary's path"));
+    command
+        .args(["child", "--exact", "--nocapture", "--test-threads=1"])
+        .env(scenario_variable, scenario);
+    command
+}

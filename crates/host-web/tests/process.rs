@@ -12,7 +12,6 @@
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use axum::routing::get;
@@ -95,10 +94,8 @@ fn child() {
 
 /// Runs this test binary's `child` test as the host process, with `args`.
 fn spawn(args: &[&str], gate: &Path) -> HostProcess {
-    let mut command = Command::new(std::env::current_exe().unwrap());
+    let mut command = host_test::child_test(SCENARIO, "web");
     command
-        .args(["child", "--exact", "--nocapture", "--test-threads=1"])
-        .env(SCENARIO, "web")
         .env(ARGS, args.join(" "))
         .env(GATE, gate)
         .env("RUST_LOG", "info")
