@@ -383,6 +383,8 @@ impl HostBuilder {
         // Tasks still running (a `spawn_blocking` loop, say) must not keep
         // the process alive.
         runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+        // The runtime is down: nothing is left for the exit guard to watch.
+        crate::exit_guard::disarm();
         code
     }
 }

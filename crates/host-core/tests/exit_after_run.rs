@@ -59,6 +59,14 @@ fn child(scenario: &str) -> ExitCode {
             eprintln!("the embedding application carries on");
             ExitCode::SUCCESS
         }
+        // `run_blocking` shuts its runtime down itself, without waiting for
+        // the blocking task; what `main` does next is its own.
+        "run_blocking" => {
+            let code = builder().run_blocking();
+            std::thread::sleep(Duration::from_secs(1));
+            eprintln!("main carried on after run_blocking");
+            code
+        }
         other => panic!("unknown scenario {other}"),
     }
 }
@@ -93,11 +101,22 @@ fn the_embedding_path_never_ends_the_process_itself() {
     );
 }
 
+fn run_blocking_leaves_main_its_own_time_after_it_returns() {
+    let mut host = spawn("run_blocking");
+    let (code, _) = host.wait_for_exit(Instant::now());
+    assert_eq!(code, 7, "{}", host.output());
+    assert!(
+        host.output().contains("main carried on after run_blocking"),
+        "{}",
+        host.output()
+    );
+}
+
 fn main() -> ExitCode {
     if let Ok(scenario) = std::env::var(SCENARIO) {
         return child(&scenario);
     }
-    let checks: [(&str, fn()); 2] = [
+    let checks: [(&str, fn()); 3] = [
         (
             "the_run_to_exit_path_ends_a_process_whose_runtime_cannot_shut_down",
             the_run_to_exit_path_ends_a_process_whose_runtime_cannot_shut_down,
@@ -105,6 +124,10 @@ fn main() -> ExitCode {
         (
             "the_embedding_path_never_ends_the_process_itself",
             the_embedding_path_never_ends_the_process_itself,
+        ),
+        (
+            "run_blocking_leaves_main_its_own_time_after_it_returns",
+            run_blocking_leaves_main_its_own_time_after_it_returns,
         ),
     ];
     let filter: Vec<String> = std::env::args()
