@@ -76,3 +76,41 @@ async fn duration_max_timeouts_never_expire() {
     host.stop().await.unwrap();
     assert_eq!(began.elapsed(), YEAR * 2);
 }
+
+/// The run-to-exit path arms its watchdog with the shutdown timeout: a
+/// panic there would kill the watchdog's thread (silently, but for the
+/// panic hook) the moment the stop is requested.
+#[tokio::test]
+async fn duration_max_on_the_run_to_exit_path_panics_nowhere() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let panicked = Arc::new(AtomicBool::new(false));
+    let seen = panicked.clone();
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        seen.store(true, Ordering::SeqCst);
+        previous(info);
+    }));
+    let mut builder = test_builder();
+    builder
+        .configure_host_options(|options| options.shutdown_timeout = Duration::MAX)
+        .add_hosted_service_instance(Cooperative);
+    let host = builder.build().unwrap();
+    let lifetime = host.lifetime().clone();
+    let run = tokio::spawn(host.run_until_exit());
+    lifetime.started().await;
+    lifetime.stop_application();
+    let code = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the host stops")
+        .unwrap();
+    assert_eq!(
+        format!("{code:?}"),
+        format!("{:?}", std::process::ExitCode::SUCCESS)
+    );
+    // The watchdog's thread computes its limit as soon as the stop is requested.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = std::panic::take_hook();
+    assert!(!panicked.load(Ordering::SeqCst), "a thread panicked");
+}
