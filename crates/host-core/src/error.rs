@@ -56,7 +56,45 @@ pub(crate) fn requested_exit_code(code: i32) -> u8 {
 ///
 /// It names every service involved; [`exit_code`](Self::exit_code) maps it to
 /// the [exit-code table](exit_code).
-#[derive(Debug)]
+///
+/// `{:?}` prints what `{}` prints (the message, every failure, the `help:`
+/// line), so that a `main` returning `Result<(), HostError>` shows the
+/// message rather than a dump of the struct; `{:#?}` shows the structure.
+///
+/// # From `main`
+///
+/// `Result<(), HostError>` from `main` prints the error and exits with 1,
+/// whatever the error: the standard library gives every `Err` the same code.
+/// To keep the [exit-code table](exit_code) (2 when the host could not be
+/// built, 3 for a shutdown timeout), return an [`ExitCode`](std::process::ExitCode),
+/// which `HostError` converts into:
+///
+/// ```no_run
+/// use std::process::ExitCode;
+/// use host_core::{Host, HostError};
+///
+/// async fn run() -> Result<(), HostError> {
+///     let mut builder = Host::builder();
+///     // registrations...
+///     let mut host = builder.build()?;
+///     host.start().await?;
+///     host.wait_for_shutdown().await;
+///     host.stop().await
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> ExitCode {
+///     match run().await {
+///         Ok(()) => ExitCode::SUCCESS,
+///         Err(error) => {
+///             eprintln!("error: {error}");
+///             error.into() // 2, 1 or 3, from the table
+///         }
+///     }
+/// }
+/// ```
+///
+/// [`HostBuilder::run`](crate::HostBuilder::run) does all of this.
 pub struct HostError {
     kind: Kind,
     failures: Vec<ServiceFailure>,
@@ -258,6 +296,36 @@ impl fmt::Display for HostError {
     }
 }
 
+/// The message, as `Display` writes it; `{:#?}` gives the structure.
+impl fmt::Debug for HostError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            f.debug_struct("HostError")
+                .field("kind", &self.kind)
+                .field("failures", &self.failures)
+                .field("rolled_back", &self.rolled_back)
+                .field("timed_out", &self.timed_out)
+                .finish()
+        } else {
+            fmt::Display::fmt(self, f)
+        }
+    }
+}
+
+/// The error's [`exit_code`](HostError::exit_code).
+impl From<HostError> for std::process::ExitCode {
+    fn from(error: HostError) -> Self {
+        Self::from(error.exit_code())
+    }
+}
+
+/// The error's [`exit_code`](HostError::exit_code).
+impl From<&HostError> for std::process::ExitCode {
+    fn from(error: &HostError) -> Self {
+        Self::from(error.exit_code())
+    }
+}
+
 impl std::error::Error for HostError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
@@ -346,6 +414,23 @@ mod tests {
         assert_eq!(requested_exit_code(512), 1);
         assert_eq!(requested_exit_code(-1), 1);
         assert_eq!(requested_exit_code(i32::MIN), 1);
+    }
+
+    #[test]
+    fn debug_reads_as_the_message_and_alternate_shows_the_structure() {
+        let error = HostError::build("`app::Worker` needs `app::Clock`, which is not registered");
+        assert_eq!(format!("{error:?}"), error.to_string());
+        let structure = format!("{error:#?}");
+        assert!(structure.starts_with("HostError {"), "{structure}");
+        assert!(structure.contains("Build("), "{structure}");
+        assert_eq!(
+            std::process::ExitCode::from(&error),
+            std::process::ExitCode::from(2)
+        );
+        assert_eq!(
+            std::process::ExitCode::from(error),
+            std::process::ExitCode::from(2)
+        );
     }
 
     #[test]
