@@ -5,8 +5,10 @@ use std::any::type_name;
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::hosted::no_op_hook;
@@ -192,6 +194,72 @@ impl ServiceContext {
         self.stopping.is_cancelled()
     }
 
+    /// Sleeps for `duration`, ending early when the host asks this service
+    /// to stop: `true` if it slept the whole `duration`, `false` if the
+    /// service is stopping (at once if it already was). The shape of a
+    /// periodic loop, as .NET's `await Task.Delay(period, stoppingToken)`
+    /// inside `while (!stoppingToken.IsCancellationRequested)`:
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # async fn example(ctx: host_core::ServiceContext) {
+    /// while ctx.delay(Duration::from_secs(1)).await {
+    ///     tracing::info!("tick");
+    /// }
+    /// // the service is stopping: return from `execute`
+    /// # }
+    /// ```
+    ///
+    /// Cancellation-safe: it holds nothing, and dropping it (in a
+    /// `select!`, say) just ends the sleep.
+    pub async fn delay(&self, duration: Duration) -> bool {
+        tokio::select! {
+            // Stopping first: once asked to stop, a loop runs no further
+            // round, even if the sleep ended at the same moment.
+            biased;
+            () = self.stopping.cancelled() => false,
+            () = tokio::time::sleep(duration) => true,
+        }
+    }
+
+    /// A ticker that ticks every `period`, the first time one `period` from
+    /// now, and stops ticking when the host asks this service to stop.
+    /// Unlike a [`delay`](Self::delay) per round, the period does not drift
+    /// by the time each round takes; a round longer than `period` delays
+    /// the next tick rather than bunching ticks up.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # async fn example(ctx: host_core::ServiceContext) {
+    /// let mut every = ctx.every(Duration::from_secs(1));
+    /// while every.tick().await {
+    ///     tracing::info!("tick");
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `period` is zero.
+    pub fn every(&self, period: Duration) -> Ticker {
+        assert!(
+            !period.is_zero(),
+            "ServiceContext::every({period:?}) in service `{}`: the period must not be zero",
+            self.name
+        );
+        // A period too long to add to now never ticks: the first tick is
+        // as far in the future as tokio's timer goes.
+        let first = Instant::now()
+            .checked_add(period)
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(86400 * 365 * 30));
+        let mut interval = tokio::time::interval_at(first, period);
+        interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Ticker {
+            interval,
+            stopping: self.stopping.clone(),
+        }
+    }
+
     /// The stopping token, to hand to other work (child tasks, clients that
     /// take a token). Cancelled when the host asks this service to stop.
     pub fn stopping_token(&self) -> CancellationToken {
@@ -205,11 +273,191 @@ impl ServiceContext {
     }
 }
 
+/// Ticks every period until the service is asked to stop: see
+/// [`ServiceContext::every`].
+pub struct Ticker {
+    interval: Interval,
+    stopping: CancellationToken,
+}
+
+impl Ticker {
+    /// Waits for the next tick: `true` at the tick, `false` once the host
+    /// has asked the service to stop (at once if it already has).
+    ///
+    /// Cancellation-safe: if it is dropped before it completes, no tick is
+    /// lost; the next call waits for the same tick.
+    pub async fn tick(&mut self) -> bool {
+        tokio::select! {
+            biased;
+            () = self.stopping.cancelled() => false,
+            _ = self.interval.tick() => true,
+        }
+    }
+
+    /// The period between ticks.
+    pub fn period(&self) -> Duration {
+        self.interval.period()
+    }
+}
+
+impl fmt::Debug for Ticker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticker")
+            .field("period", &self.period())
+            .field("stopping", &self.stopping.is_cancelled())
+            .finish()
+    }
+}
+
 impl fmt::Debug for ServiceContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceContext")
             .field("service", &self.name)
             .field("stopping", &self.is_stopping())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+    use tokio_util::sync::CancellationToken;
+
+    use super::ServiceContext;
+    use crate::ApplicationLifetime;
+
+    fn context() -> (ServiceContext, CancellationToken) {
+        let stopping = CancellationToken::new();
+        let ctx = ServiceContext::new("app::Worker", stopping.clone(), ApplicationLifetime::new());
+        (ctx, stopping)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delay_sleeps_the_whole_duration_when_not_stopping() {
+        let (ctx, _stopping) = context();
+        let began = Instant::now();
+        assert!(ctx.delay(Duration::from_secs(5)).await);
+        assert_eq!(began.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delay_ends_early_when_the_service_is_asked_to_stop() {
+        let (ctx, stopping) = context();
+        let began = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            stopping.cancel();
+        });
+        assert!(!ctx.delay(Duration::from_secs(3600)).await);
+        assert_eq!(began.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delay_returns_false_at_once_when_already_stopping() {
+        let (ctx, stopping) = context();
+        stopping.cancel();
+        let began = Instant::now();
+        // Even a zero delay, which is over at once, reports the stop.
+        assert!(!ctx.delay(Duration::ZERO).await);
+        assert!(!ctx.delay(Duration::from_secs(1)).await);
+        assert_eq!(began.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delay_is_cancellation_safe() {
+        let (ctx, _stopping) = context();
+        // Dropped midway: nothing is left behind, and a new delay sleeps in full.
+        let dropped =
+            tokio::time::timeout(Duration::from_secs(1), ctx.delay(Duration::from_secs(5)));
+        assert!(dropped.await.is_err());
+        let began = Instant::now();
+        assert!(ctx.delay(Duration::from_secs(5)).await);
+        assert_eq!(began.elapsed(), Duration::from_secs(5));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_ticks_each_period_from_one_period_on_until_stopping() {
+        let (ctx, stopping) = context();
+        let began = Instant::now();
+        let mut every = ctx.every(Duration::from_secs(1));
+        assert_eq!(every.period(), Duration::from_secs(1));
+        let mut ticks = Vec::new();
+        while every.tick().await {
+            ticks.push(began.elapsed().as_secs());
+            // A round that takes some time does not shift the next tick.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if ticks.len() == 3 {
+                stopping.cancel();
+            }
+        }
+        assert_eq!(ticks, [1, 2, 3]);
+        assert_eq!(began.elapsed(), Duration::from_millis(3300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_stops_midway_through_a_period() {
+        let (ctx, stopping) = context();
+        let mut every = ctx.every(Duration::from_secs(60));
+        let began = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            stopping.cancel();
+        });
+        assert!(!every.tick().await);
+        assert_eq!(began.elapsed(), Duration::from_secs(5));
+        // And stays stopped.
+        assert!(!every.tick().await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_long_round_delays_the_next_tick_rather_than_bunching_ticks() {
+        let (ctx, _stopping) = context();
+        let began = Instant::now();
+        let mut every = ctx.every(Duration::from_secs(1));
+        assert!(every.tick().await);
+        tokio::time::sleep(Duration::from_millis(3500)).await;
+        assert!(every.tick().await); // the missed tick, at once
+        assert_eq!(began.elapsed(), Duration::from_millis(4500));
+        assert!(every.tick().await); // then one period later, not at once
+        assert_eq!(began.elapsed(), Duration::from_millis(5500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tick_is_cancellation_safe() {
+        let (ctx, _stopping) = context();
+        let began = Instant::now();
+        let mut every = ctx.every(Duration::from_secs(2));
+        // Dropped before the tick: the next call gets that same tick.
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), every.tick())
+                .await
+                .is_err()
+        );
+        assert!(every.tick().await);
+        assert_eq!(began.elapsed(), Duration::from_secs(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_period_too_long_to_add_never_ticks_and_still_stops() {
+        let (ctx, stopping) = context();
+        let mut every = ctx.every(Duration::MAX);
+        stopping.cancel();
+        assert!(!every.tick().await);
+    }
+
+    #[test]
+    #[should_panic(
+        expected = "ServiceContext::every(0ns) in service `app::Worker`: the period must not be zero"
+    )]
+    fn a_zero_period_is_refused_naming_the_service() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let (ctx, _stopping) = context();
+        let _ = ctx.every(Duration::ZERO);
     }
 }

@@ -5,21 +5,18 @@
 //! ```no_run
 //! use std::process::ExitCode;
 //! use std::time::Duration;
-//! use async_trait::async_trait;
-//! use host_core::{BackgroundService, Host, ServiceContext, ServiceError};
+//! use host_core::{BackgroundService, Host, ServiceContext, ServiceError, async_trait};
 //!
 //! struct Worker;
 //!
 //! #[async_trait]
 //! impl BackgroundService for Worker {
 //!     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-//!         let mut every = tokio::time::interval(Duration::from_secs(1));
-//!         loop {
-//!             tokio::select! {
-//!                 _ = ctx.stopping() => return Ok(()),
-//!                 _ = every.tick() => tracing::warn!("hello from service"),
-//!             }
+//!         let mut every = ctx.every(Duration::from_secs(1));
+//!         while every.tick().await {
+//!             tracing::warn!("hello from service");
 //!         }
+//!         Ok(()) // asked to stop
 //!     }
 //! }
 //!
@@ -75,6 +72,21 @@
 //! installed its own global subscriber or turned it off with
 //! [`HostBuilder::default_logging`].
 //!
+//! A service logs with the `tracing` macros (`tracing::warn!(...)`); there
+//! is no logger to inject, as .NET's `ILogger<T>`. The macros already do
+//! what `ILogger<T>` is injected for: each event's target is the module it
+//! is written in (the category, which the `logging` section's levels
+//! filter by), and inside `execute`, `start`, `stop` and the hooks it
+//! carries the `service` span, so the line names the service without the
+//! service naming itself. A field or a constructor argument would add
+//! nothing but lines.
+//!
+//! Lines logged before `build()` are lost: no subscriber is installed yet,
+//! and `tracing` drops events nobody subscribes to. Log after `build()`, or
+//! install your own subscriber first (`tracing_subscriber::fmt().init()`);
+//! `build()` then keeps it and installs none (the `logging` section and
+//! `RUST_LOG` are then up to that subscriber).
+//!
 //! # Dependencies
 //!
 //! | crate | why |
@@ -112,7 +124,7 @@ mod signals;
 mod state;
 mod watchdog;
 
-pub use background::{BackgroundService, ServiceContext};
+pub use background::{BackgroundService, ServiceContext, Ticker};
 pub use builder::HostBuilder;
 pub use environment::{ENVIRONMENT_VARIABLE, HostEnvironment, environments};
 pub use error::{HostError, ServiceError, exit_code};
@@ -127,3 +139,13 @@ pub use state::{ServiceState, ServiceStates, ServiceStatus};
 
 /// `async_trait`, re-exported so that implementations need no extra dependency.
 pub use async_trait::async_trait;
+
+/// The error helpers [`ServiceError`] (an `anyhow::Error`) is built on:
+/// `bail!("...")` returns an error, `anyhow!("...")` makes one, and
+/// `.context("...")` adds a line to any error or `None`; re-exported so
+/// that a service needs no `anyhow` dependency of its own.
+pub use anyhow::{Context, anyhow, bail};
+
+/// The token [`ServiceContext::stopping_token`] hands out, and the type
+/// clients that take a cancellation token expect.
+pub use tokio_util::sync::CancellationToken;

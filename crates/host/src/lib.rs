@@ -2,15 +2,41 @@
 //! dependency for the host ([`host_core`]), its service container
 //! ([`host_di`]) and, behind features, its integrations.
 //!
+//! .NET's canonical background service, a loop that logs every second until
+//! the host stops, with `AddHostedService<MyBackgroundService>()`, reads
+//! line by line:
+//!
+//! - `BackgroundService` is a trait; `ExecuteAsync(stoppingToken)` is
+//!   `execute(&self, ctx)`, and `ctx` carries the stopping token.
+//! - `while (!token.IsCancellationRequested) { await Task.Delay(1s, token); ... }`
+//!   is `while ctx.delay(1s).await { ... }`: `delay` returns `false`, early,
+//!   once the service is asked to stop (no exception to catch).
+//! - `ILogger<T>` injected by the constructor is the `tracing` macros: the
+//!   event's target is the module, and the host's `service` span names the
+//!   service (see [`host_core`]'s crate docs, *Logging*). With nothing to
+//!   inject, the constructor is `#[derive(Injectable)]` on a unit struct.
+//! - `builder.Services.AddHostedService<T>()` is
+//!   `builder.add_hosted_service::<T>()`.
+//!
 //! ```no_run
 //! use host::prelude::*;
 //!
-//! struct Worker;
+//! #[derive(Injectable)]
+//! struct MyBackgroundService;
 //!
 //! #[async_trait]
-//! impl BackgroundService for Worker {
+//! impl BackgroundService for MyBackgroundService {
 //!     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-//!         ctx.stopping().await;
+//!         self.tick_method(&ctx).await
+//!     }
+//! }
+//!
+//! impl MyBackgroundService {
+//!     async fn tick_method(&self, ctx: &ServiceContext) -> Result<(), ServiceError> {
+//!         while ctx.delay(Duration::from_secs(1)).await {
+//!             let thread = std::thread::current().id();
+//!             tracing::warn!("hello from service debug thread:{thread:?}");
+//!         }
 //!         Ok(())
 //!     }
 //! }
@@ -18,10 +44,19 @@
 //! #[tokio::main]
 //! async fn main() -> std::process::ExitCode {
 //!     let mut builder = Host::builder();
-//!     builder.add_hosted_service_instance(Worker);
+//!     builder.add_hosted_service::<MyBackgroundService>();
 //!     builder.run().await
 //! }
 //! ```
+//!
+//! Its dependencies: `host`, `tokio` (features `macros` and
+//! `rt-multi-thread`, for `#[tokio::main]`) and `tracing`. The prelude
+//! brings the rest: `async_trait`, `Duration`, `Arc`, [`CancellationToken`],
+//! [`HostError`], and the error helpers [`ServiceError`] is built on
+//! (`bail!`, `anyhow!`, `Context`).
+//!
+//! For a loop whose period must not drift by the time each round takes, use
+//! [`ServiceContext::every`]: `let mut every = ctx.every(period); while every.tick().await { ... }`.
 //!
 //! # Features
 //!
@@ -53,12 +88,14 @@ pub mod di {
 pub mod prelude {
     pub use host_config::{Configuration, OptionsMonitor, OptionsSnapshot, ValidationError};
     pub use host_core::{
-        ApplicationLifetime, BackgroundService, BackgroundServiceFailure, Host, HostBuilder,
-        HostEnvironment, HostOptions, HostedService, HostedServiceCollectionExt, LifecycleContext,
-        ServiceContext, ServiceError, async_trait,
+        ApplicationLifetime, BackgroundService, BackgroundServiceFailure, CancellationToken,
+        Context, Host, HostBuilder, HostEnvironment, HostError, HostOptions, HostedService,
+        HostedServiceCollectionExt, LifecycleContext, ServiceContext, ServiceError, anyhow,
+        async_trait, bail,
     };
     pub use host_di::{Injectable, Options, ServiceCollection, ServiceProvider};
     #[cfg(feature = "web")]
     pub use host_web::{Inject, Shutdown, Upgrades, WebHostBuilderExt};
     pub use std::sync::Arc;
+    pub use std::time::Duration;
 }
