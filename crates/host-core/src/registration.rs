@@ -59,7 +59,8 @@ impl HostedServiceCollectionExt for ServiceCollection {
             let service: Arc<dyn HostedService> = construct::<T>(provider)?;
             Ok(service)
         })
-        .depends_on::<T>();
+        // Errors name `T`, not `dyn HostedService`.
+        .forwards_to::<T>();
         self
     }
 

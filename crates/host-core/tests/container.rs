@@ -220,3 +220,76 @@ async fn past_the_deadline_sync_disposals_still_run_and_async_ones_are_named() {
     assert!(skipped[0].contains("NeverDone"), "{skipped:?}");
     assert_eq!(*journal.lock().unwrap(), ["older disposed"]);
 }
+
+/// Registered by nobody.
+struct Clock;
+
+/// A hosted service that needs the clock, declared (checked by `build()`).
+struct NeedsClock;
+
+impl Injectable for NeedsClock {
+    fn dependencies() -> Vec<Dependency> {
+        vec![Dependency::required::<Clock>()]
+    }
+
+    fn create(provider: &ServiceProvider) -> Result<Self, DiError> {
+        provider.get::<Clock>()?;
+        Ok(Self)
+    }
+}
+
+#[async_trait]
+impl BackgroundService for NeedsClock {
+    async fn execute(&self, _ctx: ServiceContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+}
+
+/// The same, but the dependency is not declared: found when it is created.
+struct NeedsClockUndeclared;
+
+impl Injectable for NeedsClockUndeclared {
+    fn dependencies() -> Vec<Dependency> {
+        Vec::new()
+    }
+
+    fn create(provider: &ServiceProvider) -> Result<Self, DiError> {
+        provider.get::<Clock>()?;
+        Ok(Self)
+    }
+}
+
+#[async_trait]
+impl BackgroundService for NeedsClockUndeclared {
+    async fn execute(&self, _ctx: ServiceContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_missing_dependency_of_a_hosted_service_names_the_service_not_the_trait() {
+    let mut builder = test_builder();
+    builder.add_hosted_service::<NeedsClock>();
+    let error = builder.build().err().expect("the clock is missing");
+    assert_eq!(
+        error.to_string(),
+        "cannot build the host: `container::NeedsClock` needs `Arc<container::Clock>`, \
+         which is not registered\n  \
+         needed by: container::NeedsClock -> Arc<container::Clock>\n  \
+         help: register it, e.g. `services.add_singleton_self::<Clock>()`"
+    );
+    assert_eq!(error.exit_code(), 2);
+}
+
+#[test]
+fn a_dependency_missing_at_creation_names_the_service_not_the_trait() {
+    let mut builder = test_builder();
+    builder.add_hosted_service::<NeedsClockUndeclared>();
+    let error = builder.build().err().expect("the clock is missing");
+    let message = error.to_string();
+    assert!(!message.contains("HostedService"), "{message}");
+    assert!(
+        message.contains("needed by: container::NeedsClockUndeclared -> Arc<container::Clock>"),
+        "{message}"
+    );
+}

@@ -36,6 +36,9 @@ pub(crate) struct Meta {
     /// `None` for a factory that declared nothing: the validator cannot see
     /// into it, and the resolver guards it.
     pub(crate) dependencies: Option<Vec<Dependency>>,
+    /// The registration hands out another registration's instance (see
+    /// [`ServiceDescriptor::forwards_to`]): chains in errors leave it out.
+    pub(crate) forwards: bool,
 }
 
 impl Meta {
@@ -87,6 +90,7 @@ impl<S: ?Sized + Send + Sync + 'static> ServiceDescriptor<S> {
                 lifetime,
                 implementation,
                 dependencies,
+                forwards: false,
             },
             source,
         }
@@ -181,6 +185,18 @@ impl<S: ?Sized + Send + Sync + 'static> ServiceDescriptor<S> {
     /// Declares that the factory resolves `T` registered under `key`.
     pub fn depends_on_keyed<T: ?Sized + 'static>(self, key: impl Into<Arc<str>>) -> Self {
         self.depends_on_all([Dependency::required::<T>().with_key(key)])
+    }
+
+    /// Declares that the factory hands out the instance of `T` (as `Arc<T>`,
+    /// resolved from the provider) as this service: as
+    /// [`depends_on`](Self::depends_on), and errors name `T` rather than
+    /// this registration's service type, which the user never wrote. A
+    /// missing dependency of `app::Worker` registered as `dyn Trait` this
+    /// way reads `needed by: app::Worker -> Arc<app::Clock>`, not
+    /// `dyn Trait -> Arc<app::Worker> -> Arc<app::Clock>`.
+    pub fn forwards_to<T: ?Sized + 'static>(mut self) -> Self {
+        self.meta.forwards = true;
+        self.depends_on::<T>()
     }
 
     /// Declares all of these dependencies, e.g. another type's
@@ -384,6 +400,11 @@ impl<'a, S: ?Sized + Send + Sync + 'static> Registration<'a, S> {
     /// See [`ServiceDescriptor::depends_on_all`].
     pub fn depends_on_all(self, dependencies: impl IntoIterator<Item = Dependency>) -> Self {
         self.map(|d| d.depends_on_all(dependencies))
+    }
+
+    /// See [`ServiceDescriptor::forwards_to`].
+    pub fn forwards_to<T: ?Sized + 'static>(self) -> Self {
+        self.map(ServiceDescriptor::forwards_to::<T>)
     }
 
     /// See [`ServiceDescriptor::disposable`].

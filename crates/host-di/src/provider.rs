@@ -608,7 +608,9 @@ impl Live {
             .into_iter()
             .filter_map(|(index, via)| {
                 let registration = self.root.registrations.get(index as usize)?;
-                Some(link_of(registration, via))
+                // A forwarding registration's service type is one the user
+                // never wrote; the registration it forwards to follows.
+                (!registration.meta.forwards).then(|| link_of(registration, via))
             })
             .collect()
     }

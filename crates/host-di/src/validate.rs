@@ -86,8 +86,11 @@ impl Graph<'_> {
         Link::new(meta.service_name, meta.key.clone(), shape)
     }
 
+    /// The links of `path`, without the registrations that forward to
+    /// another: their service type is one the user never wrote.
     fn links(&self, path: &[(u32, Shape)]) -> Vec<Link> {
         path.iter()
+            .filter(|&&(index, _)| !self.metas[index as usize].forwards)
             .map(|&(index, shape)| self.link(index, shape))
             .collect()
     }

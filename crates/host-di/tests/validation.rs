@@ -366,3 +366,46 @@ fn optional_and_empty_lists_need_nothing() {
     assert!(relaxed.clock.is_none());
     assert!(relaxed.sinks.is_empty());
 }
+
+/// What a registration as a trait object hands out: a `Worker`.
+trait Job: Send + Sync {}
+
+impl Job for app::Worker {}
+
+#[test]
+fn a_forwarding_registration_is_left_out_of_the_chain() {
+    let mut services = ServiceCollection::new();
+    services.add_singleton_self::<app::Worker>();
+    services
+        .add_singleton_factory::<dyn Job, _>(|provider| {
+            let job: Arc<dyn Job> = provider.get::<app::Worker>()?;
+            Ok(job)
+        })
+        .forwards_to::<app::Worker>();
+    let err = build_error(services);
+    // The same message as for the worker alone: `dyn Job` is not named.
+    assert_eq!(
+        err.to_string(),
+        "`validation::app::Worker` needs `Arc<dyn validation::app::Clock>`, which is not registered
+  needed by: validation::app::Worker -> Arc<dyn validation::app::Clock>
+  help: register an implementation, e.g. `services.add_singleton::<dyn Clock, ClockImpl>()`"
+    );
+    assert_eq!(
+        err.chain(),
+        ["validation::app::Worker", "Arc<dyn validation::app::Clock>"]
+    );
+}
+
+#[test]
+fn a_forwarding_registration_still_declares_its_dependency() {
+    let mut services = ServiceCollection::new();
+    services
+        .add_singleton_factory::<dyn Job, _>(|provider| {
+            let job: Arc<dyn Job> = provider.get::<app::Worker>()?;
+            Ok(job)
+        })
+        .forwards_to::<app::Worker>();
+    let err = build_error(services);
+    assert_eq!(err.kind(), DiErrorKind::NotRegistered);
+    assert_eq!(err.service(), Some("validation::app::Worker"));
+}
