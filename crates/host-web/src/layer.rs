@@ -12,7 +12,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use axum::http::{Request, StatusCode};
+use axum::extract::MatchedPath;
+use axum::http::{Method, Request, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use futures::future::{BoxFuture, CatchUnwind};
@@ -68,10 +69,12 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let services = RequestServices::new(self.server.clone());
         request.extensions_mut().insert(services.clone());
+        let route = RouteOf::new(&request);
         RequestFuture {
             response: AssertUnwindSafe(self.inner.call(request)).catch_unwind(),
             services: Some(services),
             closing: None,
+            route,
         }
     }
 }
@@ -84,6 +87,37 @@ pin_project! {
         response: CatchUnwind<AssertUnwindSafe<F>>,
         services: Option<RequestServices>,
         closing: Option<(Closing, Option<Result<Response, E>>)>,
+        route: RouteOf,
+    }
+}
+
+/// Which request a handler was answering, for the line that logs its
+/// panic. Reference-counted clones, no allocation: it is taken for every
+/// request, and used only if its handler panics.
+struct RouteOf {
+    method: Method,
+    /// The route's pattern (`/users/{id}`), when the router matched one.
+    matched: Option<MatchedPath>,
+    /// The path asked for, when no route matched (the fallback).
+    uri: Option<Uri>,
+}
+
+impl RouteOf {
+    fn new<B>(request: &Request<B>) -> Self {
+        let matched = request.extensions().get::<MatchedPath>().cloned();
+        Self {
+            method: request.method().clone(),
+            uri: matched.is_none().then(|| request.uri().clone()),
+            matched,
+        }
+    }
+
+    fn path(&self) -> &str {
+        match (&self.matched, &self.uri) {
+            (Some(matched), _) => matched.as_str(),
+            (None, Some(uri)) => uri.path(),
+            (None, None) => "?",
+        }
     }
 }
 
@@ -128,7 +162,7 @@ where
         }
         let answer = match ready!(this.response.as_mut().poll(cx)) {
             Ok(answer) => answer,
-            Err(panic) => Ok(panicked(panic)),
+            Err(panic) => Ok(panicked(this.route, panic)),
         };
         // Closed after a panic too: async disposals are awaited.
         match this.services.take().and_then(RequestServices::into_scope) {
@@ -148,13 +182,16 @@ where
     }
 }
 
-/// A handler panicked: 500, and the panic is logged (never silent).
-fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
+/// A handler panicked: 500, and the panic is logged (never silent), naming
+/// the method and the route, which is what tells one handler from another.
+fn panicked(route: &RouteOf, panic: Box<dyn Any + Send + 'static>) -> Response {
     let message = panic
         .downcast_ref::<&str>()
         .map(|text| (*text).to_owned())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string panic".to_owned());
-    tracing::error!(target: WEB_TARGET, "a request handler panicked: {message}");
+    let (method, path) = (&route.method, route.path());
+    tracing::error!(target: WEB_TARGET, %method, route = path,
+        "the handler of {method} {path} panicked: {message}");
     (StatusCode::INTERNAL_SERVER_ERROR, "internal server error").into_response()
 }
