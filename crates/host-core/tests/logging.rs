@@ -84,6 +84,8 @@ async fn the_host_logs_through_the_applications_subscriber() {
     tracing::subscriber::set_global_default(tracing_subscriber::registry().with(capture.clone()))
         .unwrap();
 
+    // Installed before `build()`, it sees what is logged before it too.
+    tracing::info!("configuring the host");
     // The default subscriber is on, but the application's own one stays.
     let mut builder = Host::builder();
     builder
@@ -95,6 +97,7 @@ async fn the_host_logs_through_the_applications_subscriber() {
 
     let lines = capture.0.lock().unwrap().clone();
     let expected = [
+        "logging: configuring the host []",
         "host::lifetime: Hosting environment: Staging []",
         "host::lifetime: Content root path: /srv/app []",
         "host::lifetime: Application started. []",
