@@ -17,6 +17,13 @@ use crate::{ApplicationLifetime, HostedService, LifecycleContext, LifecycleFutur
 /// A long-running service, as .NET's `BackgroundService`: implement
 /// [`execute`](Self::execute) and the host does the rest.
 ///
+/// There is no `start` or `stop` to override here (writing one is "not a
+/// member of trait"): code to run before `execute` is spawned goes in
+/// [`before_start`](Self::before_start), code after it has returned in
+/// [`after_stop`](Self::after_stop). Nor implement
+/// [`HostedService`](crate::HostedService) for the same type: this trait
+/// implements it.
+///
 /// At start the host spawns `execute` as a task of its own and returns at
 /// once: **`start` never polls `execute`**, so not even a synchronous prefix
 /// before its first `.await` can hold up other services or a web server. At
@@ -32,10 +39,8 @@ use crate::{ApplicationLifetime, HostedService, LifecycleContext, LifecycleFutur
 /// belongs in [`tokio::task::spawn_blocking`], never directly in `execute`:
 /// a blocked worker thread can neither notice its token nor be aborted.
 ///
-/// Rather than overriding `start` and `stop` (which would lose the spawn),
-/// use [`before_start`](Self::before_start) and
-/// [`after_stop`](Self::after_stop); the lifecycle hooks `starting`,
-/// `started`, `stopping` and `stopped` are there too.
+/// The lifecycle hooks `starting`, `started`, `stopping` and `stopped` are
+/// there too.
 ///
 /// # Examples
 ///
@@ -49,13 +54,10 @@ use crate::{ApplicationLifetime, HostedService, LifecycleContext, LifecycleFutur
 /// #[async_trait]
 /// impl BackgroundService for Worker {
 ///     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-///         let mut every = tokio::time::interval(Duration::from_secs(1));
-///         loop {
-///             tokio::select! {
-///                 _ = ctx.stopping() => return Ok(()),
-///                 _ = every.tick() => tracing::info!("working"),
-///             }
+///         while ctx.delay(Duration::from_secs(1)).await {
+///             tracing::info!("working");
 ///         }
+///         Ok(()) // asked to stop
 ///     }
 /// }
 ///

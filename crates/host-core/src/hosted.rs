@@ -17,6 +17,12 @@ use crate::{ApplicationLifetime, Phase, ServiceError};
 /// A service the host starts and stops, as .NET's `IHostedService` with the
 /// hooks of `IHostedLifecycleService`.
 ///
+/// Every [`BackgroundService`](crate::BackgroundService) already implements
+/// it (so implementing both is a conflicting implementation): for code at a
+/// background service's start or stop, override its
+/// [`before_start`](crate::BackgroundService::before_start) and
+/// [`after_stop`](crate::BackgroundService::after_stop) instead.
+///
 /// The host calls, for every service and in this order: every `starting`,
 /// every `start` (registration order), every `started`; then at shutdown
 /// every `stopping` (reverse order), every `stop` (reverse order), every
@@ -55,6 +61,12 @@ use crate::{ApplicationLifetime, Phase, ServiceError};
 /// host.stop().await?;
 /// # Ok(()) }
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a hosted service",
+    label = "neither `BackgroundService` nor `HostedService`",
+    note = "implement `BackgroundService` (one `execute` loop, started and stopped for you) \
+            or `HostedService` (your own `start` and `stop`) for `{Self}`, with `#[async_trait]`"
+)]
 #[async_trait]
 pub trait HostedService: Any + Send + Sync {
     /// The name used in logs, errors and service states. Default: the type's

@@ -44,6 +44,14 @@ use crate::{Dependency, DiError, Disposer, ServiceProvider};
 /// assert_eq!(provider.get::<Greeter>()?.greeting.0, "hello");
 /// # Ok::<(), DiError>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be constructed by the container: it does not implement `Injectable`",
+    label = "not `Injectable`",
+    note = "add `#[derive(Injectable)]` to `{Self}` (each field is injected by its type), \
+            or implement `Injectable` by hand",
+    note = "to register a value you have built, use `add_instance(Arc::new(value))`, \
+            or `add_hosted_service_instance(value)` for a hosted service"
+)]
 pub trait Injectable: Sized + Send + Sync + 'static {
     /// Every service [`create`](Injectable::create) resolves, for the
     /// validation at [`build`](crate::ServiceCollection::build).
@@ -68,6 +76,12 @@ pub trait Injectable: Sized + Send + Sync + 'static {
 /// object generically, so each `(implementation, trait object)` pair needs
 /// an impl: write `#[injectable(as = dyn Clock)]` on a derived type, or
 /// [`impl_into_service!`](crate::impl_into_service) for any other.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be registered as `{S}`",
+    label = "not registrable as `{S}`",
+    note = "add `#[injectable(as = {S})]` beside `#[derive(Injectable)]` on `{Self}` \
+            (and implement the trait), or write `host_di::impl_into_service!({Self} => {S});`"
+)]
 pub trait IntoService<S: ?Sized> {
     /// The same instance, as the service type.
     fn into_service(self: Arc<Self>) -> Arc<S>;
