@@ -270,7 +270,7 @@ impl BackgroundService for NeedsClockUndeclared {
 fn a_missing_dependency_of_a_hosted_service_names_the_service_not_the_trait() {
     let mut builder = test_builder();
     builder.add_hosted_service::<NeedsClock>();
-    let error = builder.build().err().expect("the clock is missing");
+    let error = builder.build().expect_err("the clock is missing");
     assert_eq!(
         error.to_string(),
         "cannot build the host: `container::NeedsClock` needs `Arc<container::Clock>`, \
@@ -285,7 +285,7 @@ fn a_missing_dependency_of_a_hosted_service_names_the_service_not_the_trait() {
 fn a_dependency_missing_at_creation_names_the_service_not_the_trait() {
     let mut builder = test_builder();
     builder.add_hosted_service::<NeedsClockUndeclared>();
-    let error = builder.build().err().expect("the clock is missing");
+    let error = builder.build().expect_err("the clock is missing");
     let message = error.to_string();
     assert!(!message.contains("HostedService"), "{message}");
     assert!(
