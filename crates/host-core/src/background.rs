@@ -204,7 +204,10 @@ impl ServiceContext {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # async fn example(ctx: host_core::ServiceContext) {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let ctx = host_core::ServiceContext::new("app::Worker", Default::default(), host_core::ApplicationLifetime::new());
+    /// # ctx.stopping_token().cancel();
     /// while ctx.delay(Duration::from_secs(1)).await {
     ///     tracing::info!("tick");
     /// }
@@ -232,7 +235,10 @@ impl ServiceContext {
     ///
     /// ```
     /// # use std::time::Duration;
-    /// # async fn example(ctx: host_core::ServiceContext) {
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// # let ctx = host_core::ServiceContext::new("app::Worker", Default::default(), host_core::ApplicationLifetime::new());
+    /// # ctx.stopping_token().cancel();
     /// let mut every = ctx.every(Duration::from_secs(1));
     /// while every.tick().await {
     ///     tracing::info!("tick");

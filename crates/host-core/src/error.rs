@@ -75,7 +75,7 @@ pub(crate) fn requested_exit_code(code: i32) -> u8 {
 ///
 /// async fn run() -> Result<(), HostError> {
 ///     let mut builder = Host::builder();
-///     // registrations...
+///     builder.args(std::env::args()); // and the registrations
 ///     let mut host = builder.build()?;
 ///     host.start().await?;
 ///     host.wait_for_shutdown().await;
