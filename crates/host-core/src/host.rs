@@ -413,7 +413,9 @@ impl Host {
         if !self.blocked.is_empty() {
             // The runtime could never shut down: its blocked threads would
             // keep the process alive. The log lines are written already.
-            std::process::exit(i32::from(code));
+            // Code 3, as the watchdog's: a rollback that blocks is a
+            // shutdown that timed out, whatever failed the start.
+            std::process::exit(i32::from(crate::error::exit_code::SHUTDOWN_TIMED_OUT));
         }
         exit_guard::arm_on_main_thread(code);
         ExitCode::from(code)
