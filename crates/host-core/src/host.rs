@@ -12,8 +12,9 @@ use tokio_util::sync::CancellationToken;
 use crate::bound::Bound;
 use crate::exit_guard;
 use crate::failure::ServiceFailure;
+use crate::lifetime::Event;
 use crate::logging::LIFETIME_TARGET;
-use crate::phases::{Mode, PhaseRunner};
+use crate::phases::{Mode, PhaseOutcome, PhaseRunner, run_callbacks};
 use crate::record::{HostShared, ServiceRecord};
 use crate::state::ServiceState;
 use crate::watchdog::Watchdog;
@@ -32,6 +33,16 @@ const ABORT_GRACE: Duration = Duration::from_millis(150);
 
 /// How long disposal may take when the shutdown deadline has passed already.
 const DISPOSE_GRACE: Duration = Duration::from_millis(100);
+
+/// Past the shutdown timeout, how long [`Host::stop`] waits for the stop's
+/// task before it gives up on it: the overtime, the abort grace and the
+/// disposal grace, and a margin. Only a stop that blocks its own thread
+/// (a `stop` that never yields) takes longer; the run-to-exit watchdog
+/// (750 ms) comes later, so its path ends the process with the same report.
+const ABANDON_AFTER: Duration = OVERTIME
+    .saturating_add(ABORT_GRACE)
+    .saturating_add(DISPOSE_GRACE)
+    .saturating_add(Duration::from_millis(150));
 
 /// A built host: its services, their lifetime, and the way to run them
 /// (as .NET's `IHost`).
@@ -90,7 +101,8 @@ enum Progress {
     Built,
     Started,
     /// The stop runs on its own task; its outcome has not been collected.
-    Stopping(JoinHandle<StopReport>),
+    /// The instant is when the caller gives up waiting for it.
+    Stopping(JoinHandle<StopReport>, Option<tokio::time::Instant>),
     Stopped,
 }
 
@@ -168,14 +180,21 @@ impl Host {
     }
 
     /// Starts the host: every `starting` hook, every `start` in registration
-    /// order, every `started` hook, then the started event.
+    /// order, every `started` hook, the started event, then every
+    /// [`on_started`](ApplicationLifetime::on_started) callback.
     ///
-    /// If a service fails (or the startup timeout expires), the services
-    /// whose `start` completed are stopped again in reverse order and the
-    /// original error is returned; no other service is stopped. If a stop is
-    /// requested before or during the start, the start ends early without
-    /// error and [`stop`](Self::stop) stops what had started. Calling it
-    /// again does nothing.
+    /// If a service or callback fails (or the startup timeout expires), the
+    /// services whose `start` completed are stopped again in reverse order
+    /// and the original error is returned; no other service is stopped. A
+    /// background service whose `execute` fails (under `StopHost`) before the
+    /// start ends fails it likewise; in a sequential start the host waits,
+    /// after each background service's `start`, for its `execute`'s first
+    /// poll (at most 100 ms), so that one that fails at once is seen before
+    /// the next service starts. If a stop is otherwise requested before or
+    /// during the start, the start ends early without error, a warning names
+    /// the call it interrupted and the services never started, and
+    /// [`stop`](Self::stop) stops what had started. Calling it again does
+    /// nothing.
     ///
     /// Dropping the future abandons the `start` calls in progress; what had
     /// started is stopped by a later [`stop`](Self::stop), or aborted when
@@ -222,12 +241,30 @@ impl Host {
                     .await);
             }
             if bound.is_interrupted() {
-                tracing::info!(target: LIFETIME_TARGET,
-                    "Stop requested during start; stopping what has started");
-                return Ok(());
+                return self.interrupted_start(phase, &outcome).await;
             }
         }
         lifetime.notify_started();
+        let callbacks = lifetime.take_callbacks(Event::Started);
+        let ran = run_callbacks(callbacks, Phase::Started, &mut bound).await;
+        if let Some(first) = ran.failures.first() {
+            let mut error = HostError::start(first.clone());
+            for failure in &ran.failures[1..] {
+                error = error.also(failure.clone());
+            }
+            return Err(self.roll_back(error).await);
+        }
+        if bound.past_deadline() {
+            let limit = bound.limit().unwrap_or_default();
+            return Err(self
+                .roll_back(HostError::startup_timeout(limit, ran.unfinished))
+                .await);
+        }
+        if bound.is_interrupted() {
+            return self
+                .interrupted_start(Phase::Started, &PhaseOutcome::default())
+                .await;
+        }
         if !self.options.suppress_status_messages {
             if self.handle_signals {
                 tracing::info!(target: LIFETIME_TARGET,
@@ -235,6 +272,49 @@ impl Host {
             } else {
                 tracing::info!(target: LIFETIME_TARGET, "Application started.");
             }
+        }
+        Ok(())
+    }
+
+    /// The start ended early on a stop request. A background service whose
+    /// `execute` failed (under `StopHost`) while the host was starting made
+    /// that request: the start fails, as if its `start` had. Otherwise the
+    /// stop is a graceful one; what it cut short is named.
+    async fn interrupted_start(
+        &mut self,
+        phase: Phase,
+        outcome: &PhaseOutcome,
+    ) -> Result<(), HostError> {
+        let mut failures = self.shared.take_failures().into_iter();
+        if let Some(first) = failures.next() {
+            let error = failures.fold(HostError::start(first), HostError::also);
+            return Err(self.roll_back(error).await);
+        }
+        let interrupted: Vec<String> = outcome
+            .unfinished
+            .iter()
+            .map(|record| format!("{} ({phase})", record.name))
+            .collect();
+        let never: Vec<&str> = self
+            .records
+            .iter()
+            .filter(|record| {
+                !record.start_completed()
+                    && !outcome.unfinished.iter().any(|r| Arc::ptr_eq(r, record))
+            })
+            .map(|record| &*record.name)
+            .collect();
+        let mut message = String::from("Stop requested during start");
+        if !interrupted.is_empty() {
+            message.push_str(&format!("; interrupted: {}", interrupted.join(", ")));
+        }
+        if !never.is_empty() {
+            message.push_str(&format!("; never started: {}", never.join(", ")));
+        }
+        if interrupted.is_empty() && never.is_empty() {
+            tracing::info!(target: LIFETIME_TARGET, "{message}; stopping what has started");
+        } else {
+            tracing::warn!(target: LIFETIME_TARGET, "{message}; stopping what has started");
         }
         Ok(())
     }
@@ -247,13 +327,25 @@ impl Host {
     }
 
     /// Stops the host: every `stopping` hook in reverse order, the stopping
-    /// event, every `stop` in reverse order, every `stopped` hook, the
-    /// stopped event; then disposes the container's singletons.
+    /// event and every [`on_stopping`](ApplicationLifetime::on_stopping)
+    /// callback, every `stop` in reverse order, every `stopped` hook, the
+    /// stopped event and every [`on_stopped`](ApplicationLifetime::on_stopped)
+    /// callback; then disposes the container's singletons.
     ///
     /// Only services whose `start` completed are stopped. A failure never
     /// keeps the other services from stopping; every failure is in the
     /// returned error, as is every service still running when the shutdown
     /// timeout expired (those are aborted), and every disposal that panicked.
+    ///
+    /// On a multi-thread runtime this returns within the shutdown timeout
+    /// and 600 ms even when a service blocks its thread: if the stop's own
+    /// task is stuck in a `stop` that never yields, the host stops waiting
+    /// for it, names the services still stopping or running (logged as
+    /// blocking their thread) and returns a shutdown timeout. That task and
+    /// the blocked thread are left as they are: nothing can end them but the
+    /// end of the process, which this path never brings about itself; the
+    /// `stopped` hooks, `on_stopped` callbacks and disposal it had not reached
+    /// never run.
     ///
     /// Cancellation-safe: the stop runs on a task of its own, so dropping
     /// this future (a `select!`, a `timeout`) does not interrupt it; it ends
@@ -271,7 +363,9 @@ impl Host {
     ///
     /// Dropping the future before the stop began aborts the host (as
     /// dropping the host does); dropping it after leaves the stop running to
-    /// its end. This path never ends the process itself.
+    /// its end. This path never ends the process itself; on a multi-thread
+    /// runtime it returns even when a service blocks its thread (see
+    /// [`stop`](Self::stop)).
     pub async fn run(mut self) -> Result<(), HostError> {
         self.start().await?;
         self.wait_for_shutdown().await;
@@ -319,7 +413,9 @@ impl Host {
         if !self.blocked.is_empty() {
             // The runtime could never shut down: its blocked threads would
             // keep the process alive. The log lines are written already.
-            std::process::exit(i32::from(code));
+            // Code 3, as the watchdog's: a rollback that blocks is a
+            // shutdown that timed out, whatever failed the start.
+            std::process::exit(i32::from(crate::error::exit_code::SHUTDOWN_TIMED_OUT));
         }
         exit_guard::arm_on_main_thread(code);
         ExitCode::from(code)
@@ -338,11 +434,22 @@ impl Host {
     /// outcome was collected already.
     async fn finish_stop(&mut self) -> Option<StopReport> {
         self.begin_stop();
-        let Progress::Stopping(task) = &mut self.progress else {
+        let Progress::Stopping(task, give_up) = &mut self.progress else {
             return None;
         };
         // Dropped here, the task goes on and stays in `self.progress`.
-        let joined = task.await;
+        let joined = match *give_up {
+            Some(give_up) => match tokio::time::timeout_at(give_up, &mut *task).await {
+                Ok(joined) => joined,
+                Err(_) => {
+                    self.progress = Progress::Stopped;
+                    let report = self.abandoned_stop();
+                    self.blocked.extend(report.blocked.iter().cloned());
+                    return Some(report);
+                }
+            },
+            None => task.await,
+        };
         self.progress = Progress::Stopped;
         let report = joined.unwrap_or_else(|error| {
             // The task catches every panic of a service; this is our own.
@@ -365,6 +472,45 @@ impl Host {
         Some(report)
     }
 
+    /// The report of a stop whose task has not ended long past its deadline:
+    /// a `stop` (or hook) blocks the thread that polls the stop. Built from
+    /// the services' states, as the watchdog does.
+    fn abandoned_stop(&self) -> StopReport {
+        let blocked: Vec<Arc<str>> = self
+            .records
+            .iter()
+            .filter(|record| {
+                matches!(
+                    record.state(),
+                    ServiceState::Starting | ServiceState::Running | ServiceState::Stopping
+                ) || record.execute_running()
+            })
+            .map(|record| record.name.clone())
+            .collect();
+        let names = if blocked.is_empty() {
+            "none known".to_owned()
+        } else {
+            blocked.iter().map(|n| &**n).collect::<Vec<_>>().join(", ")
+        };
+        tracing::error!(target: LIFETIME_TARGET,
+            "shutdown timed out after {:?}; still running: {names} (the stop cannot make \
+             progress: a thread is blocked; abandoning it, the thread stays blocked)",
+            self.options.shutdown_timeout);
+        let mut timed_out = blocked.clone();
+        if timed_out.is_empty() {
+            timed_out.push("the stop".into());
+        }
+        StopReport {
+            stopped: Vec::new(),
+            error: HostError::stopped_with(
+                self.shared.take_failures(),
+                timed_out,
+                self.options.shutdown_timeout,
+            ),
+            blocked,
+        }
+    }
+
     /// Spawns the stop, once, on a task of its own: from then on it runs to
     /// its end whatever happens to the caller or to the host.
     fn begin_stop(&mut self) {
@@ -379,7 +525,10 @@ impl Host {
             options: self.options.clone(),
             signals: self.signals.take(),
         };
-        self.progress = Progress::Stopping(tokio::spawn(stop.run()));
+        let give_up = tokio::time::Instant::now()
+            .checked_add(self.options.shutdown_timeout)
+            .and_then(|deadline| deadline.checked_add(ABANDON_AFTER));
+        self.progress = Progress::Stopping(tokio::spawn(stop.run()), give_up);
     }
 }
 
@@ -395,7 +544,7 @@ impl Drop for Host {
     fn drop(&mut self) {
         match self.progress {
             Progress::Built | Progress::Started => {}
-            Progress::Stopping(_) | Progress::Stopped => return,
+            Progress::Stopping(..) | Progress::Stopped => return,
         }
         if matches!(self.progress, Progress::Started) {
             tracing::warn!(target: LIFETIME_TARGET,
@@ -440,7 +589,7 @@ impl Stop {
             .filter(|record| record.start_completed())
             .cloned()
             .collect();
-        let bound = Bound::new(Some(self.options.shutdown_timeout)).with_overtime(OVERTIME);
+        let mut bound = Bound::new(Some(self.options.shutdown_timeout)).with_overtime(OVERTIME);
         let deadline = bound.deadline();
         let runner = PhaseRunner {
             lifetime: lifetime.clone(),
@@ -457,7 +606,7 @@ impl Stop {
         let outcome = tokio::task::unconstrained(stop_phases(
             runner,
             started.clone(),
-            bound,
+            &mut bound,
             !self.options.suppress_status_messages,
         ))
         .await;
@@ -476,7 +625,12 @@ impl Stop {
                 ServiceState::Stopped,
             );
         }
+        timed_out.extend(outcome.callbacks_unfinished);
         lifetime.notify_stopped();
+        let callbacks = lifetime.take_callbacks(Event::Stopped);
+        let ran = run_callbacks(callbacks, Phase::Stopped, &mut bound).await;
+        failures.extend(ran.failures);
+        timed_out.extend(ran.unfinished);
         let disposal = dispose(&self.provider, deadline).await;
         failures.extend(disposal.failures);
         timed_out.extend(disposal.skipped);
@@ -577,14 +731,16 @@ struct StopOutcome {
     failures: Vec<ServiceFailure>,
     /// The services with a call still running when the bound ended.
     unfinished: Vec<Arc<ServiceRecord>>,
+    /// The `on_stopping` callbacks still running then.
+    callbacks_unfinished: Vec<Arc<str>>,
 }
 
-/// Runs `stopping`, the stopping event, `stop` and `stopped` over `started`
-/// (already in reverse order).
+/// Runs `stopping`, the stopping event and its callbacks, `stop` and
+/// `stopped` over `started` (already in reverse order).
 async fn stop_phases(
     runner: PhaseRunner,
     started: Vec<Arc<ServiceRecord>>,
-    mut bound: Bound,
+    bound: &mut Bound,
     status_messages: bool,
 ) -> StopOutcome {
     let mut outcome = StopOutcome::default();
@@ -594,8 +750,12 @@ async fn stop_phases(
             if status_messages {
                 tracing::info!(target: LIFETIME_TARGET, "Application is shutting down...");
             }
+            let callbacks = runner.lifetime.take_callbacks(Event::Stopping);
+            let ran = run_callbacks(callbacks, Phase::Stopping, bound).await;
+            outcome.failures.extend(ran.failures);
+            outcome.callbacks_unfinished = ran.unfinished;
         }
-        let ran = runner.run(&started, phase, &mut bound).await;
+        let ran = runner.run(&started, phase, bound).await;
         if phase == Phase::Stop {
             outcome.stopped = ran.succeeded.iter().map(|r| r.name.clone()).collect();
         }

@@ -3,9 +3,16 @@
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::panic::{AssertUnwindSafe, Location};
+use std::sync::{Arc, Mutex, OnceLock};
 
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
+
+use crate::failure::panic_message;
+use crate::logging::LIFETIME_TARGET;
+use crate::record::lock;
 
 /// The host's lifetime events, and the way to stop the application from
 /// anywhere (as .NET's `IHostApplicationLifetime`).
@@ -19,6 +26,34 @@ use tokio_util::sync::CancellationToken;
 /// | started | after every `start` and every `started` hook |
 /// | stopping | after every `stopping` hook, before any `stop` |
 /// | stopped | after every `stop` and `stopped` hook |
+///
+/// # Callbacks
+///
+/// A task that awaits [`stopped`](Self::stopped) races the end of the
+/// process: once `run()` returns, `main` returns, and the task may never be
+/// polled again. A callback registered with [`on_started`](Self::on_started),
+/// [`on_stopping`](Self::on_stopping) or [`on_stopped`](Self::on_stopped) (as
+/// .NET's `ApplicationStarted.Register`) is run *by the host*, which awaits
+/// it before moving on:
+///
+/// | callbacks | run | bounded by |
+/// |---|---|---|
+/// | `on_started` | right after the started event, before `start()` returns (and before `Application started.`) | the startup timeout; a stop request |
+/// | `on_stopping` | right after the stopping event, before any `stop` | the shutdown timeout |
+/// | `on_stopped` | right after the stopped event, before the container's disposal and before `stop()` returns | the shutdown timeout |
+///
+/// Callbacks of one event run one at a time, in registration order. Each is
+/// named by its event, its number and where it was registered
+/// (`on_stopped callback #2 (src/main.rs:14:5)`). A callback that panics is
+/// logged with that name, the others still run, and the panic fails the
+/// phase: `start()` (rolled back, as for a `started` hook) or `stop()`
+/// (exit code 1). A callback still running at the deadline is dropped and
+/// named among what was still running (later ones each get one poll, so a
+/// plain closure still runs). A callback registered once its event's
+/// callbacks have been run is spawned at once on a task of its own, which
+/// nothing awaits (as `CancellationToken.Register` runs it at once), or run
+/// on the calling thread outside a runtime. A host dropped without being
+/// stopped runs no `on_stopping` or `on_stopped` callback.
 ///
 /// # Examples
 ///
@@ -45,6 +80,59 @@ struct Inner {
     stopped: CancellationToken,
     stop_requested: CancellationToken,
     exit_code: OnceLock<Option<i32>>,
+    /// Indexed by [`Event`].
+    callbacks: [Mutex<Callbacks>; 3],
+}
+
+/// A lifetime event that has callbacks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Event {
+    Started = 0,
+    Stopping = 1,
+    Stopped = 2,
+}
+
+impl Event {
+    fn registration(self) -> &'static str {
+        match self {
+            Event::Started => "on_started",
+            Event::Stopping => "on_stopping",
+            Event::Stopped => "on_stopped",
+        }
+    }
+}
+
+/// The callbacks of one event.
+#[derive(Default)]
+struct Callbacks {
+    waiting: Vec<Callback>,
+    /// Registered so far, for the numbers in their names.
+    registered: usize,
+    /// The host has taken the callbacks to run them: later ones run at once.
+    taken: bool,
+}
+
+/// One registered callback, named for logs and errors.
+pub(crate) struct Callback {
+    pub(crate) name: Arc<str>,
+    make: Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>,
+}
+
+impl Callback {
+    /// The callback's future, with a panic (in the closure or in the future)
+    /// caught and returned as its message.
+    pub(crate) fn call(self) -> BoxFuture<'static, Result<(), String>> {
+        match std::panic::catch_unwind(AssertUnwindSafe(self.make)) {
+            Ok(future) => AssertUnwindSafe(future)
+                .catch_unwind()
+                .map(|outcome| outcome.map_err(|payload| panic_message(payload.as_ref())))
+                .boxed(),
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                Box::pin(std::future::ready(Err(message)))
+            }
+        }
+    }
 }
 
 impl ApplicationLifetime {
@@ -58,6 +146,7 @@ impl ApplicationLifetime {
                 stopped: CancellationToken::new(),
                 stop_requested: CancellationToken::new(),
                 exit_code: OnceLock::new(),
+                callbacks: Default::default(),
             }),
         }
     }
@@ -156,6 +245,92 @@ impl ApplicationLifetime {
         self.inner.stopped.is_cancelled()
     }
 
+    /// Registers `callback` to run when the host has started: after the
+    /// started event, before [`Host::start`](crate::Host::start) returns.
+    /// See [Callbacks](#callbacks) for the order, the bound and panics.
+    ///
+    /// A plain closure is written `|| async move { ... }`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # #[tokio::main] async fn main() -> Result<(), host_core::HostError> {
+    /// let mut builder = host_core::Host::builder();
+    /// builder.handle_signals(false);
+    /// let mut host = builder.build()?;
+    /// host.lifetime().on_started(|| async { tracing::info!("ready") });
+    /// host.lifetime().on_stopped(|| async { tracing::info!("goodbye") });
+    /// host.start().await?; // "ready" has been logged
+    /// host.stop().await?; // "goodbye" has been logged
+    /// # Ok(()) }
+    /// ```
+    #[track_caller]
+    pub fn on_started<F, Fut>(&self, callback: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.register(Event::Started, Location::caller(), callback);
+    }
+
+    /// Registers `callback` to run when the host is stopping: after the
+    /// stopping event, before any service's `stop`. See
+    /// [Callbacks](#callbacks).
+    #[track_caller]
+    pub fn on_stopping<F, Fut>(&self, callback: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.register(Event::Stopping, Location::caller(), callback);
+    }
+
+    /// Registers `callback` to run when the host has stopped: after the
+    /// stopped event, before the container's disposal; it has run when
+    /// [`Host::stop`](crate::Host::stop) (or `run`) returns, so that what it
+    /// logs or flushes is never cut short by the end of the process. See
+    /// [Callbacks](#callbacks).
+    #[track_caller]
+    pub fn on_stopped<F, Fut>(&self, callback: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.register(Event::Stopped, Location::caller(), callback);
+    }
+
+    fn register<F, Fut>(&self, event: Event, at: &Location<'_>, callback: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let mut callbacks = lock(&self.inner.callbacks[event as usize]);
+        callbacks.registered += 1;
+        let callback = Callback {
+            name: format!(
+                "{} callback #{} ({at})",
+                event.registration(),
+                callbacks.registered
+            )
+            .into(),
+            make: Box::new(move || callback().boxed()),
+        };
+        if !callbacks.taken {
+            callbacks.waiting.push(callback);
+            return;
+        }
+        drop(callbacks);
+        run_late(callback);
+    }
+
+    /// The callbacks of `event`, in registration order; from now on a new
+    /// one runs at once.
+    pub(crate) fn take_callbacks(&self, event: Event) -> Vec<Callback> {
+        let mut callbacks = lock(&self.inner.callbacks[event as usize]);
+        callbacks.taken = true;
+        std::mem::take(&mut callbacks.waiting)
+    }
+
     pub(crate) fn stop_requested_token(&self) -> &CancellationToken {
         &self.inner.stop_requested
     }
@@ -170,6 +345,22 @@ impl ApplicationLifetime {
 
     pub(crate) fn notify_stopped(&self) {
         self.inner.stopped.cancel();
+    }
+}
+
+/// Runs a callback registered after its event's callbacks have run: on a
+/// task of its own, or on this thread outside a runtime.
+fn run_late(callback: Callback) {
+    let name = callback.name.clone();
+    let call = callback.call();
+    let report = async move {
+        if let Err(message) = call.await {
+            tracing::error!(target: LIFETIME_TARGET, "`{name}` panicked: {message}");
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => drop(runtime.spawn(report)),
+        Err(_) => futures::executor::block_on(report),
     }
 }
 

@@ -13,6 +13,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use crate::bound::{Bound, poll_once};
 use crate::failure::ServiceFailure;
 use crate::hosted::PhaseContext;
+use crate::lifetime::Callback;
 use crate::logging::LIFETIME_TARGET;
 use crate::record::ServiceRecord;
 use crate::state::ServiceState;
@@ -40,6 +41,12 @@ pub(crate) struct PhaseOutcome {
 }
 
 type CallResult = Result<(), ServiceFailure>;
+
+/// How long a sequential start waits for a background service's `execute`
+/// to be polled once before it starts the next service: enough for a task
+/// that is ready to run, short enough that a long synchronous prefix before
+/// `execute`'s first `.await` cannot hold up the start.
+pub(crate) const FIRST_POLL_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub(crate) struct PhaseRunner {
     pub(crate) lifetime: ApplicationLifetime,
@@ -137,9 +144,23 @@ impl<'a> PhaseRun<'a> {
                     if self.settle(index, result) && mode == Mode::Start {
                         return;
                     }
+                    if mode == Mode::Start && self.phase == Phase::Start {
+                        self.await_first_poll(index, bound).await;
+                    }
                 }
                 None => return,
             }
+        }
+    }
+
+    /// After a background service's `start`: waits until its `execute` has
+    /// been polled once (at most [`FIRST_POLL_WAIT`]), so that an `execute`
+    /// that fails at once has requested the stop before the next service
+    /// starts, and the start fails instead of starting more services.
+    async fn await_first_poll(&self, index: usize, bound: &mut Bound) {
+        if let Some(first) = self.contexts[index].record.execute_first_polled() {
+            let wait = std::pin::pin!(tokio::time::timeout(FIRST_POLL_WAIT, first));
+            let _ = bound.run(wait).await;
         }
     }
 
@@ -291,4 +312,52 @@ impl Future for Guarded<'_> {
             ServiceFailure::from_outcome(name, this.phase, outcome),
         ))
     }
+}
+
+/// What running one event's callbacks did.
+#[derive(Default)]
+pub(crate) struct CallbackOutcome {
+    /// The callbacks that panicked, as failures naming them.
+    pub(crate) failures: Vec<ServiceFailure>,
+    /// The callbacks still running when the bound ended (dropped).
+    pub(crate) unfinished: Vec<Arc<str>>,
+}
+
+/// Runs `callbacks` one at a time, in order, within `bound`. Past the bound's
+/// end, each callback still gets one poll, so that a callback that needs no
+/// waiting (a log line) still runs.
+pub(crate) async fn run_callbacks(
+    callbacks: Vec<Callback>,
+    phase: Phase,
+    bound: &mut Bound,
+) -> CallbackOutcome {
+    let mut outcome = CallbackOutcome::default();
+    for callback in callbacks {
+        let name = callback.name.clone();
+        let mut call = callback.call();
+        let result = loop {
+            if bound.has_ended() {
+                break poll_once(Pin::new(&mut call)).await;
+            }
+            if let Some(result) = bound.run(Pin::new(&mut call)).await {
+                break Some(result);
+            }
+            // Into overtime, or the bound has ended: go round.
+        };
+        match result {
+            Some(Ok(())) => {}
+            Some(Err(message)) => {
+                let failure = ServiceFailure::panic_message(name, phase, message);
+                tracing::error!(target: LIFETIME_TARGET, "{failure}");
+                outcome.failures.push(failure);
+            }
+            None => {
+                tracing::warn!(target: LIFETIME_TARGET,
+                    "`{name}` had not returned at the deadline (or the stop request) that \
+                     ends the {phase} callbacks; dropped");
+                outcome.unfinished.push(name);
+            }
+        }
+    }
+    outcome
 }

@@ -71,6 +71,10 @@ struct Worker;
 #[async_trait]
 impl BackgroundService for Worker {
     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        // Once started: a stop requested during the start would end it
+        // before `Application started.` (a sequential start waits for
+        // `execute`'s first poll).
+        ctx.lifetime().started().await;
         tracing::warn!("hello from service");
         ctx.lifetime().stop_application();
         ctx.stopping().await;
