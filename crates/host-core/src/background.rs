@@ -137,6 +137,10 @@ impl<T: BackgroundService> HostedService for T {
         BackgroundService::name(self)
     }
 
+    fn is_background(&self) -> bool {
+        true
+    }
+
     forward_hook!(starting);
 
     async fn start(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {

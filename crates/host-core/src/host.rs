@@ -187,10 +187,10 @@ impl Host {
     /// services whose `start` completed are stopped again in reverse order
     /// and the original error is returned; no other service is stopped. A
     /// background service whose `execute` fails (under `StopHost`) before the
-    /// start ends fails it likewise; in a sequential start the host waits,
-    /// after each background service's `start`, for its `execute`'s first
-    /// poll (at most 100 ms), so that one that fails at once is seen before
-    /// the next service starts. If a stop is otherwise requested before or
+    /// start ends fails it likewise; in a sequential start the host yields
+    /// to the runtime once before a service of another kind follows
+    /// background services, so that an `execute` that fails at once is seen
+    /// before that service starts. If a stop is otherwise requested before or
     /// during the start, the start ends early without error, a warning names
     /// the call it interrupted and the services never started, and
     /// [`stop`](Self::stop) stops what had started. Calling it again does

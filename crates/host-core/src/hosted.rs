@@ -75,6 +75,15 @@ pub trait HostedService: Any + Send + Sync {
         Cow::Borrowed(type_name::<Self>())
     }
 
+    /// Whether `start` spawns an `execute` (a
+    /// [`BackgroundService`](crate::BackgroundService)); the host's adapter
+    /// says so, and a sequential start gives those tasks a turn of the
+    /// runtime before it starts a service of another kind. Leave it.
+    #[doc(hidden)]
+    fn is_background(&self) -> bool {
+        false
+    }
+
     no_op_hook!(
         /// Runs before any service's `start`.
         starting

@@ -42,12 +42,6 @@ pub(crate) struct PhaseOutcome {
 
 type CallResult = Result<(), ServiceFailure>;
 
-/// How long a sequential start waits for a background service's `execute`
-/// to be polled once before it starts the next service: enough for a task
-/// that is ready to run, short enough that a long synchronous prefix before
-/// `execute`'s first `.await` cannot hold up the start.
-pub(crate) const FIRST_POLL_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
-
 pub(crate) struct PhaseRunner {
     pub(crate) lifetime: ApplicationLifetime,
     pub(crate) concurrent: bool,
@@ -125,9 +119,27 @@ impl<'a> PhaseRun<'a> {
     /// runs the call in progress and every later one at once.
     async fn in_order(&mut self, bound: &mut Bound) {
         let mode = self.runner.mode;
+        let mut spawned_since_yield = false;
         for index in 0..self.contexts.len() {
             if mode == Mode::Start && bound.has_ended() {
                 return;
+            }
+            if mode == Mode::Start && self.phase == Phase::Start {
+                let background = self.contexts[index].record.service.is_background();
+                if spawned_since_yield && !background {
+                    // One turn of the runtime gives the `execute`s spawned
+                    // since the last one their first poll: one that fails at
+                    // once has then asked the host to stop, and this service
+                    // (the web server, registered last) never starts. Only
+                    // before a service of another kind, so that a run of
+                    // background services starts without a wait.
+                    tokio::task::yield_now().await;
+                    spawned_since_yield = false;
+                    if bound.has_ended() {
+                        return;
+                    }
+                }
+                spawned_since_yield |= background;
             }
             let mut current = self.call(index);
             let result = match bound.run(Pin::new(&mut current)).await {
@@ -144,23 +156,9 @@ impl<'a> PhaseRun<'a> {
                     if self.settle(index, result) && mode == Mode::Start {
                         return;
                     }
-                    if mode == Mode::Start && self.phase == Phase::Start {
-                        self.await_first_poll(index, bound).await;
-                    }
                 }
                 None => return,
             }
-        }
-    }
-
-    /// After a background service's `start`: waits until its `execute` has
-    /// been polled once (at most [`FIRST_POLL_WAIT`]), so that an `execute`
-    /// that fails at once has requested the stop before the next service
-    /// starts, and the start fails instead of starting more services.
-    async fn await_first_poll(&self, index: usize, bound: &mut Bound) {
-        if let Some(first) = self.contexts[index].record.execute_first_polled() {
-            let wait = std::pin::pin!(tokio::time::timeout(FIRST_POLL_WAIT, first));
-            let _ = bound.run(wait).await;
         }
     }
 

@@ -3,7 +3,6 @@
 
 use std::any::{Any, type_name};
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -71,9 +70,6 @@ struct ExecuteTask {
     handle: Mutex<Option<JoinHandle<()>>>,
     /// Also tells whether the task has ended: returned, panicked or aborted.
     abort: AbortHandle,
-    /// Cancelled once `execute` has been polled once (and, if that poll
-    /// ended it, once its end has been handled: a failure is then recorded).
-    first_polled: CancellationToken,
 }
 
 /// How often the host looks whether an aborted task has ended.
@@ -185,32 +181,17 @@ impl ServiceRecord {
         let stopping = CancellationToken::new();
         let context = ServiceContext::new(self.name.clone(), stopping.clone(), lifetime);
         let record = self.clone();
-        let first_polled = CancellationToken::new();
-        let polled = first_polled.clone();
         let execute = async move {
-            let mut call = AssertUnwindSafe(service.execute(context)).catch_unwind();
-            let mut first = Some(polled.clone());
-            // Never polled again until woken: a second poll at once would
-            // let a `yield_now` through.
-            let outcome = std::future::poll_fn(|cx| {
-                let poll = Pin::new(&mut call).poll(cx);
-                if poll.is_pending()
-                    && let Some(first) = first.take()
-                {
-                    first.cancel();
-                }
-                poll
-            })
-            .await;
+            let outcome = AssertUnwindSafe(service.execute(context))
+                .catch_unwind()
+                .await;
             record.execute_ended(outcome);
-            polled.cancel();
         };
         let handle = tokio::spawn(execute.instrument(self.span.clone()));
         let task = ExecuteTask {
             stopping,
             abort: handle.abort_handle(),
             handle: Mutex::new(Some(handle)),
-            first_polled,
         };
         // Checked above; the host starts each service from one place only.
         let _ = self.task.set(task);
@@ -263,21 +244,6 @@ impl ServiceRecord {
             Some(handle) => drop(handle.await),
             None => ended(task.abort.clone()).await,
         }
-    }
-
-    /// Completes once this service's `execute` has been polled once (or its
-    /// task has ended); `None` for a service without one.
-    pub(crate) fn execute_first_polled(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
-        let task = self.task.get()?;
-        let polled = task.first_polled.clone();
-        let abort = task.abort.clone();
-        Some(async move {
-            // An abort before the first poll ends the task without it.
-            tokio::select! {
-                () = polled.cancelled_owned() => {}
-                () = ended(abort) => {}
-            }
-        })
     }
 
     /// Whether this service's `execute` task is still running.

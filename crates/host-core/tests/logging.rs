@@ -72,8 +72,8 @@ struct Worker;
 impl BackgroundService for Worker {
     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
         // Once started: a stop requested during the start would end it
-        // before `Application started.` (a sequential start waits for
-        // `execute`'s first poll).
+        // before `Application started.` (the start may give `execute` its
+        // first poll before it ends).
         ctx.lifetime().started().await;
         tracing::warn!("hello from service");
         ctx.lifetime().stop_application();

@@ -78,10 +78,11 @@ async fn under_ignore_an_execute_that_fails_at_once_leaves_the_start_alone() {
     host.stop().await.unwrap();
 }
 
-/// The wait for `execute`'s first poll is short: a synchronous prefix that
-/// blocks (a mistake, but one that happens) holds up the next start by at
-/// most that wait (100 ms), not by its own length (3 s here: a bound wide
-/// enough that only a stalled machine could fail it).
+/// On a multi-thread runtime the turn a sequential start gives the
+/// `execute`s it spawned is a yield, not a wait: a synchronous prefix that
+/// blocks its worker (a mistake, but one that happens) does not hold up the
+/// next start (3 s here: a bound wide enough that only a stalled machine
+/// could fail it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_blocking_prefix_does_not_hold_up_the_next_start() {
     let journal = Journal::default();
