@@ -58,7 +58,7 @@ impl Configuration {
         content_root: PathBuf,
         secrets: Secrets,
     ) -> Result<Self, ConfigError> {
-        let figment = layer::load(&layers)?;
+        let figment = layer::load(&layers, &content_root)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 layers,
@@ -117,7 +117,7 @@ impl Configuration {
     /// every bound value stays as it was.
     pub fn reload(&self) -> Result<Vec<String>, ConfigError> {
         let _reloading = self.shared.reloading.lock();
-        let next = layer::load(&self.shared.layers)?;
+        let next = layer::load(&self.shared.layers, &self.shared.content_root)?;
         let previous = self.figment();
         let sections = self.shared.sections.lock().clone();
         let context = self.context(&next);
@@ -207,11 +207,13 @@ impl WeakConfiguration {
     }
 }
 
-/// The values of a section (`""`: all of them), to tell whether a reload changed it.
+/// The values of a section (`""`: all of them; found in any case), to
+/// tell whether a reload changed it.
 fn section_value(figment: &Figment, key: &str) -> Option<figment::value::Value> {
+    let root = figment.extract().ok()?;
     if key.is_empty() {
-        figment.extract().ok()
+        Some(root)
     } else {
-        figment.find_value(key).ok()
+        crate::keys::find(&root, key).map(|(_, value)| value)
     }
 }

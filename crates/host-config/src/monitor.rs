@@ -10,7 +10,7 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::bind::Context;
+use crate::bind::{Context, UnknownKeys};
 use crate::binding::OptionsBinding;
 use crate::{CONFIGURATION_TARGET, ConfigError};
 
@@ -46,10 +46,27 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Bound<T> {
         }))
     }
 
+    /// Binds and checks the section; every problem (unknown keys, when the
+    /// binding denies them, included) is reported at once.
     fn read(binding: &OptionsBinding<T>, context: Context<'_>) -> Result<T, ConfigError> {
-        let value = context.extract::<T>(binding.section())?;
-        context.validate(binding.section(), &value, binding.validators())?;
-        Ok(value)
+        let policy = if binding.denies_unknown_keys() {
+            UnknownKeys::Deny
+        } else {
+            UnknownKeys::Warn
+        };
+        let (value, unknown) = context.bind_section::<T>(binding.section(), policy);
+        let unknown = (!unknown.is_empty()).then(|| ConfigError::invalid(unknown));
+        let value = value.and_then(|value| {
+            context.validate(binding.section(), &value, binding.validators())?;
+            Ok(value)
+        });
+        match (value, unknown) {
+            (Ok(value), None) => Ok(value),
+            (Ok(_), Some(unknown)) => Err(unknown),
+            (Err(error), unknown) => {
+                Err(ConfigError::combine(unknown.into_iter().chain([error])).expect("an error"))
+            }
+        }
     }
 
     fn publish(&self, value: T) {
