@@ -14,7 +14,7 @@ use crate::keys;
 use crate::layer::{Loaded, origin};
 use crate::secrets::{REDACTED, Secrets, redact_url_value};
 use crate::shape::Shape;
-use crate::{CONFIGURATION_TARGET, ConfigError, Problem, ValidationError};
+use crate::{ConfigError, Problem, ValidationError};
 
 /// How many times a section is bound again to find its next problem.
 const MAX_ROUNDS: usize = 256;
@@ -98,10 +98,10 @@ impl Context<'_> {
         self.bind_section(section, UnknownKeys::Ignore).0
     }
 
-    /// As [`extract`](Self::extract), for a bound section: a key that no
-    /// field takes is logged as a warning, or, with [`UnknownKeys::Deny`],
-    /// returned as a problem (beside the result, so that the checks still
-    /// run and every problem is reported at once).
+    /// As [`extract`](Self::extract), for a bound section; beside the
+    /// result, the keys that no field takes: a warning each, or, with
+    /// [`UnknownKeys::Deny`], a problem (the checks still run, so that every
+    /// problem is reported at once).
     ///
     /// A panicking `Deserialize` is a problem of the section too: at build
     /// it is invalid configuration, on a reload a rejected change (the
@@ -174,28 +174,28 @@ impl Context<'_> {
             .unwrap_or_default();
         let mut unknown = Vec::new();
         let dict = keys::to_fields(dict, &Shape::of::<T>(), section, &mut unknown);
-        let unknown: Vec<Problem> = unknown
+        let ignored = match policy {
+            UnknownKeys::Ignore => {
+                return (self.every_problem::<T>(section, dict, missing), Vec::new());
+            }
+            UnknownKeys::Warn => {
+                " and is ignored (`deny_unknown_keys()` on the binding makes it an error)"
+            }
+            UnknownKeys::Deny => "",
+        };
+        let unknown = unknown
             .into_iter()
             .map(|unknown| {
                 Problem::new(
                     unknown.key.clone(),
-                    format!("is not a known key; expected {}", one_of(&unknown.expected)),
+                    format!(
+                        "is not a known key{ignored}; expected {}",
+                        one_of(&unknown.expected)
+                    ),
                     self.origin(&unknown.key),
                 )
             })
             .collect();
-        let unknown = match policy {
-            UnknownKeys::Ignore => Vec::new(),
-            UnknownKeys::Warn => {
-                for problem in &unknown {
-                    tracing::warn!(target: CONFIGURATION_TARGET, key = problem.key(),
-                        "{problem}\n  it is ignored (`deny_unknown_keys()` on the binding \
-                         of `{section}` makes it an error)");
-                }
-                Vec::new()
-            }
-            UnknownKeys::Deny => unknown,
-        };
         (self.every_problem::<T>(section, dict, missing), unknown)
     }
 

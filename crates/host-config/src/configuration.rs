@@ -14,7 +14,7 @@ use crate::layer::{self, Layer};
 use crate::monitor::{Bound, Section};
 use crate::reload::Watcher;
 use crate::secrets::Secrets;
-use crate::{ConfigError, OptionsBinding, OptionsMonitor};
+use crate::{ConfigError, OptionsBinding, OptionsMonitor, Problem};
 
 /// The application's configuration: every layer merged, later layers
 /// winning (see the [precedence](crate#precedence)), as .NET's
@@ -145,6 +145,20 @@ impl Configuration {
                 key
             })
             .collect())
+    }
+
+    /// The keys of the bound sections that no field takes (as each section
+    /// was last bound), each with its source: what the warnings logged at
+    /// bind said, for a host whose log subscriber is installed after the
+    /// configuration it reads is bound. Empty for sections that deny
+    /// unknown keys ([`OptionsBinding::deny_unknown_keys`]): theirs are errors.
+    pub fn unknown_keys(&self) -> Vec<Problem> {
+        self.shared
+            .sections
+            .lock()
+            .iter()
+            .flat_map(|section| section.unknown_keys())
+            .collect()
     }
 
     /// The merged configuration as a `figment::Figment`, for what the
