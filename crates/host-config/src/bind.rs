@@ -45,25 +45,34 @@ fn stand_in(index: usize) -> Option<Value> {
     })
 }
 
-/// Sets the key at `path` of `dict`, making the tables on its way.
+/// Sets the key at `path` of `dict` (a step into a list is the item's
+/// index), making the tables on its way.
 fn set(dict: &mut Dict, path: &[String], value: Value) {
-    let Some((last, parents)) = path.split_last() else {
+    let Some((first, rest)) = path.split_first() else {
         return;
     };
-    let mut dict = dict;
-    for parent in parents {
-        let entry = dict
-            .entry(parent.clone())
-            .or_insert_with(|| Value::from(Dict::new()));
-        if entry.as_dict().is_none() {
-            *entry = Value::from(Dict::new());
-        }
-        let Value::Dict(_, inner) = entry else {
-            return;
-        };
-        dict = inner;
+    let entry = dict
+        .entry(first.clone())
+        .or_insert_with(|| Value::from(Dict::new()));
+    set_in(entry, rest, value);
+}
+
+fn set_in(at: &mut Value, path: &[String], value: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        *at = value;
+        return;
+    };
+    if let Value::Array(_, items) = at
+        && let Some(item) = first.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+    {
+        return set_in(item, rest, value);
     }
-    dict.insert(last.clone(), value);
+    if at.as_dict().is_none() {
+        *at = Value::from(Dict::new());
+    }
+    if let Value::Dict(_, dict) = at {
+        set(dict, path, value);
+    }
 }
 
 /// Removes the key at `path` of `dict`, if it is there.
@@ -71,14 +80,30 @@ fn remove(dict: &mut Dict, path: &[String]) {
     let Some((last, parents)) = path.split_last() else {
         return;
     };
-    let mut dict = dict;
+    let mut at: Option<&mut Value> = None;
     for parent in parents {
-        match dict.get_mut(parent) {
-            Some(Value::Dict(_, inner)) => dict = inner,
-            _ => return,
+        let next = match at {
+            None => dict.get_mut(parent),
+            Some(Value::Dict(_, inner)) => inner.get_mut(parent),
+            Some(Value::Array(_, items)) => {
+                parent.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+            }
+            Some(_) => None,
+        };
+        match next {
+            Some(next) => at = Some(next),
+            None => return,
         }
     }
-    dict.remove(last);
+    match at {
+        None => {
+            dict.remove(last);
+        }
+        Some(Value::Dict(_, inner)) => {
+            inner.remove(last);
+        }
+        Some(_) => {}
+    }
 }
 
 /// What binding needs to name keys, values and sources.
@@ -286,11 +311,8 @@ impl Context<'_> {
 
     /// The source of the value at `key` (found in any case).
     fn origin(&self, key: &str) -> Option<String> {
-        origin(
-            self.figment,
-            &keys::spelled(&self.root(), key),
-            self.content_root,
-        )
+        let (spelled, value) = keys::find(&self.root(), key)?;
+        origin(self.figment, &spelled, &value, self.content_root)
     }
 
     /// Runs the application's checks; every failing check is a problem.

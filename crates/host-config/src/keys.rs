@@ -88,40 +88,27 @@ pub(crate) fn clashes(dict: &Dict, path: &str, origin: &str, out: &mut Vec<Probl
     }
 }
 
-/// The value at the dotted `key`, found in any case, with the key as the
-/// configuration spells it.
+/// The value at the dotted `key` (a list's item by its index), found in
+/// any case, with the key as the configuration spells it.
 pub(crate) fn find(root: &Value, key: &str) -> Option<(String, Value)> {
     let mut value = root;
     let mut path = String::new();
     for segment in key.split('.') {
-        let dict = value.as_dict()?;
-        let found = matching(dict, segment, &path)?;
-        value = &dict[found];
-        path = child(&path, found);
+        let (found, inner) = match value {
+            Value::Dict(_, dict) => {
+                let found = matching(dict, segment, &path)?;
+                (found.clone(), &dict[found])
+            }
+            Value::Array(_, items) => (
+                segment.to_owned(),
+                items.get(segment.parse::<usize>().ok()?)?,
+            ),
+            _ => return None,
+        };
+        value = inner;
+        path = child(&path, &found);
     }
     Some((path, value.clone()))
-}
-
-/// `key` as the configuration spells it (segments not found are kept).
-pub(crate) fn spelled(root: &Value, key: &str) -> String {
-    let mut value = Some(root);
-    let mut path = String::new();
-    for segment in key.split('.') {
-        let found = value
-            .and_then(Value::as_dict)
-            .and_then(|dict| matching(dict, segment, &path).map(|found| (found, &dict[found])));
-        match found {
-            Some((found, inner)) => {
-                path = child(&path, found);
-                value = Some(inner);
-            }
-            None => {
-                path = child(&path, segment);
-                value = None;
-            }
-        }
-    }
-    path
 }
 
 /// A key that no field of its struct takes.
@@ -137,8 +124,19 @@ pub(crate) struct Unknown {
 /// case. A key no field takes is left out and listed in `unknown`, unless
 /// the struct refuses unknown fields itself: then serde reports it.
 pub(crate) fn to_fields(dict: Dict, shape: &Shape, path: &str, unknown: &mut Vec<Unknown>) -> Dict {
-    let Shape::Struct { fields, denies } = shape else {
-        return dict;
+    let (fields, denies) = match shape {
+        Shape::Struct { fields, denies } => (fields, denies),
+        // A map's keys are data; its values have fields.
+        Shape::Map(inner) => {
+            return dict
+                .into_iter()
+                .map(|(key, value)| {
+                    let value = value_to_fields(value, inner, &child(path, &key), unknown);
+                    (key, value)
+                })
+                .collect();
+        }
+        Shape::List(_) | Shape::Open => return dict,
     };
     let mut renamed = Dict::new();
     for (key, value) in dict {
@@ -162,13 +160,7 @@ pub(crate) fn to_fields(dict: Dict, shape: &Shape, path: &str, unknown: &mut Vec
             }
             continue;
         };
-        let value = match value {
-            Value::Dict(tag, inner) => Value::Dict(
-                tag,
-                to_fields(inner, &fields[field], &child(path, field), unknown),
-            ),
-            other => other,
-        };
+        let value = value_to_fields(value, &fields[field], &child(path, field), unknown);
         // Two spellings of one field come from one source and were refused
         // when it loaded; should one slip through, the exact spelling wins.
         if renamed.contains_key(*field) && key != *field {
@@ -177,6 +169,25 @@ pub(crate) fn to_fields(dict: Dict, shape: &Shape, path: &str, unknown: &mut Vec
         renamed.insert((*field).to_owned(), value);
     }
     renamed
+}
+
+/// A value with the keys of its tables (a list's items' too) renamed to
+/// the fields of `shape`, as [`to_fields`].
+fn value_to_fields(value: Value, shape: &Shape, path: &str, unknown: &mut Vec<Unknown>) -> Value {
+    match (value, shape) {
+        (Value::Dict(tag, dict), _) => Value::Dict(tag, to_fields(dict, shape, path, unknown)),
+        (Value::Array(tag, items), Shape::List(item)) => Value::Array(
+            tag,
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(index, value)| {
+                    value_to_fields(value, item, &child(path, &index.to_string()), unknown)
+                })
+                .collect(),
+        ),
+        (other, _) => other,
+    }
 }
 
 #[cfg(test)]
@@ -247,7 +258,12 @@ mod tests {
             find(&root, "greeting.message").map(|(key, _)| key),
             Some("Greeting.Message".to_owned())
         );
-        assert_eq!(spelled(&root, "greeting.other.x"), "Greeting.other.x");
         assert_eq!(find(&root, "greeting.other"), None);
+        let root = Value::from(dict(serde_json::json!({"List": [{"Name": "a"}]})));
+        assert_eq!(
+            find(&root, "list.0.name"),
+            Some(("List.0.Name".to_owned(), Value::from("a".to_owned())))
+        );
+        assert_eq!(find(&root, "list.1.name"), None);
     }
 }

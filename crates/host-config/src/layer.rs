@@ -199,11 +199,16 @@ fn lenient(text: &str) -> Value {
     }
 }
 
-/// Names the source of the value at `key`, as `appsettings.toml` (relative
-/// to the content root), `environment variable APP_WORKER__INTERVAL` or
-/// `command-line argument --worker.interval`.
-pub(crate) fn origin(figment: &Figment, key: &str, content_root: &Path) -> Option<String> {
-    let metadata = figment.find_metadata(key)?;
+/// Names the source of `value`, found at `key` (as spelled), as
+/// `appsettings.toml` (relative to the content root), `environment variable
+/// APP_WORKER__INTERVAL` or `command-line argument --worker.interval`.
+pub(crate) fn origin(
+    figment: &Figment,
+    key: &str,
+    value: &Value,
+    content_root: &Path,
+) -> Option<String> {
+    let metadata = figment.get_metadata(value.tag())?;
     Some(match &metadata.source {
         Some(Source::File(path)) => path
             .strip_prefix(content_root)
@@ -213,9 +218,7 @@ pub(crate) fn origin(figment: &Figment, key: &str, content_root: &Path) -> Optio
         // A table is no one variable or argument: those name the layer.
         Some(Source::Custom(mark))
             if (mark == ENVIRONMENT_SOURCE || mark == ARGUMENTS_SOURCE)
-                && figment
-                    .find_value(key)
-                    .is_ok_and(|value| value.as_dict().is_none()) =>
+                && value.as_dict().is_none() =>
         {
             let keys: Vec<&str> = key.split('.').collect();
             metadata.interpolate(&Profile::Default, &keys)

@@ -23,11 +23,23 @@ pub(crate) enum Shape {
         fields: BTreeMap<&'static str, Shape>,
         denies: bool,
     },
-    /// Anything else: a map (whose keys are data, kept as spelled), a
-    /// value, an enum, a struct with a `#[serde(flatten)]` field (serde
-    /// reads those as maps), a list, or a type that read nothing.
+    /// A list (or a set) whose items have a shape.
+    List(Box<Shape>),
+    /// A map with string keys (data, kept as spelled) whose values have a
+    /// shape.
+    Map(Box<Shape>),
+    /// Anything else: a value, an enum, a struct with a `#[serde(flatten)]`
+    /// field (serde reads those as maps of anything), a map whose keys are
+    /// not strings, or a type that read nothing.
     Open,
 }
+
+/// The step of a probe's path into a list's item.
+const ITEM: &str = "[]";
+/// The step of a probe's path into a map's value.
+const VALUE: &str = "{}";
+/// The key a probe offers a map.
+const MAP_KEY: &str = "key";
 
 impl Shape {
     /// The shape of `T`. A `Deserialize` that panics on the probe makes
@@ -40,8 +52,11 @@ impl Shape {
         if path.len() > MAX_DEPTH {
             return Shape::Open;
         }
-        let Some(Found::Struct(names)) = probe::<T>(path, None) else {
-            return Shape::Open;
+        let names = match probe::<T>(path, None) {
+            Some(Found::Struct(names)) => names,
+            Some(Found::List) => return Self::within::<T>(path, ITEM, Shape::List),
+            Some(Found::Map) => return Self::within::<T>(path, VALUE, Shape::Map),
+            _ => return Shape::Open,
         };
         let denies = matches!(probe::<T>(path, Some(UNKNOWN_KEY)), Some(Found::Denies));
         let mut fields = BTreeMap::new();
@@ -52,6 +67,21 @@ impl Shape {
         }
         Shape::Struct { fields, denies }
     }
+
+    /// A list's or a map's shape: open unless its items have fields.
+    fn within<T: DeserializeOwned>(
+        path: &mut Vec<&'static str>,
+        step: &'static str,
+        shape: fn(Box<Shape>) -> Shape,
+    ) -> Shape {
+        path.push(step);
+        let inner = Self::at::<T>(path);
+        path.pop();
+        match inner {
+            Shape::Open => Shape::Open,
+            inner => shape(Box::new(inner)),
+        }
+    }
 }
 
 /// A key no struct has, to learn whether a struct refuses unknown keys.
@@ -60,6 +90,8 @@ const UNKNOWN_KEY: &str = "\u{0}host-config-probe";
 /// What the probe met at the end of its path.
 enum Found {
     Struct(&'static [&'static str]),
+    List,
+    Map,
     /// A struct that refused the unknown key.
     Denies,
 }
@@ -174,9 +206,52 @@ impl<'de> de::Deserializer<'de> for Probe<'_> {
         }
     }
 
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ProbeError> {
+        match self.path.split_first() {
+            None if self.extra.is_none() => {
+                *self.found.borrow_mut() = Some(Found::List);
+                Err(STOP)
+            }
+            Some((&ITEM, rest)) => visitor.visit_seq(OneItem(Some(Probe { path: rest, ..self }))),
+            _ => Err(STOP),
+        }
+    }
+
+    fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, ProbeError> {
+        match self.path.split_first() {
+            None if self.extra.is_none() => {
+                *self.found.borrow_mut() = Some(Found::Map);
+                Err(STOP)
+            }
+            Some((&VALUE, rest)) => visitor.visit_map(OneKey {
+                key: Some(MAP_KEY),
+                value: Some(Probe { path: rest, ..self }),
+                _de: PhantomData,
+            }),
+            _ => Err(STOP),
+        }
+    }
+
     serde::forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf unit unit_struct seq tuple tuple_struct map enum identifier
+        bytes byte_buf unit unit_struct tuple tuple_struct enum identifier
+    }
+}
+
+/// A list of one item: the probe further down the path.
+struct OneItem<'a>(Option<Probe<'a>>);
+
+impl<'de> de::SeqAccess<'de> for OneItem<'_> {
+    type Error = ProbeError;
+
+    fn next_element_seed<S: DeserializeSeed<'de>>(
+        &mut self,
+        seed: S,
+    ) -> Result<Option<S::Value>, ProbeError> {
+        match self.0.take() {
+            Some(probe) => seed.deserialize(probe).map(Some),
+            None => Ok(None),
+        }
     }
 }
 
@@ -232,6 +307,8 @@ mod tests {
         map: HashMap<String, Inner>,
         #[serde(rename = "renamedKey")]
         renamed: u32,
+        list: Vec<Inner>,
+        names: Vec<String>,
     }
 
     #[allow(dead_code)]
@@ -257,7 +334,7 @@ mod tests {
     fn fields(shape: &Shape) -> Vec<&'static str> {
         match shape {
             Shape::Struct { fields, .. } => fields.keys().copied().collect(),
-            Shape::Open => Vec::new(),
+            _ => Vec::new(),
         }
     }
 
@@ -266,7 +343,16 @@ mod tests {
         let shape = Shape::of::<Outer>();
         assert_eq!(
             fields(&shape),
-            ["boxed", "inner", "interval", "map", "name", "renamedKey"]
+            [
+                "boxed",
+                "inner",
+                "interval",
+                "list",
+                "map",
+                "name",
+                "names",
+                "renamedKey"
+            ]
         );
         let Shape::Struct {
             fields: outer,
@@ -285,7 +371,9 @@ mod tests {
                 }
             );
         }
-        assert_eq!(outer["map"], Shape::Open);
+        assert_eq!(outer["map"], Shape::Map(Box::new(outer["inner"].clone())));
+        assert_eq!(outer["list"], Shape::List(Box::new(outer["inner"].clone())));
+        assert_eq!(outer["names"], Shape::Open);
         assert_eq!(outer["interval"], Shape::Open);
     }
 
@@ -293,6 +381,7 @@ mod tests {
     fn maps_flatten_and_values_are_open_and_recursion_ends() {
         assert_eq!(Shape::of::<Flattened>(), Shape::Open);
         assert_eq!(Shape::of::<HashMap<String, u32>>(), Shape::Open);
+        assert_eq!(Shape::of::<HashMap<u32, Flattened>>(), Shape::Open);
         assert_eq!(Shape::of::<u32>(), Shape::Open);
         let mut shape = Shape::of::<Recursive>();
         let mut depth = 0;

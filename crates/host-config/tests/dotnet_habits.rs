@@ -361,3 +361,45 @@ fn a_binding_that_denies_unknown_keys_reports_them_with_every_other_problem() {
         Ok(())
     });
 }
+
+#[derive(Debug, PartialEq, serde::Deserialize)]
+struct Service {
+    endpoints: Vec<Endpoint>,
+    named: std::collections::BTreeMap<String, Endpoint>,
+}
+
+#[derive(Debug, PartialEq, serde::Deserialize)]
+struct Endpoint {
+    name: String,
+    port: u16,
+}
+
+#[test]
+fn the_items_of_a_list_and_the_values_of_a_map_bind_in_any_case_too() {
+    figment::Jail::expect_with(|jail| {
+        jail.create_file(
+            "appsettings.json",
+            r#"{ "Service": {
+                "Endpoints": [ { "Name": "a", "Port": 1 }, { "NAME": "b", "port": 2 } ],
+                "Named": { "Main": { "Name": "c", "Port": 3 } }
+            } }"#,
+        )?;
+        let configuration = build(ConfigurationBuilder::new().without_env(), jail)?;
+        let service: Service = configuration.get("service").map_err(|e| e.to_string())?;
+        let endpoint = |name: &str, port| Endpoint {
+            name: name.into(),
+            port,
+        };
+        assert_eq!(
+            service,
+            Service {
+                endpoints: vec![endpoint("a", 1), endpoint("b", 2)],
+                // A map's keys are data: kept as spelled.
+                named: [("Main".to_owned(), endpoint("c", 3))]
+                    .into_iter()
+                    .collect(),
+            }
+        );
+        Ok(())
+    });
+}

@@ -160,3 +160,38 @@ fn unknown_keys_of_a_type_that_refuses_them_are_all_reported() -> Result<(), fig
     );
     Ok(())
 }
+
+#[derive(Debug, serde::Deserialize)]
+#[allow(dead_code)] // read by the bindings only
+struct Pool {
+    members: Vec<Member>,
+    weights: Vec<u8>,
+}
+
+#[derive(Debug, serde::Deserialize)]
+#[allow(dead_code)] // read by the bindings only
+struct Member {
+    host: String,
+    port: u16,
+}
+
+#[test]
+fn problems_in_several_items_of_a_list_are_all_reported() -> Result<(), figment::Error> {
+    let files = "[pool]\nweights = [1, 300, -1]\n[[pool.members]]\nport = 70000\n\
+                 [[pool.members]]\nhost = \"b\"\nport = \"x\"\n";
+    assert_eq!(
+        problems::<Pool>(files, "pool")?,
+        [
+            "`pool.members.0.port` expects an integer from 0 to 65535, found 70000\n  from: \
+             appsettings.toml",
+            "`pool.members.0.host` is required, and no source sets it",
+            "`pool.members.1.port` expects an integer from 0 to 65535, found \"x\"\n  from: \
+             appsettings.toml",
+            "`pool.weights.1` expects an integer from 0 to 255, found 300\n  from: \
+             appsettings.toml",
+            "`pool.weights.2` expects an integer from 0 to 255, found -1\n  from: \
+             appsettings.toml",
+        ]
+    );
+    Ok(())
+}
