@@ -6,8 +6,28 @@ use crate::secrets::Secrets;
 /// One `--key=value` argument.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Argument {
+    /// The key, nested with dots (`Greeting:Message` is `Greeting.Message`).
     pub(crate) key: String,
+    /// The key as written, to name the argument in errors.
+    pub(crate) spelled: String,
     pub(crate) value: String,
+}
+
+/// A key written with .NET's `:` separator (`Greeting:Message`) nested
+/// with dots; a `::` (a Rust path, as a tracing target) stays as it is.
+fn nested(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    chars
+        .iter()
+        .enumerate()
+        .map(|(index, &c)| {
+            let beside = |other: Option<&char>| other == Some(&':');
+            let lone = c == ':'
+                && !beside(index.checked_sub(1).and_then(|before| chars.get(before)))
+                && !beside(chars.get(index + 1));
+            if lone { '.' } else { c }
+        })
+        .collect()
 }
 
 /// Parses arguments (without the program's name). Everything after a lone
@@ -45,12 +65,15 @@ pub(crate) fn parse(args: &[String], secrets: &Secrets) -> Result<Vec<Argument>,
                 _ => return Err(error("has no value: write `--key=value`")),
             },
         };
+        let spelled = key.to_owned();
+        let key = nested(key);
         if key.is_empty() || key.split('.').any(str::is_empty) {
             return Err(error("has an empty key or key segment"));
         }
-        after_secret = secrets.is_secret(key).then_some(quoted);
+        after_secret = secrets.is_secret(&key).then_some(quoted);
         parsed.push(Argument {
-            key: key.to_owned(),
+            key,
+            spelled,
             value,
         });
     }
@@ -83,6 +106,26 @@ mod tests {
             .into_iter()
             .map(|argument| (argument.key, argument.value))
             .collect()
+    }
+
+    #[test]
+    fn a_colon_nests_as_in_dotnet_and_a_rust_path_stays() {
+        assert_eq!(
+            pairs(&[
+                "--Greeting:Message=x",
+                "--logging.level.app::worker=debug",
+                "--Logging:Level:app::worker=warn",
+            ]),
+            [
+                ("Greeting.Message".into(), "x".into()),
+                ("logging.level.app::worker".into(), "debug".into()),
+                ("Logging.Level.app::worker".into(), "warn".into()),
+            ]
+        );
+        let parsed = parse(&args(&["--Greeting:Message=x"])).expect("valid");
+        assert_eq!(parsed[0].spelled, "Greeting:Message");
+        let error = parse(&args(&["--a:=x"])).expect_err("an empty segment");
+        assert!(error.to_string().contains("empty key"), "{error}");
     }
 
     #[test]

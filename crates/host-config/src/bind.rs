@@ -5,14 +5,106 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use figment::Figment;
 use figment::error::{Actual, Kind};
-use figment::value::{Empty, Tag, Value};
+use figment::value::{Dict, Empty, Tag, Value};
+use figment::{Figment, Metadata};
 use serde::de::DeserializeOwned;
 
-use crate::layer::origin;
+use crate::keys;
+use crate::layer::{Loaded, origin};
 use crate::secrets::{REDACTED, Secrets, redact_url_value};
+use crate::shape::Shape;
 use crate::{ConfigError, Problem, ValidationError};
+
+/// How many times a section is bound again to find its next problem.
+const MAX_ROUNDS: usize = 256;
+
+/// What binding does with a key that no field of its struct takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UnknownKeys {
+    /// Nothing (`Configuration::get`).
+    Ignore,
+    /// A warning naming the key and its source (a bound section).
+    Warn,
+    /// A problem: invalid configuration (a section that opted in).
+    Deny,
+}
+
+/// The `index`th value tried in place of a key in error, so that binding
+/// goes on to the next problem: one of them fits most types (a string, a
+/// duration, a number, a boolean, a table, a list).
+fn stand_in(index: usize) -> Option<Value> {
+    Some(match index {
+        0 => Value::from(String::new()),
+        1 => Value::from("0s".to_owned()),
+        2 => Value::from(0_u8),
+        3 => Value::from(false),
+        4 => Value::from(Dict::new()),
+        5 => Value::from(Vec::<Value>::new()),
+        _ => return None,
+    })
+}
+
+/// Sets the key at `path` of `dict` (a step into a list is the item's
+/// index), making the tables on its way.
+fn set(dict: &mut Dict, path: &[String], value: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        return;
+    };
+    let entry = dict
+        .entry(first.clone())
+        .or_insert_with(|| Value::from(Dict::new()));
+    set_in(entry, rest, value);
+}
+
+fn set_in(at: &mut Value, path: &[String], value: Value) {
+    let Some((first, rest)) = path.split_first() else {
+        *at = value;
+        return;
+    };
+    if let Value::Array(_, items) = at
+        && let Some(item) = first.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+    {
+        return set_in(item, rest, value);
+    }
+    if at.as_dict().is_none() {
+        *at = Value::from(Dict::new());
+    }
+    if let Value::Dict(_, dict) = at {
+        set(dict, path, value);
+    }
+}
+
+/// Removes the key at `path` of `dict`, if it is there.
+fn remove(dict: &mut Dict, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut at: Option<&mut Value> = None;
+    for parent in parents {
+        let next = match at {
+            None => dict.get_mut(parent),
+            Some(Value::Dict(_, inner)) => inner.get_mut(parent),
+            Some(Value::Array(_, items)) => {
+                parent.parse::<usize>().ok().and_then(|i| items.get_mut(i))
+            }
+            Some(_) => None,
+        };
+        match next {
+            Some(next) => at = Some(next),
+            None => return,
+        }
+    }
+    match at {
+        None => {
+            dict.remove(last);
+        }
+        Some(Value::Dict(_, inner)) => {
+            inner.remove(last);
+        }
+        Some(_) => {}
+    }
+}
 
 /// What binding needs to name keys, values and sources.
 #[derive(Clone, Copy)]
@@ -26,63 +118,201 @@ impl Context<'_> {
     /// Binds `section` (`""` for the root) to `T`; every problem serde
     /// reports becomes a [`Problem`]. Lossy, so that the text `"5"` of a
     /// variable reads as a number or a boolean when `T` asks for one.
+    /// Keys no field takes are ignored.
+    pub(crate) fn extract<T: DeserializeOwned>(&self, section: &str) -> Result<T, ConfigError> {
+        self.bind_section(section, UnknownKeys::Ignore).0
+    }
+
+    /// As [`extract`](Self::extract), for a bound section; beside the
+    /// result, the keys that no field takes: a warning each, or, with
+    /// [`UnknownKeys::Deny`], a problem (the checks still run, so that every
+    /// problem is reported at once).
     ///
     /// A panicking `Deserialize` is a problem of the section too: at build
     /// it is invalid configuration, on a reload a rejected change (the
     /// watcher's thread must survive it).
-    pub(crate) fn extract<T: DeserializeOwned>(&self, section: &str) -> Result<T, ConfigError> {
-        catch_unwind(AssertUnwindSafe(|| self.extract_unguarded(section))).unwrap_or_else(
-            |payload| {
-                Err(ConfigError::invalid(vec![self.panic_problem(
-                    section,
-                    &format!(
-                        "panicked while being read as `{}`",
-                        std::any::type_name::<T>()
-                    ),
-                    payload.as_ref(),
-                )]))
-            },
-        )
+    pub(crate) fn bind_section<T: DeserializeOwned>(
+        &self,
+        section: &str,
+        unknown: UnknownKeys,
+    ) -> (Result<T, ConfigError>, Vec<Problem>) {
+        catch_unwind(AssertUnwindSafe(|| {
+            self.extract_unguarded(section, unknown)
+        }))
+        .unwrap_or_else(|payload| {
+            let problem = self.panic_problem(
+                section,
+                &format!(
+                    "panicked while being read as `{}`",
+                    std::any::type_name::<T>()
+                ),
+                payload.as_ref(),
+            );
+            (Err(ConfigError::invalid(vec![problem])), Vec::new())
+        })
     }
 
-    fn extract_unguarded<T: DeserializeOwned>(&self, section: &str) -> Result<T, ConfigError> {
+    fn extract_unguarded<T: DeserializeOwned>(
+        &self,
+        section: &str,
+        policy: UnknownKeys,
+    ) -> (Result<T, ConfigError>, Vec<Problem>) {
+        let root = self.root();
         let found = if section.is_empty() {
-            None
+            Some((String::new(), root))
         } else {
-            self.figment.find_value(section).ok()
+            keys::find(&root, section)
         };
-        let scalar = found
+        if let Some((spelled, _)) = found
             .as_ref()
-            .is_some_and(|value| value.as_dict().is_none());
+            .filter(|(_, value)| value.as_dict().is_none())
+        {
+            let depth = section.split('.').count();
+            let result = self
+                .figment
+                .extract_inner_lossy::<T>(spelled)
+                .map_err(|errors| {
+                    ConfigError::invalid(
+                        errors
+                            .into_iter()
+                            .map(|mut error| {
+                                // `extract_inner` appends the section to the
+                                // path; `problem` puts it in front.
+                                if error.path.len() >= depth {
+                                    error.path.truncate(error.path.len() - depth);
+                                }
+                                self.problem(section, error, false)
+                            })
+                            .collect(),
+                    )
+                });
+            return (result, Vec::new());
+        }
+        let missing = found.is_none();
         // Nothing sets the key: an `Option` is `None`; anything else binds
         // from an empty table (so that defaults apply) or reports it missing.
-        let nothing = Value::Empty(Tag::Default, Empty::None);
-        let result = match &found {
-            _ if scalar => self.figment.extract_inner_lossy::<T>(section),
-            _ if section.is_empty() => self.figment.extract_lossy::<T>(),
-            None => match nothing.deserialize::<T>() {
-                Ok(value) => Ok(value),
-                Err(_) => self.figment.focus(section).extract_lossy::<T>(),
-            },
-            Some(_) => self.figment.focus(section).extract_lossy::<T>(),
+        if missing && let Ok(value) = Value::Empty(Tag::Default, Empty::None).deserialize::<T>() {
+            return (Ok(value), Vec::new());
+        }
+        let dict = found
+            .and_then(|(_, value)| value.into_dict())
+            .unwrap_or_default();
+        let mut unknown = Vec::new();
+        let dict = keys::to_fields(dict, &Shape::of::<T>(), section, &mut unknown);
+        let ignored = match policy {
+            UnknownKeys::Ignore => {
+                return (self.every_problem::<T>(section, dict, missing), Vec::new());
+            }
+            UnknownKeys::Warn => {
+                " and is ignored (`deny_unknown_keys()` on the binding makes it an error)"
+            }
+            UnknownKeys::Deny => "",
         };
-        result.map_err(|errors| {
-            let missing = found.is_none();
-            let depth = section.split('.').count();
-            ConfigError::invalid(
-                errors
-                    .into_iter()
-                    .map(|mut error| {
-                        // `extract_inner` appends the section to the path;
-                        // `problem` puts it in front.
-                        if scalar && error.path.len() >= depth {
-                            error.path.truncate(error.path.len() - depth);
+        let unknown = unknown
+            .into_iter()
+            .map(|unknown| {
+                Problem::new(
+                    unknown.key.clone(),
+                    format!(
+                        "is not a known key{ignored}; expected {}",
+                        one_of(&unknown.expected)
+                    ),
+                    self.origin(&unknown.key),
+                )
+            })
+            .collect();
+        (self.every_problem::<T>(section, dict, missing), unknown)
+    }
+
+    /// Binds `dict` (the section, its keys named as `T`'s fields) to `T`,
+    /// reporting every problem serde can find, not only the first: after
+    /// each, the key in error is set to a stand-in that fits (an unknown
+    /// key of a struct that refuses them is removed) and `T` is bound again.
+    fn every_problem<T: DeserializeOwned>(
+        &self,
+        section: &str,
+        mut dict: Dict,
+        missing: bool,
+    ) -> Result<T, ConfigError> {
+        let mut problems = Vec::new();
+        // The keys set to a stand-in, and which stand-in.
+        let mut stood_in: Vec<(Vec<String>, usize)> = Vec::new();
+        for _ in 0..MAX_ROUNDS {
+            let figment = Figment::from(Loaded {
+                metadata: Metadata::named("section"),
+                dict: dict.clone(),
+            });
+            let error = match figment.extract_lossy::<T>() {
+                Ok(value) if problems.is_empty() => return Ok(value),
+                Ok(_) => break,
+                Err(errors) => match errors.into_iter().next() {
+                    Some(error) => error,
+                    None => break,
+                },
+            };
+            let mut path = error.path.clone();
+            if let Kind::MissingField(field) = &error.kind {
+                path.push(field.to_string());
+            }
+            if let Some(index) = stood_in.iter().position(|(key, _)| path.starts_with(key)) {
+                // A stand-in that does not fit: the next one, or, within
+                // one (a table's required key), a stand-in there too.
+                let next = if stood_in[index].0 == path {
+                    match &error.kind {
+                        Kind::UnknownVariant(found, expected)
+                            if !expected.is_empty() && found != expected[0] =>
+                        {
+                            Some(Value::from(expected[0].to_owned()))
                         }
-                        self.problem(section, error, missing)
-                    })
-                    .collect(),
-            )
-        })
+                        _ => {
+                            stood_in[index].1 += 1;
+                            stand_in(stood_in[index].1)
+                        }
+                    }
+                } else {
+                    stood_in.push((path.clone(), 0));
+                    stand_in(0)
+                };
+                match next {
+                    Some(value) => set(&mut dict, &path, value),
+                    None => break,
+                }
+                continue;
+            }
+            let unknown_field = matches!(error.kind, Kind::UnknownField(..));
+            problems.push(self.problem(section, error, missing));
+            if path.is_empty() {
+                break;
+            }
+            if unknown_field {
+                remove(&mut dict, &path);
+            } else {
+                stood_in.push((path.clone(), 0));
+                set(&mut dict, &path, Value::from(String::new()));
+            }
+        }
+        Err(ConfigError::invalid(problems))
+    }
+
+    /// Everything the layers set.
+    fn root(&self) -> Value {
+        self.figment
+            .extract::<Value>()
+            .unwrap_or_else(|_| Value::from(Dict::new()))
+    }
+
+    /// The value at `key`, found in any case.
+    fn find(&self, key: &str) -> Option<Value> {
+        if key.is_empty() {
+            return Some(self.root());
+        }
+        keys::find(&self.root(), key).map(|(_, value)| value)
+    }
+
+    /// The source of the value at `key` (found in any case).
+    fn origin(&self, key: &str) -> Option<String> {
+        let (spelled, value) = keys::find(&self.root(), key)?;
+        origin(self.figment, &spelled, &value, self.content_root)
     }
 
     /// Runs the application's checks; every failing check is a problem.
@@ -173,11 +403,7 @@ impl Context<'_> {
                 _ => {}
             }
         }
-        let value = if key.is_empty() {
-            self.figment.extract::<Value>().ok()
-        } else {
-            self.figment.find_value(key).ok()
-        };
+        let value = self.find(key);
         let mut texts = Vec::new();
         if let Some(value) = value {
             collect(self.secrets, key, &value, false, &mut texts);
@@ -263,7 +489,7 @@ impl Context<'_> {
             Kind::Message(message) => format!("is invalid: {message}"),
         };
         let key = key.join(".");
-        let origin = origin(self.figment, &key, self.content_root);
+        let origin = self.origin(&key);
         Problem::new(key, message, origin)
     }
 
@@ -275,7 +501,7 @@ impl Context<'_> {
         };
         let mut message = self.scrub(&key, error.text().to_owned());
         let origin = if error.relative_key().is_some() {
-            if let Ok(value) = self.figment.find_value(&key) {
+            if let Some(value) = self.find(&key) {
                 let shown = if self.withheld(&key) {
                     REDACTED.to_owned()
                 } else {
@@ -283,7 +509,7 @@ impl Context<'_> {
                 };
                 message = format!("{message}, found {shown}");
             }
-            origin(self.figment, &key, self.content_root)
+            self.origin(&key)
         } else {
             None
         };

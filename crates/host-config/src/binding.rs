@@ -38,6 +38,7 @@ pub(crate) type Validator<T> = Arc<dyn Fn(&T) -> Result<(), ValidationError> + S
 pub struct OptionsBinding<T> {
     section: String,
     validators: Vec<Validator<T>>,
+    deny_unknown_keys: bool,
 }
 
 impl<T> OptionsBinding<T> {
@@ -46,6 +47,7 @@ impl<T> OptionsBinding<T> {
         Self {
             section: section.into(),
             validators: Vec::new(),
+            deny_unknown_keys: false,
         }
     }
 
@@ -60,6 +62,52 @@ impl<T> OptionsBinding<T> {
     ) -> &mut Self {
         self.validators.push(Arc::new(check));
         self
+    }
+
+    /// Makes a key of the section that no field of `T` takes (a typo,
+    /// `mesage` for `message`) invalid configuration, naming the key, the
+    /// fields it could be and its source: at build the process exits with
+    /// code 2, on a reload the change is rejected. Without it, such a key
+    /// is ignored with a warning on the `host::configuration` target.
+    ///
+    /// Keys are compared with the fields in any case. Only the keys of
+    /// structs are checked: a map's keys are data, and a struct with a
+    /// `#[serde(flatten)]` field reads as a map. A type with
+    /// `#[serde(deny_unknown_fields)]` refuses unknown keys whatever this
+    /// says.
+    ///
+    /// ```
+    /// use host_config::{ConfigurationBuilder, OptionsBinding};
+    ///
+    /// #[derive(Debug, serde::Deserialize)]
+    /// #[serde(default)]
+    /// struct Greeting {
+    ///     message: String,
+    /// }
+    /// # impl Default for Greeting { fn default() -> Self { Self { message: "hi".into() } } }
+    ///
+    /// let mut builder = ConfigurationBuilder::new();
+    /// builder.args(["app", "--greeting.mesage=hello"]);
+    /// let configuration = builder.build("Production", std::env::temp_dir())?;
+    /// let mut binding = OptionsBinding::<Greeting>::new("greeting");
+    /// binding.deny_unknown_keys();
+    /// let error = configuration.bind(binding).unwrap_err();
+    /// assert_eq!(
+    ///     error.to_string(),
+    ///     "invalid configuration: `greeting.mesage` is not a known key; expected `message`\n  \
+    ///      from: command-line argument --greeting.mesage"
+    /// );
+    /// # Ok::<(), host_config::ConfigError>(())
+    /// ```
+    pub fn deny_unknown_keys(&mut self) -> &mut Self {
+        self.deny_unknown_keys = true;
+        self
+    }
+
+    /// Whether a key no field takes is an error (see
+    /// [`deny_unknown_keys`](Self::deny_unknown_keys)).
+    pub fn denies_unknown_keys(&self) -> bool {
+        self.deny_unknown_keys
     }
 
     /// The bound section.
@@ -77,6 +125,7 @@ impl<T> Clone for OptionsBinding<T> {
         Self {
             section: self.section.clone(),
             validators: self.validators.clone(),
+            deny_unknown_keys: self.deny_unknown_keys,
         }
     }
 }
@@ -87,6 +136,7 @@ impl<T> fmt::Debug for OptionsBinding<T> {
             .field("type", &std::any::type_name::<T>())
             .field("section", &self.section)
             .field("validators", &self.validators.len())
+            .field("deny_unknown_keys", &self.deny_unknown_keys)
             .finish()
     }
 }

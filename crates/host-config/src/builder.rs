@@ -38,6 +38,8 @@ const DEFAULT_RELOAD_DELAY: Duration = Duration::from_millis(250);
 #[derive(Clone)]
 pub struct ConfigurationBuilder {
     env_prefix: Option<String>,
+    unprefixed_environment: bool,
+    argument_aliases: Vec<(String, String)>,
     appsettings: bool,
     reload_appsettings: bool,
     reload_delay: Duration,
@@ -63,6 +65,8 @@ impl std::fmt::Debug for ConfigurationBuilder {
         // Arguments by count only: their values may be secrets.
         f.debug_struct("ConfigurationBuilder")
             .field("env_prefix", &self.env_prefix)
+            .field("unprefixed_environment", &self.unprefixed_environment)
+            .field("argument_aliases", &self.argument_aliases)
             .field("appsettings", &self.appsettings)
             .field("reload_appsettings", &self.reload_appsettings)
             .field("reload_delay", &self.reload_delay)
@@ -83,6 +87,8 @@ impl ConfigurationBuilder {
     pub fn new() -> Self {
         Self {
             env_prefix: Some(DEFAULT_ENV_PREFIX.to_owned()),
+            unprefixed_environment: false,
+            argument_aliases: Vec::new(),
             appsettings: true,
             reload_appsettings: false,
             reload_delay: DEFAULT_RELOAD_DELAY,
@@ -99,6 +105,50 @@ impl ConfigurationBuilder {
     /// keys). Default: [`DEFAULT_ENV_PREFIX`].
     pub fn env_prefix(&mut self, prefix: impl Into<String>) -> &mut Self {
         self.env_prefix = Some(prefix.into());
+        self
+    }
+
+    /// Whether environment variables without the prefix also configure the
+    /// application when their names nest with `__`, as .NET reads them:
+    /// `Greeting__Message=hi` sets `greeting.message` (keys match in any
+    /// case). A variable without `__` (`PATH`, `HOME`) is never read, nor
+    /// one with the prefix (the prefixed layer's). They sit just below the
+    /// prefixed variables, so `APP_GREETING__MESSAGE` wins over
+    /// `Greeting__Message`. Nothing is read when environment variables are
+    /// left out ([`without_env`](Self::without_env)). Default: `false`.
+    ///
+    /// ```
+    /// use host_config::ConfigurationBuilder;
+    ///
+    /// let mut builder = ConfigurationBuilder::new();
+    /// builder.unprefixed_environment(true);
+    /// # builder.build("Production", std::env::temp_dir())?;
+    /// # Ok::<(), host_config::ConfigError>(())
+    /// ```
+    pub fn unprefixed_environment(&mut self, read: bool) -> &mut Self {
+        self.unprefixed_environment = read;
+        self
+    }
+
+    /// Makes the command-line argument `--{alias}` (in any case) set `key`,
+    /// as `--urls` sets `web.urls` once the web server is added. The
+    /// argument is named as written in errors. Default: no alias.
+    ///
+    /// ```
+    /// use host_config::ConfigurationBuilder;
+    ///
+    /// let mut builder = ConfigurationBuilder::new();
+    /// builder.argument_alias("urls", "web.urls").args(["app", "--urls=0.0.0.0:80"]);
+    /// let configuration = builder.build("Production", std::env::temp_dir())?;
+    /// assert_eq!(configuration.get::<String>("web.urls")?, "0.0.0.0:80");
+    /// # Ok::<(), host_config::ConfigError>(())
+    /// ```
+    pub fn argument_alias(
+        &mut self,
+        alias: impl Into<String>,
+        key: impl Into<String>,
+    ) -> &mut Self {
+        self.argument_aliases.push((alias.into(), key.into()));
         self
     }
 
@@ -155,8 +205,10 @@ impl ConfigurationBuilder {
 
     /// The command line, as `std::env::args()` gives it: the first item is
     /// the program's name and is skipped. Arguments are `--key=value` or
-    /// `--key value`, nested keys with dots (`--worker.interval=5s`);
-    /// everything after a lone `--` is left to the application. Default:
+    /// `--key value`, nested keys with dots (`--worker.interval=5s`) or, as
+    /// in .NET, with a colon (`--Worker:Interval=5s`; a `::`, as in a
+    /// tracing target, stays); keys match in any case; everything after a
+    /// lone `--` is left to the application. Default:
     /// none, so that a test binary's own flags never leak in.
     pub fn args<I>(&mut self, args: I) -> &mut Self
     where
@@ -221,7 +273,7 @@ impl ConfigurationBuilder {
             .ok()?
             .into_iter()
             .rev()
-            .find(|argument| argument.key == key)
+            .find(|argument| argument.key.eq_ignore_ascii_case(key))
             .map(|argument| argument.value)
     }
 
@@ -241,7 +293,16 @@ impl ConfigurationBuilder {
         content_root: impl AsRef<Path>,
     ) -> Result<Configuration, ConfigError> {
         let content_root = content_root.as_ref();
-        let arguments: Vec<Argument> = args::parse(&self.args, &self.secrets)?;
+        let mut arguments: Vec<Argument> = args::parse(&self.args, &self.secrets)?;
+        for argument in &mut arguments {
+            if let Some((_, key)) = self
+                .argument_aliases
+                .iter()
+                .find(|(alias, _)| alias.eq_ignore_ascii_case(&argument.key))
+            {
+                argument.key.clone_from(key);
+            }
+        }
         let mut layers: Vec<Layer> = self
             .defaults
             .iter()
@@ -269,6 +330,11 @@ impl ConfigurationBuilder {
                 .iter()
                 .map(|provider| Layer::Provider(provider.0.clone())),
         );
+        if self.unprefixed_environment && self.env_prefix.is_some() {
+            layers.push(Layer::UnprefixedEnvironment {
+                prefix: self.env_prefix.clone().filter(|prefix| !prefix.is_empty()),
+            });
+        }
         if let Some(prefix) = &self.env_prefix {
             layers.push(Layer::Environment {
                 prefix: prefix.clone(),

@@ -14,7 +14,7 @@ use crate::layer::{self, Layer};
 use crate::monitor::{Bound, Section};
 use crate::reload::Watcher;
 use crate::secrets::Secrets;
-use crate::{ConfigError, OptionsBinding, OptionsMonitor};
+use crate::{ConfigError, OptionsBinding, OptionsMonitor, Problem};
 
 /// The application's configuration: every layer merged, later layers
 /// winning (see the [precedence](crate#precedence)), as .NET's
@@ -58,7 +58,7 @@ impl Configuration {
         content_root: PathBuf,
         secrets: Secrets,
     ) -> Result<Self, ConfigError> {
-        let figment = layer::load(&layers)?;
+        let figment = layer::load(&layers, &content_root)?;
         Ok(Self {
             shared: Arc::new(Shared {
                 layers,
@@ -117,7 +117,7 @@ impl Configuration {
     /// every bound value stays as it was.
     pub fn reload(&self) -> Result<Vec<String>, ConfigError> {
         let _reloading = self.shared.reloading.lock();
-        let next = layer::load(&self.shared.layers)?;
+        let next = layer::load(&self.shared.layers, &self.shared.content_root)?;
         let previous = self.figment();
         let sections = self.shared.sections.lock().clone();
         let context = self.context(&next);
@@ -145,6 +145,20 @@ impl Configuration {
                 key
             })
             .collect())
+    }
+
+    /// The keys of the bound sections that no field takes (as each section
+    /// was last bound), each with its source: what the warnings logged at
+    /// bind said, for a host whose log subscriber is installed after the
+    /// configuration it reads is bound. Empty for sections that deny
+    /// unknown keys ([`OptionsBinding::deny_unknown_keys`]): theirs are errors.
+    pub fn unknown_keys(&self) -> Vec<Problem> {
+        self.shared
+            .sections
+            .lock()
+            .iter()
+            .flat_map(|section| section.unknown_keys())
+            .collect()
     }
 
     /// The merged configuration as a `figment::Figment`, for what the
@@ -207,11 +221,13 @@ impl WeakConfiguration {
     }
 }
 
-/// The values of a section (`""`: all of them), to tell whether a reload changed it.
+/// The values of a section (`""`: all of them; found in any case), to
+/// tell whether a reload changed it.
 fn section_value(figment: &Figment, key: &str) -> Option<figment::value::Value> {
+    let root = figment.extract().ok()?;
     if key.is_empty() {
-        figment.extract().ok()
+        Some(root)
     } else {
-        figment.find_value(key).ok()
+        crate::keys::find(&root, key).map(|(_, value)| value)
     }
 }

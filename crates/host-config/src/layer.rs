@@ -9,9 +9,9 @@ use figment::providers::Env;
 use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
-use crate::ConfigError;
 use crate::args::Argument;
 use crate::file::FileLayer;
+use crate::{ConfigError, keys};
 
 /// Marks the metadata of our environment and command-line layers, whose
 /// interpolation names the variable or argument.
@@ -23,7 +23,15 @@ const ARGUMENTS_SOURCE: &str = "host-config:arguments";
 pub(crate) enum Layer {
     Provider(SharedProvider),
     File(FileLayer),
-    Environment { prefix: String },
+    Environment {
+        prefix: String,
+    },
+    /// Variables without the prefix whose names nest with `__`
+    /// (`Greeting__Message`), as .NET reads them; those with the prefix
+    /// are the other layer's.
+    UnprefixedEnvironment {
+        prefix: Option<String>,
+    },
     Arguments(Vec<Argument>),
 }
 
@@ -33,43 +41,145 @@ impl fmt::Debug for Layer {
             Self::Provider(provider) => write!(f, "provider {}", provider.0.metadata().name),
             Self::File(file) => write!(f, "file {}", file.path.display()),
             Self::Environment { prefix } => write!(f, "environment variables {prefix}*"),
+            Self::UnprefixedEnvironment { .. } => f.write_str("environment variables *__*"),
             // Values are never shown: they may be secrets.
             Self::Arguments(arguments) => write!(f, "{} command-line arguments", arguments.len()),
         }
     }
 }
 
-/// Reads every layer (files are read again each time) and merges them.
-pub(crate) fn load(layers: &[Layer]) -> Result<Figment, ConfigError> {
+/// Reads every layer (files are read again each time) and merges them,
+/// key by key in any case (see [`keys`](crate::keys)).
+///
+/// # Errors
+///
+/// A file is malformed or unreadable, or one file or provider spells a key
+/// twice in different cases.
+pub(crate) fn load(layers: &[Layer], content_root: &Path) -> Result<Figment, ConfigError> {
     let mut figment = Figment::new();
+    let mut clashes = Vec::new();
     for layer in layers {
         figment = match layer {
-            Layer::Provider(provider) => figment.merge(provider.clone()),
+            Layer::Provider(provider) => {
+                let existing = existing(&figment);
+                let data = provider.data();
+                if let Ok(data) = &data {
+                    let name = provider.metadata().name.to_string();
+                    for dict in data.values() {
+                        keys::clashes(dict, "", &name, &mut clashes);
+                    }
+                }
+                figment.merge(Respelled {
+                    metadata: provider.metadata(),
+                    profile: provider.profile(),
+                    data: data.map(|data| {
+                        data.into_iter()
+                            .map(|(profile, dict)| {
+                                (profile, keys::respell(dict, existing.as_ref(), ""))
+                            })
+                            .collect()
+                    }),
+                })
+            }
             Layer::File(file) => match file.load()? {
-                Some(dict) => figment.merge(Loaded {
-                    metadata: Metadata::from("configuration file", Source::File(file.path.clone())),
-                    dict,
-                }),
+                Some(dict) => {
+                    let name = file
+                        .path
+                        .strip_prefix(content_root)
+                        .unwrap_or(&file.path)
+                        .display()
+                        .to_string();
+                    keys::clashes(&dict, "", &name, &mut clashes);
+                    let dict = keys::respell(dict, existing(&figment).as_ref(), "");
+                    figment.merge(Loaded {
+                        metadata: Metadata::from(
+                            "configuration file",
+                            Source::File(file.path.clone()),
+                        ),
+                        dict,
+                    })
+                }
                 None => figment,
             },
-            Layer::Environment { prefix } => figment.merge(EnvironmentLayer(prefix.clone())),
+            Layer::Environment { prefix } => {
+                let dict = environment(Env::prefixed(prefix));
+                let dict = keys::respell(dict, existing(&figment).as_ref(), "");
+                figment.merge(Loaded {
+                    metadata: environment_metadata(prefix.to_ascii_uppercase(), false),
+                    dict,
+                })
+            }
+            Layer::UnprefixedEnvironment { prefix } => {
+                let prefix = prefix.clone().unwrap_or_default().to_ascii_uppercase();
+                let variables = Env::raw().filter(move |key| {
+                    let name = key.as_str().to_ascii_uppercase();
+                    name.contains("__") && (prefix.is_empty() || !name.starts_with(&prefix))
+                });
+                let dict = environment(variables);
+                let dict = keys::respell(dict, existing(&figment).as_ref(), "");
+                figment.merge(Loaded {
+                    metadata: environment_metadata(String::new(), true),
+                    dict,
+                })
+            }
             Layer::Arguments(arguments) => arguments.iter().fold(figment, |figment, argument| {
                 let dict = match figment::util::nest(&argument.key, lenient(&argument.value)) {
                     Value::Dict(_, dict) => dict,
                     _ => Dict::new(),
                 };
+                let dict = keys::respell(dict, existing(&figment).as_ref(), "");
+                let spelled = argument.spelled.clone();
                 figment.merge(Loaded {
                     metadata: Metadata::from(
                         "command line",
                         Source::Custom(ARGUMENTS_SOURCE.into()),
                     )
-                    .interpolater(|_, keys| format!("command-line argument --{}", keys.join("."))),
+                    .interpolater(move |_, _| format!("command-line argument --{spelled}")),
                     dict,
                 })
             }),
         };
     }
+    if !clashes.is_empty() {
+        return Err(ConfigError::invalid(clashes));
+    }
     Ok(figment)
+}
+
+/// What the layers merged so far set, to spell the next layer's keys alike.
+fn existing(figment: &Figment) -> Option<Dict> {
+    figment.extract::<Value>().ok().and_then(Value::into_dict)
+}
+
+/// The variables `env` selects, nested on `__` (figment lowercases their
+/// names), their values read [leniently](lenient).
+fn environment(env: Env) -> Dict {
+    let mut dict = Dict::new();
+    for (key, text) in env.split("__").iter() {
+        insert(&mut dict, key.as_str(), lenient(&text));
+    }
+    dict
+}
+
+/// Names a variable from its key: `{prefix}{KEYS}` joined with `__`; an
+/// unprefixed one as the process spells it (`Greeting__Message`).
+fn environment_metadata(prefix: String, spell_from_process: bool) -> Metadata {
+    Metadata::from(
+        "environment variables",
+        Source::Custom(ENVIRONMENT_SOURCE.into()),
+    )
+    .interpolater(move |_, keys| {
+        let name = format!("{prefix}{}", keys.join("__").to_ascii_uppercase());
+        let name = if spell_from_process {
+            std::env::vars_os()
+                .filter_map(|(key, _)| key.into_string().ok())
+                .find(|key| key.eq_ignore_ascii_case(&name))
+                .unwrap_or(name)
+        } else {
+            name
+        };
+        format!("environment variable {name}")
+    })
 }
 
 /// A value from a variable or an argument: lists, tables and quoted text are
@@ -89,11 +199,16 @@ fn lenient(text: &str) -> Value {
     }
 }
 
-/// Names the source of the value at `key`, as `appsettings.toml` (relative
-/// to the content root), `environment variable APP_WORKER__INTERVAL` or
-/// `command-line argument --worker.interval`.
-pub(crate) fn origin(figment: &Figment, key: &str, content_root: &Path) -> Option<String> {
-    let metadata = figment.find_metadata(key)?;
+/// Names the source of `value`, found at `key` (as spelled), as
+/// `appsettings.toml` (relative to the content root), `environment variable
+/// APP_WORKER__INTERVAL` or `command-line argument --worker.interval`.
+pub(crate) fn origin(
+    figment: &Figment,
+    key: &str,
+    value: &Value,
+    content_root: &Path,
+) -> Option<String> {
+    let metadata = figment.get_metadata(value.tag())?;
     Some(match &metadata.source {
         Some(Source::File(path)) => path
             .strip_prefix(content_root)
@@ -103,9 +218,7 @@ pub(crate) fn origin(figment: &Figment, key: &str, content_root: &Path) -> Optio
         // A table is no one variable or argument: those name the layer.
         Some(Source::Custom(mark))
             if (mark == ENVIRONMENT_SOURCE || mark == ARGUMENTS_SOURCE)
-                && figment
-                    .find_value(key)
-                    .is_ok_and(|value| value.as_dict().is_none()) =>
+                && value.as_dict().is_none() =>
         {
             let keys: Vec<&str> = key.split('.').collect();
             metadata.interpolate(&Profile::Default, &keys)
@@ -139,9 +252,9 @@ impl Provider for SharedProvider {
 }
 
 /// Values we parsed, under the metadata that names their source.
-struct Loaded {
-    metadata: Metadata,
-    dict: Dict,
+pub(crate) struct Loaded {
+    pub(crate) metadata: Metadata,
+    pub(crate) dict: Dict,
 }
 
 impl Provider for Loaded {
@@ -154,31 +267,24 @@ impl Provider for Loaded {
     }
 }
 
-/// figment's `Env` (prefix, `__` for nesting, keys lowercased), values
-/// read [leniently](lenient), under metadata that names the variable.
-struct EnvironmentLayer(String);
+/// An application's provider, its keys spelled as the layers below spell them.
+struct Respelled {
+    metadata: Metadata,
+    profile: Option<Profile>,
+    data: Result<Map<Profile, Dict>, figment::Error>,
+}
 
-impl Provider for EnvironmentLayer {
+impl Provider for Respelled {
     fn metadata(&self) -> Metadata {
-        let prefix = self.0.to_ascii_uppercase();
-        Metadata::from(
-            "environment variables",
-            Source::Custom(ENVIRONMENT_SOURCE.into()),
-        )
-        .interpolater(move |_, keys| {
-            format!(
-                "environment variable {prefix}{}",
-                keys.join("__").to_ascii_uppercase()
-            )
-        })
+        self.metadata.clone()
     }
 
     fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
-        let mut dict = Dict::new();
-        for (key, text) in Env::prefixed(&self.0).split("__").iter() {
-            insert(&mut dict, key.as_str(), lenient(&text));
-        }
-        Ok(Profile::Default.collect(dict))
+        self.data.clone()
+    }
+
+    fn profile(&self) -> Option<Profile> {
+        self.profile.clone()
     }
 }
 

@@ -47,11 +47,19 @@
 //! | 3 | `appsettings.{Environment}.toml`, then `.json`, the name as spelled | by default (optional files) |
 //! | 4 | the application's files | [`ConfigurationBuilder::add_file`] |
 //! | 5 | the application's providers | [`ConfigurationBuilder::add_provider`] |
-//! | 6 | environment variables `APP_SECTION__KEY` | by default; [`ConfigurationBuilder::env_prefix`] |
-//! | 7 | command-line arguments `--section.key=value` | [`ConfigurationBuilder::args`] |
+//! | 6 | environment variables `APP_SECTION__KEY`, and `Section__Key` when asked for | by default; [`ConfigurationBuilder::env_prefix`], [`ConfigurationBuilder::unprefixed_environment`] |
+//! | 7 | command-line arguments `--section.key=value` or `--Section:Key=value` | [`ConfigurationBuilder::args`] |
 //!
-//! Keys are case-sensitive, except that environment variable names are
-//! lowercased into keys (`APP_WORKER__INTERVAL` is `worker.interval`).
+//! Keys match in any case, as in .NET: a later layer overrides a key
+//! whatever its case, `configure::<T>("greeting")` binds a file's
+//! `"Greeting"` section, and a key binds to the field it spells in any case
+//! (`"Message"` to `message`). One file or provider spelling a key twice
+//! (`Greeting` and `greeting` in one table) is an error naming both. The
+//! keys beneath `logging.level` are tracing targets and keep their case.
+//! A key that no field takes is ignored with a warning naming it and its
+//! source, or is an error when the binding asks
+//! ([`OptionsBinding::deny_unknown_keys`]).
+//!
 //! Values from variables and arguments are parsed leniently: `5` reads as a
 //! number or as the string `"5"`, whichever the type asks for (`007` stays
 //! `"007"`); a decimal such as `1.5` is a number (quote it, `"1.5"`, for a
@@ -61,7 +69,9 @@
 //! # Errors
 //!
 //! Every problem names the key, what was expected, what was found and the
-//! source (see [`ConfigError`]):
+//! source (see [`ConfigError`]); every problem of a section is reported at
+//! once, each bad value and each missing key (see the errors of
+//! `docs/configuration.md` for the few that hide others):
 //!
 //! ```text
 //! invalid configuration: `worker.interval` expects a duration such as "5s", found "fast"
@@ -125,11 +135,13 @@ mod configuration;
 pub mod duration;
 mod error;
 mod file;
+mod keys;
 mod layer;
 mod monitor;
 mod reload;
 mod secrets;
 mod services;
+mod shape;
 
 pub use binding::OptionsBinding;
 pub use builder::{ConfigurationBuilder, DEFAULT_ENV_PREFIX};

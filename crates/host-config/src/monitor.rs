@@ -10,9 +10,9 @@ use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use crate::bind::Context;
+use crate::bind::{Context, UnknownKeys};
 use crate::binding::OptionsBinding;
-use crate::{CONFIGURATION_TARGET, ConfigError};
+use crate::{CONFIGURATION_TARGET, ConfigError, Problem};
 
 type Callback<T> = Arc<dyn Fn(&T) + Send + Sync>;
 
@@ -21,12 +21,17 @@ pub(crate) struct Bound<T> {
     binding: OptionsBinding<T>,
     sender: watch::Sender<Arc<T>>,
     callbacks: Mutex<Vec<Callback<T>>>,
+    /// The keys no field takes, as the current value was bound.
+    unknown_keys: Mutex<Vec<Problem>>,
 }
 
 /// What a reload does with each bound section: check the new configuration,
 /// then (if every section passed) publish.
 pub(crate) trait Section: Send + Sync {
     fn section(&self) -> &str;
+
+    /// The keys no field takes, as the current value was bound (warnings).
+    fn unknown_keys(&self) -> Vec<Problem>;
 
     /// Binds and checks the section against a new configuration; the
     /// returned closure publishes the value.
@@ -38,18 +43,49 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Bound<T> {
         binding: OptionsBinding<T>,
         context: Context<'_>,
     ) -> Result<Arc<Self>, ConfigError> {
-        let value = Self::read(&binding, context)?;
+        let (value, unknown_keys) = Self::read(&binding, context)?;
         Ok(Arc::new(Self {
             binding,
             sender: watch::Sender::new(Arc::new(value)),
             callbacks: Mutex::new(Vec::new()),
+            unknown_keys: Mutex::new(unknown_keys),
         }))
     }
 
-    fn read(binding: &OptionsBinding<T>, context: Context<'_>) -> Result<T, ConfigError> {
-        let value = context.extract::<T>(binding.section())?;
-        context.validate(binding.section(), &value, binding.validators())?;
-        Ok(value)
+    /// Binds and checks the section; every problem (unknown keys, when the
+    /// binding denies them, included) is reported at once. Otherwise the
+    /// unknown keys are logged as warnings, and returned.
+    fn read(
+        binding: &OptionsBinding<T>,
+        context: Context<'_>,
+    ) -> Result<(T, Vec<Problem>), ConfigError> {
+        let policy = if binding.denies_unknown_keys() {
+            UnknownKeys::Deny
+        } else {
+            UnknownKeys::Warn
+        };
+        let (value, unknown) = context.bind_section::<T>(binding.section(), policy);
+        if policy == UnknownKeys::Warn {
+            for problem in &unknown {
+                tracing::warn!(target: CONFIGURATION_TARGET, key = problem.key(), "{problem}");
+            }
+            return value.and_then(|value| {
+                context.validate(binding.section(), &value, binding.validators())?;
+                Ok((value, unknown))
+            });
+        }
+        let unknown = (!unknown.is_empty()).then(|| ConfigError::invalid(unknown));
+        let value = value.and_then(|value| {
+            context.validate(binding.section(), &value, binding.validators())?;
+            Ok(value)
+        });
+        match (value, unknown) {
+            (Ok(value), None) => Ok((value, Vec::new())),
+            (Ok(_), Some(unknown)) => Err(unknown),
+            (Err(error), unknown) => {
+                Err(ConfigError::combine(unknown.into_iter().chain([error])).expect("an error"))
+            }
+        }
     }
 
     fn publish(&self, value: T) {
@@ -72,9 +108,16 @@ impl<T: DeserializeOwned + Send + Sync + 'static> Section for Bound<T> {
         self.binding.section()
     }
 
+    fn unknown_keys(&self) -> Vec<Problem> {
+        self.unknown_keys.lock().clone()
+    }
+
     fn stage(self: Arc<Self>, context: Context<'_>) -> Result<Box<dyn FnOnce()>, ConfigError> {
-        let value = Self::read(&self.binding, context)?;
-        Ok(Box::new(move || self.publish(value)))
+        let (value, unknown_keys) = Self::read(&self.binding, context)?;
+        Ok(Box::new(move || {
+            *self.unknown_keys.lock() = unknown_keys;
+            self.publish(value);
+        }))
     }
 }
 

@@ -348,14 +348,15 @@ fn a_missing_required_key_is_named() {
         );
         assert_eq!(error.problems()[0].origin(), None);
 
-        // A section no source mentions at all.
+        // A section no source mentions at all: every required key.
         let error = bind_error(
             &configuration,
             OptionsBinding::<Server>::new("nowhere.server"),
         );
         assert_eq!(
             error.to_string(),
-            "invalid configuration: `nowhere.server.host` is required, and no source sets it"
+            "invalid configuration: 2 invalid values\n  `nowhere.server.host` is required, and \
+             no source sets it\n  `nowhere.server.port` is required, and no source sets it"
         );
         Ok(())
     });

@@ -119,7 +119,8 @@ fn a_marked_key_and_what_is_beneath_it_are_redacted() {
     #[allow(dead_code)] // read by the binding only
     struct Database {
         conn: u32,
-        host: u32,
+        // Binds: every problem is reported, and this one's value (unmarked) would be shown.
+        host: String,
     }
 
     figment::Jail::expect_with(|jail| {

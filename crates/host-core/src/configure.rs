@@ -5,8 +5,8 @@ use std::any::Any;
 use std::sync::Arc;
 
 use host_config::{
-    ConfigError, Configuration, ConfigurationBuilder, OptionsBinding, OptionsMonitor,
-    OptionsServiceCollectionExt as _,
+    CONFIGURATION_TARGET, ConfigError, Configuration, ConfigurationBuilder, OptionsBinding,
+    OptionsMonitor, OptionsServiceCollectionExt as _, Problem,
 };
 use host_di::ServiceCollection;
 use serde::de::DeserializeOwned;
@@ -51,6 +51,10 @@ impl<T: DeserializeOwned + Send + Sync + 'static> PendingBinding for OptionsBind
 pub(crate) struct BoundConfiguration {
     pub(crate) host_options: HostOptionsSection,
     logging: OptionsMonitor<LoggingOptions>,
+    /// The keys no field takes, logged at bind when no subscriber could
+    /// hear them yet: the default one is installed after the configuration
+    /// it reads is bound.
+    unknown_keys: Vec<Problem>,
 }
 
 impl BoundConfiguration {
@@ -83,10 +87,12 @@ impl BoundConfiguration {
         match (host_options, logging, ConfigError::combine(errors)) {
             (Some(host_options), Some(logging), None) => {
                 services.add_options_monitor(logging.clone());
+                let unknown_keys = configuration.unknown_keys();
                 services.add_instance(Arc::new(configuration));
                 Ok(Self {
                     host_options,
                     logging,
+                    unknown_keys,
                 })
             }
             (_, _, Some(error)) => Err(error),
@@ -96,9 +102,14 @@ impl BoundConfiguration {
 
     /// Installs the default log subscriber (unless the application has its
     /// own), and applies each reloaded `logging` section to it, live.
+    /// Unknown keys are logged again once it is in place: at bind, no
+    /// subscriber heard them.
     pub(crate) fn install_logging(&self) {
         if let Some(levels) = logging::install_default_subscriber(&self.logging.current()) {
             self.logging.on_change(move |options| levels.apply(options));
+            for problem in &self.unknown_keys {
+                tracing::warn!(target: CONFIGURATION_TARGET, key = problem.key(), "{problem}");
+            }
         }
     }
 }

@@ -3,8 +3,31 @@
 use std::path::{Path, PathBuf};
 
 /// The environment variable that names the hosting environment
-/// (`Development`, `Staging`, `Production`; Production when unset).
+/// (`Development`, `Staging`, `Production`). When it is unset or empty,
+/// .NET's `DOTNET_ENVIRONMENT` and then `ASPNETCORE_ENVIRONMENT` name it;
+/// Production when none is set.
 pub const ENVIRONMENT_VARIABLE: &str = "HOST_ENVIRONMENT";
+
+/// The variables read for the environment's name, first set first:
+/// ours, then .NET's generic host's, then ASP.NET Core's, so that a .NET
+/// developer's `DOTNET_ENVIRONMENT=Development` selects
+/// `appsettings.Development.json` here too.
+const ENVIRONMENT_VARIABLES: [&str; 3] = [
+    ENVIRONMENT_VARIABLE,
+    "DOTNET_ENVIRONMENT",
+    "ASPNETCORE_ENVIRONMENT",
+];
+
+/// The environment's name from the first of [`ENVIRONMENT_VARIABLES`] that
+/// `lookup` finds set and not blank; Production otherwise.
+fn environment_name(lookup: impl Fn(&str) -> Option<String>) -> String {
+    ENVIRONMENT_VARIABLES
+        .iter()
+        .filter_map(|variable| lookup(variable))
+        .map(|name| name.trim().to_owned())
+        .find(|name| !name.is_empty())
+        .unwrap_or_else(|| environments::PRODUCTION.to_owned())
+}
 
 /// The names of the standard environments.
 pub mod environments {
@@ -53,15 +76,12 @@ impl HostEnvironment {
     }
 
     /// The environment of this process: the name from
-    /// [`ENVIRONMENT_VARIABLE`] (Production when unset or empty), the
-    /// executable's name as the application name, the current directory as
-    /// the content root.
+    /// [`ENVIRONMENT_VARIABLE`], or, when it is unset or empty, from
+    /// `DOTNET_ENVIRONMENT`, then `ASPNETCORE_ENVIRONMENT` (Production when
+    /// none is set); the executable's name as the application name; the
+    /// current directory as the content root.
     pub fn from_process() -> Self {
-        let environment_name = std::env::var(ENVIRONMENT_VARIABLE)
-            .ok()
-            .map(|name| name.trim().to_owned())
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| environments::PRODUCTION.to_owned());
+        let environment_name = environment_name(|variable| std::env::var(variable).ok());
         let application_name = std::env::current_exe()
             .ok()
             .and_then(|exe| {
@@ -132,6 +152,45 @@ mod tests {
         assert!(!environment.is_production());
         assert!(!environment.is_development());
         assert_eq!(environment.environment_name(), "STAGING");
+    }
+
+    #[test]
+    fn dotnet_variables_name_the_environment_when_ours_is_unset() {
+        let name = |set: &[(&str, &str)]| {
+            let set: Vec<(String, String)> = set
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), (*value).to_owned()))
+                .collect();
+            environment_name(move |variable| {
+                set.iter()
+                    .find(|(key, _)| key == variable)
+                    .map(|(_, value)| value.clone())
+            })
+        };
+        assert_eq!(name(&[]), "Production");
+        assert_eq!(name(&[("ASPNETCORE_ENVIRONMENT", "Staging")]), "Staging");
+        assert_eq!(
+            name(&[
+                ("ASPNETCORE_ENVIRONMENT", "Staging"),
+                ("DOTNET_ENVIRONMENT", "Development")
+            ]),
+            "Development"
+        );
+        assert_eq!(
+            name(&[
+                ("HOST_ENVIRONMENT", "Test"),
+                ("DOTNET_ENVIRONMENT", "Development")
+            ]),
+            "Test"
+        );
+        // Blank is unset: the next one names it.
+        assert_eq!(
+            name(&[
+                ("HOST_ENVIRONMENT", " "),
+                ("DOTNET_ENVIRONMENT", " Development ")
+            ]),
+            "Development"
+        );
     }
 
     #[test]

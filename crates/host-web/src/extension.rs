@@ -13,6 +13,9 @@ use crate::{HealthCheck, ServerAddresses, WebOptions};
 /// The configuration section of the web server.
 pub const WEB_SECTION: &str = "web";
 
+/// The command-line argument that sets `web.urls`, as ASP.NET Core's.
+const URLS_ARGUMENT: &str = "urls";
+
 /// Adds the web server to a [`HostBuilder`], as ASP.NET adds Kestrel: one
 /// hosted service among the others.
 ///
@@ -33,7 +36,9 @@ pub trait WebHostBuilderExt {
     /// Adds routes to the web application (each call's are merged, in
     /// order). The first call adds the server: it reads the `web`
     /// configuration section ([`WebOptions`]), binds when it starts, after
-    /// every other hosted service has started, and stops first.
+    /// every other hosted service has started, and stops first. It also
+    /// makes `--urls` on the command line an alias of `--web.urls`, as in
+    /// ASP.NET Core.
     fn web(&mut self, routes: impl Fn(Router) -> Router + Send + Sync + 'static) -> &mut Self;
 
     /// Adds a health check built by the container, run by the readiness
@@ -49,6 +54,9 @@ impl WebHostBuilderExt for HostBuilder {
         if !self.services().contains::<Routes>() {
             self.configure::<WebOptions>(WEB_SECTION)
                 .validate(WebOptions::check);
+            // ASP.NET Core's `--urls`, so that `dotnet run --urls=...` habits work.
+            self.configuration()
+                .argument_alias(URLS_ARGUMENT, format!("{WEB_SECTION}.urls"));
             self.services()
                 .add_instance(Arc::new(ServerAddresses::default()));
             // Last, whatever is registered after this call.

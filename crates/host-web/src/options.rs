@@ -27,7 +27,8 @@ pub const DEFAULT_URL: &str = "127.0.0.1:8080";
 /// ```
 ///
 /// An environment variable overrides it as any key:
-/// `APP_WEB__URLS="0.0.0.0:80"`.
+/// `APP_WEB__URLS="0.0.0.0:80"`; on the command line, `--web.urls=...` or,
+/// as in ASP.NET Core, `--urls=...`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
