@@ -60,6 +60,30 @@ pub(crate) fn respell(dict: Dict, existing: Option<&Dict>, path: &str) -> Dict {
         .collect()
 }
 
+/// Adds `dict`'s keys (spelled by [`respell`]) to `known`, the keys the
+/// layers merged so far set: tables merge, a later value replaces an earlier
+/// one, as figment merges. Only the spelling of a leaf matters here.
+pub(crate) fn note(known: &mut Dict, dict: &Dict) {
+    for (key, value) in dict {
+        match value {
+            Value::Dict(_, inner) => {
+                let entry = known
+                    .entry(key.clone())
+                    .or_insert_with(|| Value::from(Dict::new()));
+                if !matches!(entry, Value::Dict(..)) {
+                    *entry = Value::from(Dict::new());
+                }
+                if let Value::Dict(_, below) = entry {
+                    note(below, inner);
+                }
+            }
+            _ => {
+                known.insert(key.clone(), Value::from(false));
+            }
+        }
+    }
+}
+
 /// Two keys of one table of `dict` (one source) that differ only in case:
 /// they would bind to the same field, and which wins would be a guess.
 pub(crate) fn clashes(dict: &Dict, path: &str, origin: &str, out: &mut Vec<Problem>) {

@@ -58,10 +58,13 @@ impl fmt::Debug for Layer {
 pub(crate) fn load(layers: &[Layer], content_root: &Path) -> Result<Figment, ConfigError> {
     let mut figment = Figment::new();
     let mut clashes = Vec::new();
+    // The keys merged so far, as they are spelled: each layer's keys are
+    // spelled alike. Kept beside the figment, since extracting the merged
+    // tree before each layer (and each argument) cost a whole merge each.
+    let mut known = Dict::new();
     for layer in layers {
         figment = match layer {
             Layer::Provider(provider) => {
-                let existing = existing(&figment);
                 let data = provider.data();
                 if let Ok(data) = &data {
                     let name = provider.metadata().name.to_string();
@@ -69,16 +72,25 @@ pub(crate) fn load(layers: &[Layer], content_root: &Path) -> Result<Figment, Con
                         keys::clashes(dict, "", &name, &mut clashes);
                     }
                 }
+                let data = data.map(|data| {
+                    data.into_iter()
+                        .map(|(profile, dict)| (profile, keys::respell(dict, Some(&known), "")))
+                        .collect::<figment::value::Map<_, _>>()
+                });
+                if let Ok(data) = &data {
+                    // What `extract` sees: the default and the global profile.
+                    for (profile, dict) in data {
+                        if *profile == figment::Profile::Default
+                            || *profile == figment::Profile::Global
+                        {
+                            keys::note(&mut known, dict);
+                        }
+                    }
+                }
                 figment.merge(Respelled {
                     metadata: provider.metadata(),
                     profile: provider.profile(),
-                    data: data.map(|data| {
-                        data.into_iter()
-                            .map(|(profile, dict)| {
-                                (profile, keys::respell(dict, existing.as_ref(), ""))
-                            })
-                            .collect()
-                    }),
+                    data,
                 })
             }
             Layer::File(file) => match file.load()? {
@@ -90,7 +102,8 @@ pub(crate) fn load(layers: &[Layer], content_root: &Path) -> Result<Figment, Con
                         .display()
                         .to_string();
                     keys::clashes(&dict, "", &name, &mut clashes);
-                    let dict = keys::respell(dict, existing(&figment).as_ref(), "");
+                    let dict = keys::respell(dict, Some(&known), "");
+                    keys::note(&mut known, &dict);
                     figment.merge(Loaded {
                         metadata: Metadata::from(
                             "configuration file",
@@ -103,7 +116,8 @@ pub(crate) fn load(layers: &[Layer], content_root: &Path) -> Result<Figment, Con
             },
             Layer::Environment { prefix } => {
                 let dict = environment(Env::prefixed(prefix));
-                let dict = keys::respell(dict, existing(&figment).as_ref(), "");
+                let dict = keys::respell(dict, Some(&known), "");
+                keys::note(&mut known, &dict);
                 figment.merge(Loaded {
                     metadata: environment_metadata(prefix.to_ascii_uppercase(), false),
                     dict,
@@ -116,7 +130,8 @@ pub(crate) fn load(layers: &[Layer], content_root: &Path) -> Result<Figment, Con
                     name.contains("__") && (prefix.is_empty() || !name.starts_with(&prefix))
                 });
                 let dict = environment(variables);
-                let dict = keys::respell(dict, existing(&figment).as_ref(), "");
+                let dict = keys::respell(dict, Some(&known), "");
+                keys::note(&mut known, &dict);
                 figment.merge(Loaded {
                     metadata: environment_metadata(String::new(), true),
                     dict,
@@ -127,7 +142,8 @@ pub(crate) fn load(layers: &[Layer], content_root: &Path) -> Result<Figment, Con
                     Value::Dict(_, dict) => dict,
                     _ => Dict::new(),
                 };
-                let dict = keys::respell(dict, existing(&figment).as_ref(), "");
+                let dict = keys::respell(dict, Some(&known), "");
+                keys::note(&mut known, &dict);
                 let spelled = argument.spelled.clone();
                 figment.merge(Loaded {
                     metadata: Metadata::from(
@@ -144,11 +160,6 @@ pub(crate) fn load(layers: &[Layer], content_root: &Path) -> Result<Figment, Con
         return Err(ConfigError::invalid(clashes));
     }
     Ok(figment)
-}
-
-/// What the layers merged so far set, to spell the next layer's keys alike.
-fn existing(figment: &Figment) -> Option<Dict> {
-    figment.extract::<Value>().ok().and_then(Value::into_dict)
 }
 
 /// The variables `env` selects, nested on `__` (figment lowercases their

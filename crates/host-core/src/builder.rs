@@ -228,7 +228,9 @@ impl HostBuilder {
         &self.environment
     }
 
-    /// Sets the environment's name. Default: `HOST_ENVIRONMENT`, or Production.
+    /// Sets the environment's name. Default: `HOST_ENVIRONMENT`, else
+    /// `DOTNET_ENVIRONMENT`, else `ASPNETCORE_ENVIRONMENT`, else Production
+    /// (`--environment` on the command line wins over all of them).
     pub fn environment_name(&mut self, name: impl Into<String>) -> &mut Self {
         self.environment.set_environment_name(name.into());
         self
