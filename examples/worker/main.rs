@@ -15,8 +15,6 @@
 //! or with `APP_WORKER__MESSAGE="hi" cargo run --example worker`, or with
 //! `cargo run --example worker -- --worker.interval=2s`.
 
-use std::time::Duration;
-
 use host::prelude::*;
 use serde::Deserialize;
 
@@ -68,16 +66,12 @@ struct Worker {
 #[async_trait]
 impl BackgroundService for Worker {
     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-        let mut every = tokio::time::interval(self.options.interval);
-        loop {
-            tokio::select! {
-                _ = ctx.stopping() => return Ok(()),
-                _ = every.tick() => tracing::warn!(
-                    thread = ?std::thread::current().id(),
-                    "{}", self.greeter.greeting()
-                ),
-            }
+        // Ticks once an interval; `tick` returns false once the host stops us.
+        let mut every = ctx.every(self.options.interval);
+        while every.tick().await {
+            tracing::warn!(thread = ?std::thread::current().id(), "{}", self.greeter.greeting());
         }
+        Ok(())
     }
 }
 
