@@ -1,10 +1,12 @@
 //! `ServiceCollection`: the registrations, consumed by `build()`.
 
 use std::any::TypeId;
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 
 use crate::descriptor::Erased;
+use crate::hasher::BuildTypeIdHasher;
 use crate::{
     DiError, Injectable, IntoService, Options, Registration, ServiceDescriptor, ServiceProvider,
 };
@@ -53,6 +55,10 @@ use crate::{
 #[derive(Default)]
 pub struct ServiceCollection {
     pub(crate) registrations: Vec<Erased>,
+    /// The services with an unkeyed registration: `contains` and `try_add`
+    /// (`add_hosted_service` asks once per service) look here before they
+    /// scan, which made registering N distinct services quadratic.
+    unkeyed: HashSet<TypeId, BuildTypeIdHasher>,
 }
 
 impl ServiceCollection {
@@ -66,6 +72,9 @@ impl ServiceCollection {
         &mut self,
         descriptor: ServiceDescriptor<S>,
     ) -> &mut Self {
+        if descriptor.key().is_none() {
+            self.unkeyed.insert(TypeId::of::<S>());
+        }
         self.registrations.push(Erased::new(descriptor));
         self
     }
@@ -102,6 +111,9 @@ impl ServiceCollection {
                     index += 1;
                     keep
                 });
+                if key.is_none() {
+                    self.unkeyed.insert(service);
+                }
                 self
             }
             None => self.add(descriptor),
@@ -113,6 +125,7 @@ impl ServiceCollection {
         let service = TypeId::of::<S>();
         self.registrations
             .retain(|r| !(r.meta.service == service && r.meta.key.is_none()));
+        self.unkeyed.remove(&service);
         self
     }
 
@@ -137,6 +150,9 @@ impl ServiceCollection {
     }
 
     fn position(&self, service: TypeId, key: Option<&str>) -> Option<usize> {
+        if key.is_none() && !self.unkeyed.contains(&service) {
+            return None;
+        }
         self.registrations
             .iter()
             .position(|r| r.meta.service == service && r.meta.key.as_deref() == key)
@@ -297,5 +313,61 @@ impl fmt::Debug for ServiceCollection {
             ));
         }
         list.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    struct A;
+    struct B;
+
+    /// What `contains` answered before the index: a scan of every registration.
+    fn scanned<S: ?Sized + 'static>(services: &ServiceCollection, key: Option<&str>) -> bool {
+        services
+            .registrations
+            .iter()
+            .any(|r| r.meta.service == TypeId::of::<S>() && r.meta.key.as_deref() == key)
+    }
+
+    fn agree(services: &ServiceCollection) {
+        assert_eq!(services.contains::<A>(), scanned::<A>(services, None));
+        assert_eq!(services.contains::<B>(), scanned::<B>(services, None));
+        assert_eq!(
+            services.contains_keyed::<A>("k"),
+            scanned::<A>(services, Some("k"))
+        );
+    }
+
+    #[test]
+    fn the_index_agrees_with_the_registrations_through_every_change() {
+        let mut services = ServiceCollection::new();
+        agree(&services);
+        services.add(ServiceDescriptor::instance(Arc::new(A)).with_key("k"));
+        agree(&services);
+        assert!(
+            !services.contains::<A>(),
+            "a keyed registration is not an unkeyed one"
+        );
+        assert!(services.try_add(ServiceDescriptor::instance(Arc::new(A))));
+        assert!(!services.try_add(ServiceDescriptor::instance(Arc::new(A))));
+        agree(&services);
+        services.add_instance(Arc::new(A));
+        services.replace(ServiceDescriptor::instance(Arc::new(A)));
+        agree(&services);
+        assert_eq!(services.len(), 2, "one keyed A and one unkeyed A");
+        services.remove_all::<A>();
+        agree(&services);
+        assert!(!services.contains::<A>());
+        assert!(
+            services.contains_keyed::<A>("k"),
+            "remove_all leaves keyed ones"
+        );
+        services.replace(ServiceDescriptor::instance(Arc::new(B)));
+        agree(&services);
+        assert!(services.contains::<B>());
     }
 }
