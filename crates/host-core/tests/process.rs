@@ -3,22 +3,15 @@
 //! the other tests send it signals with `kill`.
 #![cfg(unix)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::Cooperative;
 use host_core::{BackgroundService, Host, ServiceContext, ServiceError, async_trait};
 use host_test::HostProcess;
 
 const SCENARIO: &str = "HOST_CORE_TEST_SCENARIO";
-
-struct Cooperative;
-
-#[async_trait]
-impl BackgroundService for Cooperative {
-    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-        ctx.stopping().await;
-        Ok(())
-    }
-}
 
 struct IgnoresToken;
 

@@ -10,11 +10,14 @@
 //! handle signals never touches them.
 #![cfg(unix)]
 
+mod common;
+
 use std::io::Read;
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::Cooperative;
 use host_core::{
     BackgroundService, Host, HostedService, LifecycleContext, ServiceContext, ServiceError,
     async_trait,
@@ -31,16 +34,6 @@ impl BackgroundService for StopsWhenStarted {
     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
         ctx.lifetime().started().await;
         ctx.lifetime().stop_application();
-        Ok(())
-    }
-}
-
-struct Cooperative;
-
-#[async_trait]
-impl BackgroundService for Cooperative {
-    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-        ctx.stopping().await;
         Ok(())
     }
 }

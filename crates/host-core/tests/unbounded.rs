@@ -5,21 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Journal, Recorder, test_builder};
-use host_core::{
-    BackgroundService, HostedService, LifecycleContext, ServiceContext, ServiceError, async_trait,
-};
+use common::{Cooperative, Journal, Recorder, test_builder};
+use host_core::{HostedService, LifecycleContext, ServiceError, async_trait};
 use tokio::time::Instant;
-
-struct Cooperative;
-
-#[async_trait]
-impl BackgroundService for Cooperative {
-    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-        ctx.stopping().await;
-        Ok(())
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn duration_max_timeouts_start_and_stop_a_host() {

@@ -5,7 +5,10 @@
 use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 
-use host_core::{HostBuilder, HostedService, LifecycleContext, Phase, ServiceError, async_trait};
+use host_core::{
+    BackgroundService, HostBuilder, HostedService, LifecycleContext, Phase, ServiceContext,
+    ServiceError, async_trait,
+};
 
 /// The calls every recorder made, in order, as `name:phase`.
 #[derive(Clone, Default)]
@@ -123,6 +126,17 @@ impl HostedService for Recorder {
     }
     async fn stopped(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
         self.act(Phase::Stopped, ctx).await
+    }
+}
+
+/// A background service that returns as soon as it is asked to stop.
+pub struct Cooperative;
+
+#[async_trait]
+impl BackgroundService for Cooperative {
+    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        ctx.stopping().await;
+        Ok(())
     }
 }
 
