@@ -127,6 +127,13 @@ impl HostError {
         error
     }
 
+    /// A failed start with every one of `failures`; `None` when there is none.
+    pub(crate) fn start_failed(failures: impl IntoIterator<Item = ServiceFailure>) -> Option<Self> {
+        let mut failures = failures.into_iter();
+        let first = failures.next()?;
+        Some(failures.fold(Self::start(first), Self::also))
+    }
+
     pub(crate) fn startup_timeout(after: Duration, still_starting: Vec<Arc<str>>) -> Self {
         let mut error = Self::new(Kind::StartupTimeout { after });
         error.timed_out = still_starting;

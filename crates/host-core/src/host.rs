@@ -226,11 +226,7 @@ impl Host {
         let records = self.records.clone();
         for phase in [Phase::Starting, Phase::Start, Phase::Started] {
             let outcome = runner.run(&records, phase, &mut bound).await;
-            if let Some(first) = outcome.failures.first() {
-                let mut error = HostError::start(first.clone());
-                for failure in &outcome.failures[1..] {
-                    error = error.also(failure.clone());
-                }
+            if let Some(error) = HostError::start_failed(outcome.failures.iter().cloned()) {
                 return Err(self.roll_back(error).await);
             }
             if bound.past_deadline() {
@@ -247,11 +243,7 @@ impl Host {
         lifetime.notify_started();
         let callbacks = lifetime.take_callbacks(Event::Started);
         let ran = run_callbacks(callbacks, Phase::Started, &mut bound).await;
-        if let Some(first) = ran.failures.first() {
-            let mut error = HostError::start(first.clone());
-            for failure in &ran.failures[1..] {
-                error = error.also(failure.clone());
-            }
+        if let Some(error) = HostError::start_failed(ran.failures) {
             return Err(self.roll_back(error).await);
         }
         if bound.past_deadline() {
@@ -285,9 +277,7 @@ impl Host {
         phase: Phase,
         outcome: &PhaseOutcome,
     ) -> Result<(), HostError> {
-        let mut failures = self.shared.take_failures().into_iter();
-        if let Some(first) = failures.next() {
-            let error = failures.fold(HostError::start(first), HostError::also);
+        if let Some(error) = HostError::start_failed(self.shared.take_failures()) {
             return Err(self.roll_back(error).await);
         }
         let interrupted: Vec<String> = outcome
