@@ -39,12 +39,11 @@ pub(crate) fn arm_on_main_thread(code: u8) {
             if disarmed.recv_timeout(EXIT_GRACE) != Err(mpsc::RecvTimeoutError::Timeout) {
                 return;
             }
-            let log = std::panic::catch_unwind(|| {
+            crate::logging::log_guarded(|| {
                 tracing::warn!(target: crate::LIFETIME_TARGET,
                     "the runtime did not shut down within {EXIT_GRACE:?} after the host stopped \
                      (a spawn_blocking task or a blocked thread still runs); exiting with code {code}");
             });
-            drop(log);
             std::process::exit(i32::from(code));
         });
     if spawned.is_ok() {

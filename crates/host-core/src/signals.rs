@@ -74,11 +74,10 @@ fn act(lifetime: &ApplicationLifetime, name: &str, number: i32, action: Action) 
             // Logged first, so that the line cannot be lost to a stop that
             // ends the process before this thread gets to write it; a
             // subscriber that panics must not lose the stop.
-            let log = std::panic::catch_unwind(|| {
+            crate::logging::log_guarded(|| {
                 tracing::info!(target: crate::LIFETIME_TARGET,
                     "Received {name}; shutting down (send it again to exit at once)");
             });
-            drop(log);
             lifetime.stop_application();
         }
         Action::Repeat => {
@@ -88,11 +87,10 @@ fn act(lifetime: &ApplicationLifetime, name: &str, number: i32, action: Action) 
         }
         Action::Exit => {
             let code = i32::from(exit_code::SIGNAL_BASE) + number;
-            let log = std::panic::catch_unwind(|| {
+            crate::logging::log_guarded(|| {
                 tracing::error!(target: crate::LIFETIME_TARGET,
                     "Received {name} during shutdown; exiting at once with code {code}");
             });
-            drop(log);
             std::process::exit(code);
         }
     }

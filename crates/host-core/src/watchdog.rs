@@ -86,12 +86,11 @@ fn expire(shutdown_timeout: Duration, states: &ServiceStates) {
         })
         .map(|status| status.name.to_string())
         .collect();
-    let log = std::panic::catch_unwind(|| {
+    crate::logging::log_guarded(|| {
         tracing::error!(target: crate::LIFETIME_TARGET,
             "shutdown timed out after {shutdown_timeout:?}; still running: {} \
              (the host cannot make progress: a thread is blocked); exiting",
             if still_running.is_empty() { "none".to_owned() } else { still_running.join(", ") });
     });
-    drop(log);
     std::process::exit(i32::from(exit_code::SHUTDOWN_TIMED_OUT));
 }

@@ -21,6 +21,13 @@ pub use options::{LogFormat, LoggingOptions};
 /// The tracing target of the host's own lifecycle messages.
 pub const LIFETIME_TARGET: &str = "host::lifetime";
 
+/// Logs with `log`, catching a panic of the subscriber: on the paths that
+/// must act whatever happens (a signal's stop, a forced exit), a panicking
+/// subscriber must not keep the process from doing so.
+pub(crate) fn log_guarded(log: impl FnOnce()) {
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(log));
+}
+
 /// The filter layer, reloadable.
 type FilterLayer = reload::Layer<EnvFilter, Registry>;
 
