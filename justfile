@@ -19,6 +19,13 @@ bench:
     bash benchmarks/ensure-wrk.sh
     cargo bench -p host-benchmarks
 
+# The benchmarks in quick mode: seconds per bench, the same ratios printed.
+# Run it before and after a change to a hot path; the machine is noisy, so it
+# is indicative only and no part of CI.
+bench-quick:
+    bash benchmarks/ensure-wrk.sh
+    HOST_BENCH_QUICK=1 cargo bench -p host-benchmarks
+
 # The API docs, with every feature.
 doc:
     cargo doc --workspace --no-deps --all-features
