@@ -36,7 +36,10 @@ pub(crate) fn profile() -> String {
     let mut section: Option<&str> = None;
     for line in manifest.lines() {
         let line = line.trim();
-        if let Some(name) = line.strip_prefix("[profile.").and_then(|rest| rest.strip_suffix(']')) {
+        if let Some(name) = line
+            .strip_prefix("[profile.")
+            .and_then(|rest| rest.strip_suffix(']'))
+        {
             section = Some(name);
         } else if line.starts_with('[') {
             section = None;
@@ -112,7 +115,9 @@ pub(crate) fn header(title: &str) -> String {
     let load = load_average();
     let run = match run_kind() {
         RunKind::Full => "cargo bench (full)",
-        RunKind::Quick => "cargo bench, QUICK mode (`HOST_BENCH_QUICK`): indicative, not for the docs",
+        RunKind::Quick => {
+            "cargo bench, QUICK mode (`HOST_BENCH_QUICK`): indicative, not for the docs"
+        }
         RunKind::Smoke => "SMOKE RUN (not a measurement)",
     };
     let profile = profile();

@@ -1,75 +1,33 @@
-//! The contenders of a whole-process run that `process.rs` and
-//! `configuration.rs` share: the bare tokio process, and the host's one
-//! background service.
+//! What `process.rs` and `configuration.rs` share of a whole-process run:
+//! the bare tokio process and the host's one background service (in
+//! `src/`, where the binaries of `benches/process.rs` take them from too),
+//! and timing a child process.
 
 use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use host_core::{BackgroundService, ServiceContext, ServiceError, async_trait};
-use tokio_util::sync::CancellationToken;
+#[path = "../../src/bare.rs"]
+mod bare;
+#[path = "../../src/stop_at_once.rs"]
+mod stop_at_once;
 
-/// How long an idle task sleeps between two looks at nothing.
-pub(crate) const IDLE_TICK: Duration = Duration::from_secs(1);
-
-/// The host's one background service: asks the host to stop on its first
-/// poll, then idles until told to stop.
-pub(crate) struct StopAtOnce;
-
-#[async_trait]
-impl BackgroundService for StopAtOnce {
-    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-        ctx.lifetime().stop_application();
-        loop {
-            tokio::select! {
-                () = ctx.stopping() => return Ok(()),
-                () = tokio::time::sleep(IDLE_TICK) => {}
-            }
-        }
-    }
-}
-
-/// `#[tokio::main]`, written out: a multi-thread runtime with every driver.
-pub(crate) fn tokio_main<F: Future>(main: F) -> F::Output {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
-        .block_on(main)
-}
-
-/// The process as one would write it with tokio alone.
-pub(crate) fn bare_tokio() -> ExitCode {
-    tokio_main(async {
-        let stop_requested = CancellationToken::new();
-        let stopping = CancellationToken::new();
-        let task = tokio::spawn({
-            let stop_requested = stop_requested.clone();
-            let stopping = stopping.clone();
-            async move {
-                stop_requested.cancel();
-                loop {
-                    tokio::select! {
-                        () = stopping.cancelled() => return,
-                        () = tokio::time::sleep(IDLE_TICK) => {}
-                    }
-                }
-            }
-        });
-        stop_requested.cancelled().await;
-        stopping.cancel();
-        task.await.expect("the task does not panic");
-        ExitCode::SUCCESS
-    })
-}
+pub(crate) use bare::{bare_tokio, tokio_main};
+pub(crate) use stop_at_once::StopAtOnce;
 
 /// Runs the bench binary as the child `mode` to its exit, in `directory`
 /// (default: this one); returns its wall-clock time, spawn to exit.
 pub(crate) fn time_child(mode: &str, directory: Option<&Path>) -> Duration {
     let exe = std::env::current_exe().expect("the bench knows its own path");
+    time_exe(&exe, &["--child", mode], directory)
+}
+
+/// Runs `exe` with `args` to its exit, in `directory` (default: this one),
+/// its output to /dev/null; returns its wall-clock time, spawn to exit.
+pub(crate) fn time_exe(exe: &Path, args: &[&str], directory: Option<&Path>) -> Duration {
     let mut command = Command::new(exe);
     command
-        .args(["--child", mode])
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -77,8 +35,13 @@ pub(crate) fn time_child(mode: &str, directory: Option<&Path>) -> Duration {
         command.current_dir(directory);
     }
     let began = Instant::now();
-    let status = command.status().expect("the bench can run itself");
+    let status = command.status().expect("the bench can run the child");
     let elapsed = began.elapsed();
-    assert!(status.success(), "the `{mode}` child failed: {status}");
+    assert!(
+        status.success(),
+        "`{} {}` failed: {status}",
+        exe.display(),
+        args.join(" ")
+    );
     elapsed
 }
