@@ -31,9 +31,12 @@
 //! server, in alternating order (axum, host, inject; then inject, host,
 //! axum; ...), so that drift of the machine hits all alike. Each round
 //! gives a pair (host / axum, and inject / host), and the targets are judged
-//! on the median of the pairs' ratios. The server's CPU time per request
-//! (`utime + stime` of the child, from `/proc`, over the run) is reported
-//! beside wrk's figures.
+//! on the median of the pairs' ratios: host-web's plain route against
+//! axum (requests/s and p99) and, since issue 11, the injecting route
+//! against axum (requests/s). The server's CPU time per request (`utime +
+//! stime` of the child, from `/proc`, over the run) is reported beside wrk's
+//! figures for all three. Quick mode (`HOST_BENCH_QUICK`): 1 s runs, a 1 s
+//! warm-up, 2 rounds.
 //!
 //! A smoke run (`cargo test --benches`) needs no `wrk`: it starts the three
 //! children, checks that each answers one `GET` with `200` and `hello`
@@ -56,7 +59,7 @@ use host_core::Host;
 use host_web::{Inject, ServerAddresses, WebHostBuilderExt};
 use tokio_util::sync::CancellationToken;
 
-use common::{median, ratio, verdict};
+use common::{RunKind, median, ratio, verdict};
 
 /// The issue's target: host-web's requests per second over axum's, at least.
 const THROUGHPUT_TARGET: f64 = 0.97;
@@ -64,17 +67,39 @@ const THROUGHPUT_TARGET: f64 = 0.97;
 /// The issue's target: host-web's p99 latency over axum's, at most.
 const P99_TARGET: f64 = 1.1;
 
+/// Issue 11's target: the injecting route's requests per second over plain
+/// axum's, at least.
+const INJECT_THROUGHPUT_TARGET: f64 = 0.95;
+
 /// wrk's threads and connections: one load thread, so that the server keeps
 /// most of the 2-core machine, and enough connections to keep it busy.
 const WRK_THREADS: u32 = 1;
 const WRK_CONNECTIONS: u32 = 32;
 
-/// Seconds of each timed wrk run, and of each server's warm-up run.
-const RUN_SECONDS: u32 = 5;
-const WARMUP_SECONDS: u32 = 3;
+/// How long the wrk runs are, and how many.
+#[derive(Clone, Copy)]
+struct Plan {
+    /// Seconds of each timed wrk run.
+    run_seconds: u32,
+    /// Seconds of each server's warm-up run.
+    warmup_seconds: u32,
+    /// Rounds of timed runs: one run of each server per round.
+    rounds: usize,
+}
 
-/// Rounds of timed runs: one run of each server per round.
-const ROUNDS: usize = 6;
+/// A full run (`cargo bench`).
+const FULL_PLAN: Plan = Plan {
+    run_seconds: 5,
+    warmup_seconds: 3,
+    rounds: 6,
+};
+
+/// Quick mode: seconds, indicative only.
+const QUICK_PLAN: Plan = Plan {
+    run_seconds: 1,
+    warmup_seconds: 1,
+    rounds: 2,
+};
 
 /// `/proc/<pid>/stat` counts CPU time in `USER_HZ` ticks, 100 a second on
 /// every Linux architecture the project runs on.
@@ -554,41 +579,63 @@ fn pair_ratios(a: &[Run], b: &[Run], value: fn(&Run) -> f64) -> Vec<f64> {
     a.iter().zip(b).map(|(a, b)| value(a) / value(b)).collect()
 }
 
-fn report(out: &mut String, runs: &[Vec<Run>; 3], stderr_lines: [usize; 2], wrk: &str) {
+fn report(out: &mut String, runs: &[Vec<Run>; 3], stderr_lines: [usize; 2], wrk: &str, plan: Plan) {
     let [axum, host, inject] = runs;
+    let Plan {
+        run_seconds,
+        warmup_seconds,
+        rounds,
+    } = plan;
     let _ = writeln!(
         out,
-        "\n{wrk}, `wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{RUN_SECONDS}s --latency` on \
-         loopback; a {WARMUP_SECONDS} s warm-up run per server, then {ROUNDS} rounds of one \
+        "\n{wrk}, `wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{run_seconds}s --latency` on \
+         loopback; a {warmup_seconds} s warm-up run per server, then {rounds} rounds of one \
          run per server in alternating order. Medians over the rounds (min-max); latencies \
-         in µs; server CPU is the child's user + system time over the run, per request.\n"
+         in µs; server CPU is the child's user + system time over the run, per request \
+         (wrk shares the machine: this is what the server itself spent).\n"
     );
     let _ = writeln!(
         out,
-        "| server | requests/s | p50 (µs) | p90 (µs) | p99 (µs) | server CPU (µs/request) |"
+        "| server | requests/s | p50 (µs) | p90 (µs) | p99 (µs) | server CPU (µs/request) | CPU / axum's |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    let cpu = |runs: &[Run]| {
+        median(
+            &runs
+                .iter()
+                .filter_map(|run| run.cpu_per_request)
+                .collect::<Vec<f64>>(),
+        )
+    };
+    let axum_cpu = cpu(axum);
     for (server, runs) in Server::ALL.iter().zip([axum, host, inject]) {
         let values = |value: fn(&Run) -> f64| runs.iter().map(value).collect::<Vec<f64>>();
-        let cpu: Vec<f64> = runs.iter().filter_map(|run| run.cpu_per_request).collect();
+        let cpus: Vec<f64> = runs.iter().filter_map(|run| run.cpu_per_request).collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.0} | {} | {} |",
+            "| {} | {} | {} | {:.0} | {} | {} | {} |",
             server.label(),
             spread(&values(|run| run.requests_per_second), 0),
             spread(&values(|run| run.p50), 0),
             median(&values(|run| run.p90)),
             spread(&values(|run| run.p99), 0),
-            if cpu.is_empty() {
+            if cpus.is_empty() {
                 "—".to_owned()
             } else {
-                spread(&cpu, 2)
+                spread(&cpus, 2)
+            },
+            if cpus.is_empty() || !axum_cpu.is_finite() {
+                "—".to_owned()
+            } else {
+                ratio(cpu(runs) / axum_cpu)
             },
         );
     }
 
     let throughput = pair_ratios(host, axum, |run| run.requests_per_second);
     let p99 = pair_ratios(host, axum, |run| run.p99);
+    let inject_throughput = pair_ratios(inject, axum, |run| run.requests_per_second);
+    let inject_p99 = pair_ratios(inject, axum, |run| run.p99);
     let di_throughput = pair_ratios(inject, host, |run| run.requests_per_second);
     let di_p99 = pair_ratios(inject, host, |run| run.p99);
     let _ = writeln!(
@@ -599,9 +646,9 @@ fn report(out: &mut String, runs: &[Vec<Run>; 3], stderr_lines: [usize; 2], wrk:
     );
     let _ = writeln!(
         out,
-        "| round | host-web / axum, requests/s | host-web / axum, p99 | inject / hello, requests/s | inject / hello, p99 | other processes (cores) |"
+        "| round | host-web / axum, requests/s | host-web / axum, p99 | inject / axum, requests/s | inject / axum, p99 | inject / hello, requests/s | inject / hello, p99 | other processes (cores) |"
     );
-    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---:|---:|---:|---:|---:|---:|---:|---:|");
     for round in 0..throughput.len() {
         let others = [&axum[round], &host[round], &inject[round]]
             .iter()
@@ -611,10 +658,12 @@ fn report(out: &mut String, runs: &[Vec<Run>; 3], stderr_lines: [usize; 2], wrk:
             });
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             round + 1,
             ratio3(throughput[round]),
             ratio3(p99[round]),
+            ratio3(inject_throughput[round]),
+            ratio3(inject_p99[round]),
             ratio3(di_throughput[round]),
             ratio3(di_p99[round]),
             others.map_or_else(|| "—".to_owned(), |cores| format!("{cores:.2}")),
@@ -622,9 +671,11 @@ fn report(out: &mut String, runs: &[Vec<Run>; 3], stderr_lines: [usize; 2], wrk:
     }
     let _ = writeln!(
         out,
-        "| **median** | **{}** | **{}** | **{}** | **{}** | |",
+        "| **median** | **{}** | **{}** | **{}** | **{}** | **{}** | **{}** | |",
         ratio3(median(&throughput)),
         ratio3(median(&p99)),
+        ratio3(median(&inject_throughput)),
+        ratio3(median(&inject_p99)),
         ratio3(median(&di_throughput)),
         ratio3(median(&di_p99)),
     );
@@ -652,6 +703,13 @@ fn report(out: &mut String, runs: &[Vec<Run>; 3], stderr_lines: [usize; 2], wrk:
         ratio3(value),
         verdict(value <= P99_TARGET)
     );
+    let value = median(&inject_throughput);
+    let _ = writeln!(
+        out,
+        "| injecting route's requests/s ≥ {INJECT_THROUGHPUT_TARGET}x plain axum's (inject / axum) | {} | {} |",
+        ratio3(value),
+        verdict(value >= INJECT_THROUGHPUT_TARGET)
+    );
     let _ = writeln!(
         out,
         "\nFor reference (no target): ratio of the medians, host-web / axum: requests/s {}, \
@@ -665,22 +723,17 @@ fn report(out: &mut String, runs: &[Vec<Run>; 3], stderr_lines: [usize; 2], wrk:
         ratio3(median(&di_throughput)),
         ratio3(median(&di_p99)),
     );
-    let cpu = |runs: &[Run]| {
-        median(
-            &runs
-                .iter()
-                .filter_map(|run| run.cpu_per_request)
-                .collect::<Vec<f64>>(),
-        )
-    };
-    let (axum_cpu, host_cpu, inject_cpu) = (cpu(axum), cpu(host), cpu(inject));
+    let (host_cpu, inject_cpu) = (cpu(host), cpu(inject));
     if axum_cpu.is_finite() && host_cpu.is_finite() && inject_cpu.is_finite() {
         let _ = writeln!(
             out,
-            "\nServer CPU per request (medians): host-web {:+.2} µs over axum ({}); the \
-             injecting handler {:+.2} µs over the plain one.",
+            "\nServer CPU per request (medians): axum {axum_cpu:.2} µs; host-web {host_cpu:.2} µs \
+             ({:+.2} µs, {}); the injecting route {inject_cpu:.2} µs ({:+.2} µs over axum, {}; \
+             {:+.2} µs over host-web's plain route).",
             host_cpu - axum_cpu,
             ratio(host_cpu / axum_cpu),
+            inject_cpu - axum_cpu,
+            ratio(inject_cpu / axum_cpu),
             inject_cpu - host_cpu,
         );
     }
@@ -734,19 +787,23 @@ fn main() -> ExitCode {
         child.check_answers();
     }
     let wrk = wrk_version();
+    let plan = match common::run_kind() {
+        RunKind::Quick => QUICK_PLAN,
+        RunKind::Full | RunKind::Smoke => FULL_PLAN,
+    };
     let measured = match (&wrk, common::is_bench_run()) {
         (Some(wrk), true) => {
             for child in &children {
-                run_wrk(child, WARMUP_SECONDS);
+                run_wrk(child, plan.warmup_seconds);
             }
             let mut runs: [Vec<Run>; 3] = Default::default();
-            for round in 0..ROUNDS {
+            for round in 0..plan.rounds {
                 let mut order = [0, 1, 2];
                 if round % 2 == 1 {
                     order.reverse();
                 }
                 for index in order {
-                    runs[index].push(run_wrk(&children[index], RUN_SECONDS));
+                    runs[index].push(run_wrk(&children[index], plan.run_seconds));
                 }
             }
             Some((runs, wrk.clone()))
@@ -776,13 +833,10 @@ fn main() -> ExitCode {
             &runs,
             [lines(&stderr[1]), lines(&stderr[2])],
             &wrk,
+            plan,
         );
     }
-    let _ = writeln!(
-        out,
-        "\nTotal time of this bench: {:.1} s.",
-        began.elapsed().as_secs_f64()
-    );
+    let _ = writeln!(out, "\n{}", common::footer(began));
     println!("{out}");
     ExitCode::SUCCESS
 }
