@@ -49,7 +49,7 @@ use host_core::{Host, HostBuilder, LoggingOptions};
 use host_di::ServiceCollection;
 use serde::Deserialize;
 
-use common::{median, ratio, verdict};
+use common::{RunKind, median, ratio, verdict};
 use contenders::{StopAtOnce, bare_tokio, time_child, tokio_main};
 
 /// The target for loading and binding, in ms.
@@ -141,6 +141,15 @@ const BENCH_PLAN: Plan = Plan {
     breakdown: 400,
     warmup: 5,
     runs: 60,
+};
+
+/// Quick mode: a few processes, seconds in all.
+const QUICK_PLAN: Plan = Plan {
+    processes: 3,
+    iterations: 50,
+    breakdown: 100,
+    warmup: 1,
+    runs: 10,
 };
 
 const SMOKE_PLAN: Plan = Plan {
@@ -859,10 +868,10 @@ fn main() -> ExitCode {
     if let Some(args) = common::child_args() {
         return child(&args);
     }
-    let plan = if common::is_bench_run() {
-        BENCH_PLAN
-    } else {
-        SMOKE_PLAN
+    let plan = match common::run_kind() {
+        RunKind::Full => BENCH_PLAN,
+        RunKind::Quick => QUICK_PLAN,
+        RunKind::Smoke => SMOKE_PLAN,
     };
     let scratch = Scratch::create();
     let began = Instant::now();
@@ -1087,11 +1096,7 @@ fn main() -> ExitCode {
         ratio(host_ratio),
         verdict(host_ratio <= PROCESS_TARGET_RATIO),
     );
-    let _ = writeln!(
-        out,
-        "\nTotal time of this bench: {:.1} s.",
-        began.elapsed().as_secs_f64()
-    );
+    let _ = writeln!(out, "\n{}", common::footer(began));
     println!("{out}");
     ExitCode::SUCCESS
 }
