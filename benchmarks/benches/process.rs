@@ -80,7 +80,9 @@ const MODES: [Mode; 4] = [
 ];
 
 /// Warm-up runs of each mode, then timed runs of each: full, quick, smoke.
-const PLANS: [(usize, usize); 3] = [(5, 30), (2, 10), (0, 2)];
+/// A run takes a few ms, so even quick mode affords many: the medians of a
+/// noisy machine need them.
+const PLANS: [(usize, usize); 3] = [(10, 100), (3, 30), (0, 2)];
 
 impl Mode {
     fn time_ms(&self) -> f64 {
