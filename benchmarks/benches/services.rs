@@ -37,7 +37,8 @@
 //! Memory: peak RSS per idle service (`VmHWM` once all N are started, less
 //! `VmRSS` before building, divided by N), each (contender, N) in a fresh
 //! process of its own, one run, in rotating order across repetitions; the
-//! median over the repetitions.
+//! median over the repetitions. Beside it, for reference, the same at N = 1
+//! (the fixed part) and what each further service adds.
 
 mod common;
 
@@ -614,7 +615,8 @@ fn measure_memory((contender, logging): MemoryCase, n: usize) -> f64 {
         .expect("the memory child reports its memory")
 }
 
-/// Bytes per service of every memory case at one N, over the repetitions.
+/// Bytes per service of every memory case at one N (at N = 1: the growth),
+/// over the repetitions.
 struct MemoryResults {
     samples: Vec<(MemoryCase, Vec<f64>)>,
 }
@@ -767,6 +769,7 @@ fn report(
     defaults: &Timings,
     off: &Timings,
     memory: &MemoryResults,
+    fixed: &MemoryResults,
     memory_reps: usize,
 ) -> String {
     let mut out = String::new();
@@ -780,12 +783,23 @@ fn report(
     timing_table(&mut out, n, off);
 
     let raw_task = memory.median((Contender::TokioChildTokens, Logging::Off));
+    // What one service more costs, the fixed part (N = 1) taken out: beside
+    // the judged figure, to tell a per-service cost from a per-process one.
+    let marginal =
+        |case: MemoryCase| (memory.median(case) * n as f64 - fixed.median(case)) / (n - 1) as f64;
+    let raw_marginal = marginal((Contender::TokioChildTokens, Logging::Off));
     let _ = writeln!(
         out,
-        "Peak RSS per idle service, {memory_reps} fresh process(es) per contender (median; min-max):\n"
+        "Peak RSS per idle service, {memory_reps} fresh process(es) per contender (median; \
+         min-max). Judged: the growth divided by N. Beside it, for reference: the growth with \
+         one service (N = 1, the fixed part) and what each further service adds ((growth at \
+         N - growth at 1) / (N - 1)):\n"
     );
-    let _ = writeln!(out, "| contender | bytes/service | min-max | / raw task |");
-    let _ = writeln!(out, "|---|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "| contender | bytes/service | min-max | / raw task | fixed (N = 1) | added per service | / raw task's |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
     for case in MEMORY_CASES {
         let (min, max) = memory.range(case);
         let label = match case {
@@ -797,9 +811,12 @@ fn report(
         };
         let _ = writeln!(
             out,
-            "| {label} | {:.0} B | {min:.0}-{max:.0} | {} |",
+            "| {label} | {:.0} B | {min:.0}-{max:.0} | {} | {:.0} KiB | {:.0} B | {} |",
             memory.median(case),
-            ratio(memory.median(case) / raw_task)
+            ratio(memory.median(case) / raw_task),
+            fixed.median(case) / 1024.0,
+            marginal(case),
+            ratio(marginal(case) / raw_marginal),
         );
     }
 
@@ -914,8 +931,11 @@ fn main() -> ExitCode {
     }
 
     // Memory: every (contender, N) in fresh processes, the contenders'
-    // order rotated each repetition.
-    let mut memory: Vec<MemoryResults> = sizes
+    // order rotated each repetition; N = 1 first, the fixed part.
+    let memory_sizes: Vec<usize> = std::iter::once(1)
+        .chain(sizes.iter().map(|&(n, _)| n))
+        .collect();
+    let mut memory: Vec<MemoryResults> = memory_sizes
         .iter()
         .map(|_| MemoryResults {
             samples: MEMORY_CASES
@@ -925,7 +945,7 @@ fn main() -> ExitCode {
         })
         .collect();
     for rep in 0..memory_reps {
-        for (index, &(n, _)) in sizes.iter().enumerate() {
+        for (index, &n) in memory_sizes.iter().enumerate() {
             for case in rotated(&MEMORY_CASES, rep + index) {
                 let bytes = measure_memory(case, n);
                 if let Some((_, samples)) = memory[index]
@@ -939,12 +959,13 @@ fn main() -> ExitCode {
         }
     }
 
+    let (fixed, memory) = memory.split_first().expect("N = 1 and every N");
     for (index, (n, defaults, off)) in results.iter().enumerate() {
         let reps = sizes[index].1;
         let _ = writeln!(
             out,
             "{}",
-            report(*n, reps, defaults, off, &memory[index], memory_reps)
+            report(*n, reps, defaults, off, &memory[index], fixed, memory_reps)
         );
     }
     flatness(&mut out, &results);
