@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::hosted::no_op_hook;
+use crate::hosted::{is_no_op, no_op, no_op_hook};
 use crate::{ApplicationLifetime, HostedService, LifecycleContext, LifecycleFuture, ServiceError};
 
 /// A long-running service, as .NET's `BackgroundService`: implement
@@ -143,10 +143,35 @@ impl<T: BackgroundService> HostedService for T {
 
     forward_hook!(starting);
 
-    async fn start(&self, ctx: &LifecycleContext) -> Result<(), ServiceError> {
-        BackgroundService::before_start(self, ctx).await?;
-        let this = ctx.record.instance::<T>()?;
-        ctx.record.spawn_execute(this, ctx.lifetime().clone())
+    fn start<'life0, 'life1, 'async_trait>(
+        &'life0 self,
+        ctx: &'life1 LifecycleContext,
+    ) -> LifecycleFuture<'async_trait>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        Self: 'async_trait,
+    {
+        // In the span as when `start` was an `async fn`: a hand-written hook
+        // may do its work in the call itself.
+        let before_start = ctx
+            .record
+            .span
+            .in_scope(|| BackgroundService::before_start(self, ctx));
+        if is_no_op(&before_start) {
+            // Nothing of the service's runs before `execute`: spawn it now.
+            // The host polls every `start` it calls at once, so this is when
+            // the first poll would have spawned it, without a future to
+            // allocate or poll in the service's span.
+            return match spawn_execute::<T>(ctx) {
+                Ok(()) => no_op(),
+                Err(error) => Box::pin(std::future::ready(Err(error))),
+            };
+        }
+        Box::pin(async move {
+            before_start.await?;
+            spawn_execute::<T>(ctx)
+        })
     }
 
     forward_hook!(started);
@@ -159,6 +184,12 @@ impl<T: BackgroundService> HostedService for T {
     }
 
     forward_hook!(stopped);
+}
+
+/// Spawns the `execute` of the background service `ctx` is for.
+fn spawn_execute<T: BackgroundService>(ctx: &LifecycleContext) -> Result<(), ServiceError> {
+    let this = ctx.record.instance::<T>()?;
+    ctx.record.spawn_execute(this, ctx.lifetime().clone())
 }
 
 /// What a background service's `execute` receives: its stopping token and

@@ -1,5 +1,6 @@
 //! `HostBuilder`: registrations and settings, consumed by `build()`.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -318,13 +319,13 @@ impl HostBuilder {
             options.background_service_failure,
         ));
         let changed = states.change_notifier();
-        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut seen: HashMap<Cow<'static, str>, usize> = HashMap::new();
         let records: Vec<Arc<ServiceRecord>> = hosted
             .into_iter()
             .map(|service| {
-                let name = unique_name(&mut seen, service.name().into_owned());
+                let name = unique_name(&mut seen, service.name());
                 Arc::new(ServiceRecord::new(
-                    name.into(),
+                    name,
                     service,
                     changed.clone(),
                     shared.clone(),
@@ -411,14 +412,36 @@ impl std::fmt::Debug for HostBuilder {
 }
 
 /// Names are unique within a host: a second `app::Worker` is `app::Worker#2`.
-fn unique_name(seen: &mut HashMap<String, usize>, name: String) -> String {
-    let count = seen.entry(name.clone()).or_insert(0);
-    *count += 1;
-    if *count == 1 {
-        name
-    } else {
-        format!("{name}#{count}")
+fn unique_name(seen: &mut HashMap<Cow<'static, str>, usize>, name: Cow<'static, str>) -> Arc<str> {
+    // Keyed by the `Cow`: a type's name is borrowed, so the common case
+    // allocates only the `Arc<str>` the record keeps (this runs per service).
+    let count = match seen.get_mut(name.as_ref()) {
+        Some(count) => {
+            *count += 1;
+            *count
+        }
+        None => {
+            seen.insert(name.clone(), 1);
+            1
+        }
+    };
+    if count == 1 {
+        return Arc::from(name.as_ref());
     }
+    // `format!` costs more than the rest of this function together.
+    let mut numbered = String::with_capacity(name.len() + 1 + 20);
+    numbered.push_str(&name);
+    numbered.push('#');
+    push_decimal(&mut numbered, count);
+    numbered.into()
+}
+
+/// Appends `value` in decimal.
+fn push_decimal(text: &mut String, value: usize) {
+    if value >= 10 {
+        push_decimal(text, value / 10);
+    }
+    text.push(char::from(b'0' + (value % 10) as u8));
 }
 
 #[cfg(test)]
@@ -428,9 +451,24 @@ mod tests {
     #[test]
     fn duplicate_names_get_a_number() {
         let mut seen = HashMap::new();
-        assert_eq!(unique_name(&mut seen, "a::W".into()), "a::W");
-        assert_eq!(unique_name(&mut seen, "a::W".into()), "a::W#2");
-        assert_eq!(unique_name(&mut seen, "a::V".into()), "a::V");
-        assert_eq!(unique_name(&mut seen, "a::W".into()), "a::W#3");
+        let mut name = |name: &'static str| unique_name(&mut seen, Cow::Borrowed(name));
+        assert_eq!(&*name("a::W"), "a::W");
+        assert_eq!(&*name("a::W"), "a::W#2");
+        assert_eq!(&*name("a::V"), "a::V");
+        assert_eq!(&*name("a::W"), "a::W#3");
+        for _ in 4..=10 {
+            name("a::W");
+        }
+        assert_eq!(&*name("a::W"), "a::W#11");
+        for _ in 12..=100 {
+            name("a::W");
+        }
+        assert_eq!(&*name("a::W"), "a::W#101");
+        // A name given as an owned `String` (a `name()` override) counts with
+        // the borrowed ones.
+        assert_eq!(
+            &*unique_name(&mut seen, Cow::Owned("a::V".into())),
+            "a::V#2"
+        );
     }
 }

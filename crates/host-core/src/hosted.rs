@@ -141,18 +141,42 @@ macro_rules! no_op_hook {
 pub(crate) use no_op_hook;
 
 /// What a default hook returns: an empty future, which needs no allocation.
+///
+/// Never inlined: `NoOp`'s vtable is then always the one made here, which
+/// [`is_no_op`] looks for (a copy inlined into the service's crate would
+/// carry a vtable of its own).
+#[inline(never)]
 pub(crate) fn no_op<'a>() -> LifecycleFuture<'a> {
-    struct Done;
+    Box::pin(NoOp)
+}
 
-    impl Future for Done {
-        type Output = Result<(), ServiceError>;
+/// The future of a hook left at its default.
+struct NoOp;
 
-        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
-            Poll::Ready(Ok(()))
-        }
+impl Future for NoOp {
+    type Output = Result<(), ServiceError>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+        Poll::Ready(Ok(()))
     }
+}
 
-    Box::pin(Done)
+/// Whether `call` is what [`no_op`] returns: a hook left at its default,
+/// which runs no code of the service's, so the host need not enter the
+/// service's span to poll it (with a subscriber, entering and leaving a span
+/// costs more than the rest of such a call).
+///
+/// Compares the vtable with the one [`no_op`] makes (the addresses are set
+/// equal): a future of any other type is never taken for a no-op; a no-op
+/// whose vtable were a copy would merely be polled in the span as any call.
+pub(crate) fn is_no_op(call: &LifecycleFuture<'_>) -> bool {
+    let reference = no_op();
+    let reference: *const (dyn Future<Output = Result<(), ServiceError>> + Send + '_) =
+        reference.as_ref().get_ref();
+    let call: *const (dyn Future<Output = Result<(), ServiceError>> + Send + '_) =
+        call.as_ref().get_ref();
+    #[allow(ambiguous_wide_pointer_comparisons)] // the vtables are what is compared
+    std::ptr::eq(call, reference.with_addr(call.addr()))
 }
 
 /// What a hosted service's `start`, `stop` and hooks receive: the service's
@@ -230,5 +254,38 @@ impl fmt::Debug for LifecycleContext {
             .field("phase", &self.phase())
             .field("cancelled", &self.is_cancelled())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::{LifecycleFuture, is_no_op, no_op};
+    use crate::ServiceError;
+
+    /// Empty as `NoOp` is, but a service's own.
+    struct Logs;
+
+    impl Future for Logs {
+        type Output = Result<(), ServiceError>;
+
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Self::Output> {
+            tracing::info!("a service's own code");
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[test]
+    fn only_a_default_hook_is_a_no_op() {
+        assert!(is_no_op(&no_op()));
+        let empty: LifecycleFuture<'_> = Box::pin(Logs);
+        assert!(!is_no_op(&empty));
+        let ready: LifecycleFuture<'_> = Box::pin(std::future::ready(Ok(())));
+        assert!(!is_no_op(&ready));
+        let written: LifecycleFuture<'_> = Box::pin(async { Ok(()) });
+        assert!(!is_no_op(&written));
     }
 }

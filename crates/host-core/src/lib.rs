@@ -99,6 +99,7 @@
 //! | `tokio-util` | `CancellationToken` for stopping and deadlines |
 //! | `async-trait` | object-safe async traits, stored as `Arc<dyn HostedService>` |
 //! | `futures` | catching panics in futures, running phases concurrently, the watchdog's wait |
+//! | `pin-project-lite` | a background service's task, run in its span without a second handle on it (already a dependency of tokio) |
 //! | `tracing`, `tracing-subscriber` | logs and spans; the default subscriber (its reloadable filter, JSON format) |
 //! | `anyhow` | [`ServiceError`]: any error converts with `?` |
 

@@ -12,7 +12,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 
 use crate::bound::{Bound, poll_once};
 use crate::failure::ServiceFailure;
-use crate::hosted::PhaseContext;
+use crate::hosted::{PhaseContext, is_no_op};
 use crate::lifetime::Callback;
 use crate::logging::LIFETIME_TARGET;
 use crate::record::ServiceRecord;
@@ -242,6 +242,7 @@ impl<'a> PhaseRun<'a> {
             index,
             record,
             phase: self.phase,
+            in_span: !call.as_ref().is_ok_and(is_no_op),
             call: call.map_err(Some),
         }
     }
@@ -285,6 +286,9 @@ struct Guarded<'a> {
     index: usize,
     record: &'a ServiceRecord,
     phase: Phase,
+    /// Whether to poll in the service's span: not a hook left at its
+    /// default, which runs no code of the service's.
+    in_span: bool,
     /// The call's future, or the panic that kept it from being made.
     call: Result<LifecycleFuture<'a>, Option<Box<dyn Any + Send>>>,
 }
@@ -294,7 +298,7 @@ impl Future for Guarded<'_> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let _entered = this.record.span.enter();
+        let _entered = this.in_span.then(|| this.record.span.enter());
         let polled = match &mut this.call {
             Ok(call) => std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))),
             Err(payload) => Err(payload.take().unwrap_or_else(|| Box::new("polled again"))),

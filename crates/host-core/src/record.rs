@@ -3,15 +3,16 @@
 
 use std::any::{Any, type_name};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
 use crate::failure::ServiceFailure;
 use crate::logging::LIFETIME_TARGET;
@@ -180,14 +181,15 @@ impl ServiceRecord {
         }
         let stopping = CancellationToken::new();
         let context = ServiceContext::new(self.name.clone(), stopping.clone(), lifetime);
-        let record = self.clone();
         let execute = async move {
-            let outcome = AssertUnwindSafe(service.execute(context))
+            AssertUnwindSafe(service.execute(context))
                 .catch_unwind()
-                .await;
-            record.execute_ended(outcome);
+                .await
         };
-        let handle = tokio::spawn(execute.instrument(self.span.clone()));
+        let handle = tokio::spawn(ExecuteInSpan {
+            record: self.clone(),
+            execute: Some(execute),
+        });
         let task = ExecuteTask {
             stopping,
             abort: handle.abort_handle(),
@@ -198,7 +200,7 @@ impl ServiceRecord {
         Ok(())
     }
 
-    fn execute_ended(&self, outcome: Result<Result<(), ServiceError>, Box<dyn Any + Send>>) {
+    fn execute_ended(&self, outcome: ExecuteOutcome) {
         let Err(failure) =
             ServiceFailure::from_outcome(|| self.name.clone(), Phase::Execute, outcome)
         else {
@@ -260,6 +262,50 @@ impl ServiceRecord {
         task.stopping.cancel();
         task.abort.abort();
         Some(ended(task.abort.clone()))
+    }
+}
+
+/// The outcome of `execute`: its result, or the payload of its panic.
+type ExecuteOutcome = Result<Result<(), ServiceError>, Box<dyn Any + Send>>;
+
+pin_project_lite::pin_project! {
+    /// A background service's `execute` task: each poll, the end
+    /// ([`ServiceRecord::execute_ended`]) and the drop of an unfinished
+    /// `execute` (an abort) run inside the service's span, as `Instrumented`
+    /// would, but through the record the task holds anyway: no second handle
+    /// on the span per task (a subscriber call to clone it and one to close
+    /// it, and the span's size in every task).
+    struct ExecuteInSpan<F> {
+        record: Arc<ServiceRecord>,
+        // `None` once `execute` has returned.
+        #[pin]
+        execute: Option<F>,
+    }
+
+    impl<F> PinnedDrop for ExecuteInSpan<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let mut this = this.project();
+            if this.execute.is_some() {
+                let _entered = this.record.span.enter();
+                this.execute.set(None);
+            }
+        }
+    }
+}
+
+impl<F: Future<Output = ExecuteOutcome>> Future for ExecuteInSpan<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let _entered = this.record.span.enter();
+        let Some(execute) = this.execute.as_mut().as_pin_mut() else {
+            return Poll::Ready(());
+        };
+        let outcome = std::task::ready!(execute.poll(cx));
+        this.execute.set(None);
+        this.record.execute_ended(outcome);
+        Poll::Ready(())
     }
 }
 

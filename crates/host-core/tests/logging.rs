@@ -4,7 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use host_core::{BackgroundService, Host, ServiceContext, ServiceError, async_trait};
+use host_core::{
+    BackgroundService, Host, LifecycleContext, ServiceContext, ServiceError, async_trait,
+};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Subscriber};
@@ -82,6 +84,27 @@ impl BackgroundService for Worker {
     }
 }
 
+/// Logs from hooks it overrides; leaves the others at their defaults.
+struct Hooks;
+
+#[async_trait]
+impl BackgroundService for Hooks {
+    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        ctx.stopping().await;
+        Ok(())
+    }
+
+    async fn starting(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        tracing::info!("from the starting hook");
+        Ok(())
+    }
+
+    async fn after_stop(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        tracing::info!("from after_stop");
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn the_host_logs_through_the_applications_subscriber() {
     let capture = Capture::default();
@@ -96,11 +119,14 @@ async fn the_host_logs_through_the_applications_subscriber() {
         .handle_signals(false)
         .environment_name("Staging")
         .content_root("/srv/app")
-        .add_hosted_service_instance(Worker);
+        .add_hosted_service_instance(Worker)
+        .add_hosted_service_instance(Hooks);
     builder.build().unwrap().run().await.unwrap();
 
     let lines = capture.0.lock().unwrap().clone();
     let expected = [
+        "logging: from the starting hook [service{name=logging::Hooks}]",
+        "logging: from after_stop [service{name=logging::Hooks}]",
         "logging: configuring the host []",
         "host::lifetime: Hosting environment: Staging []",
         "host::lifetime: Content root path: /srv/app []",
