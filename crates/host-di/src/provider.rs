@@ -365,6 +365,14 @@ impl ServiceProvider {
         }
     }
 
+    /// The state of the scope this strong (or lent) handle belongs to.
+    pub(crate) fn scope_state(&self) -> Option<&Arc<ScopeState>> {
+        match &self.handle {
+            Handle::Strong(live) | Handle::Lent(live) => live.scope.as_ref(),
+            Handle::Weak { .. } => None,
+        }
+    }
+
     /// The container this handle reaches, unless it is gone (disposed when
     /// its last strong handle was dropped).
     fn live(&self) -> Option<Live> {

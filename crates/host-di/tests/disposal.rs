@@ -97,6 +97,23 @@ async fn scope_close_disposes_in_reverse_creation_order() {
     );
 }
 
+#[test]
+fn a_dropped_scope_with_nothing_to_dispose_is_closed_for_every_handle() {
+    #[derive(Injectable)]
+    struct Plain;
+
+    let mut services = ServiceCollection::new();
+    services.add_scoped_self::<Plain>();
+    let provider = services.build().unwrap();
+    let scope = provider.create_scope();
+    scope.get::<Plain>().unwrap();
+    let left_over = scope.provider().clone();
+    drop(scope);
+    let err = left_over.get::<Plain>().err().unwrap();
+    assert_eq!(err.kind(), DiErrorKind::Disposed);
+    assert!(format!("{left_over:?}").contains("scope: true"));
+}
+
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
