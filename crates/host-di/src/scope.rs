@@ -40,6 +40,11 @@ impl ScopeState {
     /// Closes the scope and awaits its disposals (see
     /// [`DisposeList::dispose_all`]), once: a second close reports nothing.
     pub(crate) async fn close(&self, deadline: impl Future<Output = ()>) -> DisposeReport {
+        // As in `close_now`: with nothing to dispose, a store closes it.
+        if !self.disposers.has_pushed() {
+            self.closed.store(true, Ordering::Release);
+            return DisposeReport::default();
+        }
         if self.closed.swap(true, Ordering::AcqRel) {
             return DisposeReport::default();
         }
