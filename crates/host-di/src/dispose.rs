@@ -7,6 +7,7 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
 use async_trait::async_trait;
@@ -222,11 +223,22 @@ enum Awaited {
 #[derive(Debug, Default)]
 pub(crate) struct DisposeList {
     disposers: Mutex<Vec<Disposer>>,
+    /// Whether anything was ever pushed: a list that never had a disposer
+    /// (most scopes) is disposed without taking its lock.
+    pushed: AtomicBool,
 }
 
 impl DisposeList {
     pub(crate) fn push(&self, disposer: Disposer) {
         self.disposers.lock().push(disposer);
+        self.pushed.store(true, Ordering::Release);
+    }
+
+    /// Whether a disposer was ever pushed. A push that happens before this
+    /// call is seen; one racing with it may not be, as it may also land
+    /// just after a disposal that took the lock.
+    pub(crate) fn has_pushed(&self) -> bool {
+        self.pushed.load(Ordering::Acquire)
     }
 
     /// The newest disposer. Taken one at a time, so that whatever stops a
@@ -293,6 +305,9 @@ impl DisposeList {
     }
 
     fn dispose_sync_because(&self, owner: &str, cut: Cut) {
+        if !self.has_pushed() {
+            return;
+        }
         while let Some(Disposer { name, action }) = self.pop() {
             match action {
                 Action::Sync(dispose) => {

@@ -4,7 +4,7 @@ use std::any::{TypeId, type_name};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use crate::creation::{CreationLock, Held};
 use crate::error::Repr;
@@ -69,6 +69,9 @@ use crate::{DiError, DisposeReport, Disposer, Lifetime, ServiceCollection};
 /// a scope created from it holds the container while the scope lives.
 pub struct ServiceProvider {
     handle: Handle,
+    /// A strong root handle's lent twin (see [`Live::lender`]); empty in
+    /// any other handle.
+    twin: Twin,
 }
 
 enum Handle {
@@ -85,6 +88,11 @@ enum Handle {
     },
 }
 
+/// A strong root handle's lent twin, made on its first transient resolve
+/// and kept, so that each later one lends it instead of building a lent
+/// handle (a reference count taken and dropped on the shared container).
+type Twin = OnceLock<Box<ServiceProvider>>;
+
 /// A provider whose container (and scope) is held: what resolves.
 #[derive(Clone)]
 struct Live {
@@ -99,6 +107,7 @@ impl ServiceProvider {
                 root: Arc::new(Root::build(services)?),
                 scope: None,
             }),
+            twin: Twin::new(),
         })
     }
 
@@ -108,12 +117,14 @@ impl ServiceProvider {
                 root,
                 scope: Some(scope),
             }),
+            twin: Twin::new(),
         }
     }
 
     pub(crate) fn weak(root: Weak<Root>, scope: Option<Weak<ScopeState>>) -> Self {
         Self {
             handle: Handle::Weak { root, scope },
+            twin: Twin::new(),
         }
     }
 
@@ -140,7 +151,7 @@ impl ServiceProvider {
     /// factories, a factory's own error); the provider was disposed.
     #[inline]
     pub fn get<S: ?Sized + Send + Sync + 'static>(&self) -> Result<Arc<S>, DiError> {
-        self.with::<S, _>(None, Live::get::<S>)
+        self.with::<S, _>(None, |live| live.get::<S>(self))
     }
 
     /// The last registration of `S`, or `None` if there is none.
@@ -153,7 +164,9 @@ impl ServiceProvider {
     ) -> Result<Option<Arc<S>>, DiError> {
         self.with::<S, _>(None, |live| {
             match live.root.index.unkeyed(TypeId::of::<S>()) {
-                Some(entry) => live.resolve::<S>(&entry.last, Shape::Option).map(Some),
+                Some(entry) => live
+                    .resolve::<S>(self, &entry.last, Shape::Option)
+                    .map(Some),
                 None => Ok(None),
             }
         })
@@ -166,7 +179,7 @@ impl ServiceProvider {
     /// As [`get`](Self::get), for any of them.
     pub fn get_all<S: ?Sized + Send + Sync + 'static>(&self) -> Result<Vec<Arc<S>>, DiError> {
         self.with::<S, _>(None, |live| {
-            live.resolve_all::<S>(live.root.index.unkeyed(TypeId::of::<S>()))
+            live.resolve_all::<S>(self, live.root.index.unkeyed(TypeId::of::<S>()))
         })
     }
 
@@ -181,7 +194,7 @@ impl ServiceProvider {
     ) -> Result<Arc<S>, DiError> {
         self.with::<S, _>(Some(key), |live| {
             match live.root.index.keyed(TypeId::of::<S>(), key) {
-                Some(entry) => live.resolve::<S>(&entry.last, Shape::Arc),
+                Some(entry) => live.resolve::<S>(self, &entry.last, Shape::Arc),
                 None => Err(live.not_registered::<S>(Some(key), Shape::Arc)),
             }
         })
@@ -198,7 +211,9 @@ impl ServiceProvider {
     ) -> Result<Option<Arc<S>>, DiError> {
         self.with::<S, _>(Some(key), |live| {
             match live.root.index.keyed(TypeId::of::<S>(), key) {
-                Some(entry) => live.resolve::<S>(&entry.last, Shape::Option).map(Some),
+                Some(entry) => live
+                    .resolve::<S>(self, &entry.last, Shape::Option)
+                    .map(Some),
                 None => Ok(None),
             }
         })
@@ -214,7 +229,7 @@ impl ServiceProvider {
         key: &str,
     ) -> Result<Vec<Arc<S>>, DiError> {
         self.with::<S, _>(Some(key), |live| {
-            live.resolve_all::<S>(live.root.index.keyed(TypeId::of::<S>(), key))
+            live.resolve_all::<S>(self, live.root.index.keyed(TypeId::of::<S>(), key))
         })
     }
 
@@ -350,6 +365,14 @@ impl ServiceProvider {
         }
     }
 
+    /// The state of the scope this strong (or lent) handle belongs to.
+    pub(crate) fn scope_state(&self) -> Option<&Arc<ScopeState>> {
+        match &self.handle {
+            Handle::Strong(live) | Handle::Lent(live) => live.scope.as_ref(),
+            Handle::Weak { .. } => None,
+        }
+    }
+
     /// The container this handle reaches, unless it is gone (disposed when
     /// its last strong handle was dropped).
     fn live(&self) -> Option<Live> {
@@ -387,8 +410,10 @@ impl Clone for ServiceProvider {
     /// to a constructor, or of a weak handle, is weak.
     fn clone(&self) -> Self {
         match &self.handle {
+            // The twin is not shared: each handle makes its own if it needs one.
             Handle::Strong(live) => Self {
                 handle: Handle::Strong(live.clone()),
+                twin: Twin::new(),
             },
             Handle::Lent(live) => Self::weak(
                 Arc::downgrade(&live.root),
@@ -408,19 +433,43 @@ impl Live {
                 root: Arc::clone(&self.root),
                 scope: if with_scope { self.scope.clone() } else { None },
             }),
+            twin: Twin::new(),
+        }
+    }
+
+    /// The provider lent to the constructor of a transient resolved through
+    /// `caller`, whose container (and scope) this is: a lent handle lends
+    /// itself, a strong root handle its twin, made once; a scope's handle,
+    /// which usually lives for one request, and a weak one lend a new one.
+    #[inline]
+    fn lender<'a>(
+        &self,
+        caller: &'a ServiceProvider,
+        owned: &'a mut Option<ServiceProvider>,
+    ) -> &'a ServiceProvider {
+        match &caller.handle {
+            Handle::Lent(_) => caller,
+            Handle::Strong(live) if live.scope.is_none() => {
+                caller.twin.get_or_init(|| Box::new(self.lend(false)))
+            }
+            _ => owned.insert(self.lend(true)),
         }
     }
 
     #[inline]
-    fn get<S: ?Sized + Send + Sync + 'static>(&self) -> Result<Arc<S>, DiError> {
+    fn get<S: ?Sized + Send + Sync + 'static>(
+        &self,
+        caller: &ServiceProvider,
+    ) -> Result<Arc<S>, DiError> {
         match self.root.index.unkeyed(TypeId::of::<S>()) {
-            Some(entry) => self.resolve::<S>(&entry.last, Shape::Arc),
+            Some(entry) => self.resolve::<S>(caller, &entry.last, Shape::Arc),
             None => Err(self.not_registered::<S>(None, Shape::Arc)),
         }
     }
 
     fn resolve_all<S: ?Sized + Send + Sync + 'static>(
         &self,
+        caller: &ServiceProvider,
         entry: Option<&Entry>,
     ) -> Result<Vec<Arc<S>>, DiError> {
         let Some(entry) = entry else {
@@ -430,7 +479,7 @@ impl Live {
             .all
             .iter()
             .map(|&index| match self.root.registrations.get(index as usize) {
-                Some(registration) => self.resolve::<S>(&registration.slot, Shape::Vec),
+                Some(registration) => self.resolve::<S>(caller, &registration.slot, Shape::Vec),
                 None => Err(self.internal::<S>()),
             })
             .collect()
@@ -439,6 +488,7 @@ impl Live {
     #[inline]
     fn resolve<S: ?Sized + Send + Sync + 'static>(
         &self,
+        caller: &ServiceProvider,
         slot: &AnySlot,
         via: Shape,
     ) -> Result<Arc<S>, DiError> {
@@ -454,7 +504,7 @@ impl Live {
                 None => self.create_singleton::<S>(slot, via),
             },
             Lifetime::Scoped => self.scoped::<S>(slot, via),
-            Lifetime::Transient => self.transient::<S>(slot, via),
+            Lifetime::Transient => self.transient::<S>(caller, slot, via),
         }
     }
 
@@ -538,6 +588,7 @@ impl Live {
     #[inline]
     fn transient<S: ?Sized + Send + Sync + 'static>(
         &self,
+        caller: &ServiceProvider,
         slot: &Slot<S>,
         via: Shape,
     ) -> Result<Arc<S>, DiError> {
@@ -548,7 +599,9 @@ impl Live {
         }
         let _frame = self.enter(slot.index, via)?;
         let mut disposer = None;
-        let instance = self.construct::<S>(&self.lend(true), slot, via, &mut disposer)?;
+        let mut owned = None;
+        let lent = self.lender(caller, &mut owned);
+        let instance = self.construct::<S>(lent, slot, via, &mut disposer)?;
         if let Some(disposer) = disposer {
             match &self.scope {
                 Some(scope) => scope.disposers.push(disposer),

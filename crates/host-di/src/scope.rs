@@ -40,6 +40,11 @@ impl ScopeState {
     /// Closes the scope and awaits its disposals (see
     /// [`DisposeList::dispose_all`]), once: a second close reports nothing.
     pub(crate) async fn close(&self, deadline: impl Future<Output = ()>) -> DisposeReport {
+        // As in `close_now`: with nothing to dispose, a store closes it.
+        if !self.disposers.has_pushed() {
+            self.closed.store(true, Ordering::Release);
+            return DisposeReport::default();
+        }
         if self.closed.swap(true, Ordering::AcqRel) {
             return DisposeReport::default();
         }
@@ -48,7 +53,11 @@ impl ScopeState {
 
     /// Closes the scope without awaiting: its sync disposals, once.
     pub(crate) fn close_now(&self) {
-        if !self.closed.swap(true, Ordering::AcqRel) {
+        // With nothing to dispose (most scopes), a plain store marks the
+        // scope closed: a racing second close has nothing to dispose either.
+        if !self.disposers.has_pushed() {
+            self.closed.store(true, Ordering::Release);
+        } else if !self.closed.swap(true, Ordering::AcqRel) {
             self.disposers.dispose_sync("a scope");
         }
     }
@@ -92,26 +101,25 @@ impl ScopeState {
 /// # Ok(()) }
 /// ```
 pub struct Scope {
+    /// Holds the scope's state (see [`ServiceProvider::scope_state`]): the
+    /// scope keeps no handle of its own to it, one reference count less to
+    /// take and drop per scope.
     provider: ServiceProvider,
-    state: Arc<ScopeState>,
 }
 
 impl Scope {
     pub(crate) fn new(root: Arc<Root>) -> Self {
-        let state = Arc::new(ScopeState::default());
         Self {
-            provider: ServiceProvider::in_scope(root, Arc::clone(&state)),
-            state,
+            provider: ServiceProvider::in_scope(root, Arc::new(ScopeState::default())),
         }
     }
 
     /// A scope of a container that is gone: every resolve fails with
-    /// [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed).
+    /// [`DiErrorKind::Disposed`](crate::DiErrorKind::Disposed). It has no
+    /// state: nothing is ever created in it.
     pub(crate) fn of_disposed(root: Weak<Root>) -> Self {
-        let state = Arc::new(ScopeState::default());
         Self {
-            provider: ServiceProvider::weak(root, Some(Arc::downgrade(&state))),
-            state,
+            provider: ServiceProvider::weak(root, Some(Weak::new())),
         }
     }
 
@@ -134,7 +142,10 @@ impl Scope {
     /// wait and learn what was skipped, use
     /// [`ServiceProvider::dispose_within`] on the scope's provider.
     pub async fn close(self) -> DisposeReport {
-        self.state.close(std::future::pending()).await
+        match self.provider.scope_state() {
+            Some(state) => state.close(std::future::pending()).await,
+            None => DisposeReport::default(),
+        }
     }
 }
 
@@ -148,14 +159,22 @@ impl Deref for Scope {
 
 impl Drop for Scope {
     fn drop(&mut self) {
-        self.state.close_now();
+        if let Some(state) = self.provider.scope_state() {
+            state.close_now();
+        }
     }
 }
 
 impl fmt::Debug for Scope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scope")
-            .field("closed", &self.state.is_closed())
+            .field(
+                "closed",
+                &self
+                    .provider
+                    .scope_state()
+                    .is_some_and(|state| state.is_closed()),
+            )
             .finish_non_exhaustive()
     }
 }

@@ -97,6 +97,38 @@ async fn scope_close_disposes_in_reverse_creation_order() {
     );
 }
 
+#[tokio::test]
+async fn a_scope_with_nothing_to_dispose_is_closed_for_every_handle() {
+    #[derive(Injectable)]
+    struct Plain;
+
+    let mut services = ServiceCollection::new();
+    services.add_scoped_self::<Plain>();
+    let provider = services.build().unwrap();
+    for how in ["drop", "close", "dispose"] {
+        let scope = provider.create_scope();
+        scope.get::<Plain>().unwrap();
+        let left_over = scope.provider().clone();
+        match how {
+            "drop" => drop(scope),
+            "close" => assert!(scope.close().await.is_clean()),
+            // Through a handle, while the scope itself is still held.
+            _ => {
+                assert!(left_over.dispose().await.is_clean());
+                assert_eq!(
+                    scope.get::<Plain>().err().unwrap().kind(),
+                    DiErrorKind::Disposed
+                );
+            }
+        }
+        let err = left_over.get::<Plain>().err().unwrap();
+        assert_eq!(err.kind(), DiErrorKind::Disposed);
+        assert!(format!("{left_over:?}").contains("scope: true"));
+        // Closing it again through the kept handle reports nothing.
+        assert!(left_over.dispose().await.is_clean());
+    }
+}
+
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 

@@ -155,3 +155,46 @@ fn a_container_dropped_without_dispose_is_freed_too() {
     assert!(weak_server.upgrade().is_none());
     assert_eq!(drops.count(), 1);
 }
+
+/// A transient that keeps the provider it was built with.
+#[derive(Injectable)]
+struct Job {
+    provider: ServiceProvider,
+}
+
+#[test]
+fn transients_from_the_root_keep_weak_providers_however_many_are_resolved() {
+    let drops = Arc::new(Drops::default());
+    let mut services = ServiceCollection::new();
+    services.add_instance(Arc::clone(&drops));
+    services.add_singleton_self::<Server>();
+    services.add_transient_self::<Job>();
+    let provider = services.build().unwrap();
+    let server = Arc::downgrade(&provider.get::<Server>().unwrap());
+
+    // The root lends the same handle to every transient's constructor:
+    // each job's provider is weak, resolves while the container lives,
+    // and makes more jobs, from the root as well.
+    let jobs: Vec<Arc<Job>> = (0..3).map(|_| provider.get::<Job>().unwrap()).collect();
+    for job in &jobs {
+        assert!(!job.provider.is_scope());
+        let nested = job.provider.get::<Job>().unwrap();
+        nested.provider.get::<Drops>().unwrap();
+    }
+    // A clone of the root handle resolves jobs as well.
+    let clone = provider.clone();
+    let from_clone = clone.get::<Job>().unwrap();
+    drop(clone);
+
+    drop(provider);
+    // Nothing the jobs keep holds the container: it is freed with its
+    // last user handle, and their providers report it.
+    assert!(server.upgrade().is_none());
+    assert_eq!(drops.count(), 1);
+    for job in jobs.iter().chain([&from_clone]) {
+        assert_eq!(
+            job.provider.get::<Drops>().err().unwrap().kind(),
+            DiErrorKind::Disposed
+        );
+    }
+}
