@@ -128,6 +128,20 @@ impl Scope {
         &self.provider
     }
 
+    /// Whether the scope has created anything it must dispose. A scope that
+    /// has not is closed by dropping it as well as by [`close`](Scope::close)
+    /// (nothing to await), which saves a caller that closes many scopes (a
+    /// server, one per request) the close's future.
+    ///
+    /// A service created after the answer (through a clone of the provider
+    /// kept elsewhere) can make it `true` later; once the scope is closed,
+    /// nothing more is created in it.
+    pub fn has_disposals(&self) -> bool {
+        self.provider
+            .scope_state()
+            .is_some_and(|state| state.disposers.has_pushed())
+    }
+
     /// Ends the scope: disposes the instances it created, newest first,
     /// awaiting async disposals, and reports the disposers that panicked
     /// (each also logged at error; the next disposer still runs).

@@ -129,6 +129,20 @@ async fn a_scope_with_nothing_to_dispose_is_closed_for_every_handle() {
     }
 }
 
+#[tokio::test]
+async fn a_scope_says_whether_it_has_anything_to_dispose() {
+    let (services, events) = services("singleton");
+    let provider = services.build().unwrap();
+    let scope = provider.create_scope();
+    assert!(!scope.has_disposals());
+    scope.get::<Repo>().unwrap(); // a singleton: the root disposes it
+    assert!(!scope.has_disposals());
+    scope.get::<Handler>().unwrap(); // a transient disposable: the scope does
+    assert!(scope.has_disposals());
+    scope.close().await;
+    assert_eq!(lines(&events), ["Handler"]);
+}
+
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 

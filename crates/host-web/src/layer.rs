@@ -167,6 +167,12 @@ where
         // Closed after a panic too: async disposals are awaited.
         match this.services.take().and_then(RequestServices::into_scope) {
             None => Poll::Ready(answer),
+            // Nothing to dispose (a handler that injected only singletons):
+            // the drop closes it, with no future to allocate.
+            Some((scope, _)) if !scope.has_disposals() => {
+                drop(scope);
+                Poll::Ready(answer)
+            }
             Some((scope, scopes)) => {
                 let mut closing = Closing {
                     future: Some(Box::pin(scope::close(scope))),
