@@ -19,7 +19,10 @@
 //!     on its stopping token, and `builder.run().await` as the exit code;
 //!   - `tokio`: the bare tokio work of `bare-tokio`, inside this binary;
 //!   - `blocking`: the host through `HostBuilder::run_blocking` from a plain
-//!     `fn main` (for reference; no target).
+//!     `fn main` (for reference; no target);
+//!   - `quiet`: `host` with `default_logging(false)` and
+//!     `handle_signals(false)` (for reference; no target): what those two
+//!     defaults cost a process.
 //!
 //! The children's standard error goes to /dev/null (the host's log lines
 //! are still formatted and written). After a warm-up, the modes alternate,
@@ -56,7 +59,7 @@ struct Mode {
     label: &'static str,
 }
 
-const MODES: [Mode; 4] = [
+const MODES: [Mode; 5] = [
     Mode {
         exe: BARE_TOKIO,
         arg: None,
@@ -76,6 +79,11 @@ const MODES: [Mode; 4] = [
         exe: HOST_PROCESS,
         arg: Some("blocking"),
         label: "host, `run_blocking()` from `fn main` (`host-process blocking`, reference)",
+    },
+    Mode {
+        exe: HOST_PROCESS,
+        arg: Some("quiet"),
+        label: "host, logging and signals off (`host-process quiet`, reference)",
     },
 ];
 

@@ -5,7 +5,8 @@
 //! calls `stop_application()` on its first poll, `builder.run().await` as
 //! the exit code. `tokio`: the bare tokio process (`src/bare.rs`) inside
 //! this same binary. `blocking`: the host through `run_blocking()` from a
-//! plain `fn main`.
+//! plain `fn main`. `quiet`: `host` with `default_logging(false)` and
+//! `handle_signals(false)`, to show what those two defaults cost.
 
 #[path = "../bare.rs"]
 mod bare;
@@ -27,6 +28,15 @@ fn host() -> ExitCode {
     })
 }
 
+fn host_quiet() -> ExitCode {
+    tokio_main(async {
+        let mut builder = Host::builder();
+        builder.default_logging(false).handle_signals(false);
+        builder.add_hosted_service_instance(StopAtOnce);
+        builder.run().await
+    })
+}
+
 fn host_blocking() -> ExitCode {
     let mut builder = Host::builder();
     builder.add_hosted_service_instance(StopAtOnce);
@@ -38,8 +48,9 @@ fn main() -> ExitCode {
         None | Some("host") => host(),
         Some("tokio") => bare_tokio(),
         Some("blocking") => host_blocking(),
+        Some("quiet") => host_quiet(),
         Some(other) => {
-            eprintln!("usage: host-process [host|tokio|blocking] (not `{other}`)");
+            eprintln!("usage: host-process [host|tokio|blocking|quiet] (not `{other}`)");
             ExitCode::from(2)
         }
     }
