@@ -13,6 +13,7 @@ use serde::de::DeserializeOwned;
 use crate::configure::{BoundConfiguration, PendingBinding};
 use crate::record::{HostShared, ServiceRecord};
 use crate::registration::{HostedServiceCollectionExt as _, resolve_hosted_services};
+use crate::systemd::Systemd;
 use crate::{
     ApplicationLifetime, Host, HostEnvironment, HostError, HostOptions, HostedService,
     ServiceStates,
@@ -62,6 +63,7 @@ pub struct HostBuilder {
     options: HostOptions,
     environment: HostEnvironment,
     handle_signals: bool,
+    systemd_notify: bool,
     default_logging: bool,
     configuration: ConfigurationBuilder,
     bindings: Vec<Box<dyn PendingBinding>>,
@@ -81,6 +83,7 @@ impl HostBuilder {
             options: HostOptions::default(),
             environment: HostEnvironment::from_process(),
             handle_signals: true,
+            systemd_notify: true,
             default_logging: true,
             configuration: ConfigurationBuilder::new(),
             bindings: Vec::new(),
@@ -259,6 +262,20 @@ impl HostBuilder {
         self
     }
 
+    /// Whether the host notifies systemd (`sd_notify`) when `NOTIFY_SOCKET`
+    /// is set: `STATUS=` lines, `READY=1` once started, `STOPPING=1` when
+    /// the stop begins, `EXTEND_TIMEOUT_USEC` during a long start (with a
+    /// [`startup_timeout`](crate::HostOptions::startup_timeout)) or stop,
+    /// and `WATCHDOG=1` when `WATCHDOG_USEC` asks for it. Only the
+    /// run-to-exit path notifies ([`run`](Self::run), [`run_blocking`](Self::run_blocking),
+    /// [`Host::run_until_exit`](crate::Host::run_until_exit)): it owns the
+    /// process; a host driven by hand never speaks for it. Turn it off when
+    /// the application notifies systemd itself. Default: `true`.
+    pub fn systemd_notify(&mut self, notify: bool) -> &mut Self {
+        self.systemd_notify = notify;
+        self
+    }
+
     /// Whether `build()` installs the default log subscriber (a
     /// `tracing-subscriber` fmt subscriber on standard error, configured by
     /// the `logging` section, overridden by `RUST_LOG`; see
@@ -294,6 +311,7 @@ impl HostBuilder {
             mut options,
             environment,
             handle_signals,
+            systemd_notify,
             default_logging,
             configuration,
             bindings,
@@ -333,6 +351,11 @@ impl HostBuilder {
             })
             .collect();
         states.set_records(records.clone());
+        let systemd = if systemd_notify {
+            Systemd::from_env()
+        } else {
+            None
+        };
         Ok(Host::new(
             provider,
             records,
@@ -341,7 +364,8 @@ impl HostBuilder {
             options,
             states,
             handle_signals,
-        ))
+        )
+        .with_systemd(systemd))
     }
 
     /// Builds and runs the host, and returns the process's exit code (see
@@ -404,6 +428,7 @@ impl std::fmt::Debug for HostBuilder {
             .field("options", &self.options)
             .field("environment", &self.environment)
             .field("handle_signals", &self.handle_signals)
+            .field("systemd_notify", &self.systemd_notify)
             .field("default_logging", &self.default_logging)
             .field("configuration", &self.configuration)
             .field("bindings", &self.bindings.len())

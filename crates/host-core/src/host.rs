@@ -17,7 +17,8 @@ use crate::logging::LIFETIME_TARGET;
 use crate::phases::{Mode, PhaseOutcome, PhaseRunner, run_callbacks};
 use crate::record::{HostShared, ServiceRecord};
 use crate::state::ServiceState;
-use crate::watchdog::Watchdog;
+use crate::systemd::{self, Extender, Systemd};
+use crate::watchdog::{self as exit_watchdog, Watchdog};
 use crate::{
     ApplicationLifetime, HostBuilder, HostEnvironment, HostError, HostOptions, Phase,
     ServiceStates, signals,
@@ -94,6 +95,14 @@ pub struct Host {
     /// Fired when a stop (a rollback included) begins, for the watchdog.
     stop_began: CancellationToken,
     blocked: Vec<Arc<str>>,
+    /// systemd's environment, read at `build()`; `None` outside systemd or
+    /// when turned off.
+    systemd: Option<Arc<Systemd>>,
+    /// Whether this host speaks for the process to systemd: on the
+    /// run-to-exit path only (see the `systemd` module).
+    notifying: bool,
+    /// The start's or the stop's `EXTEND_TIMEOUT_USEC`, while it runs.
+    extender: Option<systemd::Task>,
 }
 
 #[derive(Debug)]
@@ -151,7 +160,21 @@ impl Host {
             signals: None,
             stop_began: CancellationToken::new(),
             blocked: Vec::new(),
+            systemd: None,
+            notifying: false,
+            extender: None,
         }
+    }
+
+    /// Sets what `build()` read of systemd's environment.
+    pub(crate) fn with_systemd(mut self, systemd: Option<Systemd>) -> Self {
+        self.systemd = systemd.map(Arc::new);
+        self
+    }
+
+    /// systemd, when this host notifies it.
+    fn notifying(&self) -> Option<&Arc<Systemd>> {
+        self.systemd.as_ref().filter(|_| self.notifying)
     }
 
     /// The container the host's services were built from.
@@ -382,7 +405,33 @@ impl Host {
             self.options.shutdown_timeout,
             self.states.clone(),
         );
-        if let Err(error) = self.start().await {
+        self.notifying = self.systemd.is_some();
+        // Fed from start until the process exits (this path's end).
+        let _feeding = self
+            .notifying()
+            .and_then(|systemd| Some(systemd.watchdog?.spawn(systemd.clone())));
+        if let Some(systemd) = self.notifying().cloned() {
+            systemd.notifier.send("STATUS=starting");
+            let deadline = self
+                .options
+                .startup_timeout
+                .and_then(|timeout| tokio::time::Instant::now().checked_add(timeout));
+            self.extender = deadline
+                .map(|deadline| Extender::Start.spawn(systemd, self.states.clone(), deadline));
+        }
+        let started = self.start().await;
+        if !self.stop_began.is_cancelled() {
+            self.extender = None;
+        }
+        if let Some(systemd) = self.notifying() {
+            // Ready once every service has started (the started event),
+            // even if a stop was requested since: a job that is done at once
+            // is still a start that succeeded. A start cut short before is not.
+            if started.is_ok() && self.lifetime().is_started() {
+                systemd.notifier.send("READY=1\nSTATUS=running");
+            }
+        }
+        if let Err(error) = started {
             watchdog.disarm();
             eprintln!("error: {error}");
             return self.exit(error.exit_code());
@@ -441,6 +490,7 @@ impl Host {
             None => task.await,
         };
         self.progress = Progress::Stopped;
+        self.extender = None;
         let report = joined.unwrap_or_else(|error| {
             // The task catches every panic of a service; this is our own.
             tracing::error!(target: LIFETIME_TARGET, "the stop failed: {error}");
@@ -508,6 +558,15 @@ impl Host {
             return;
         }
         self.stop_began.cancel();
+        if let Some(systemd) = self.notifying().cloned() {
+            systemd.notifier.send("STOPPING=1\nSTATUS=stopping");
+            // The run-to-exit path ends the process by then at the latest.
+            let deadline = tokio::time::Instant::now()
+                .checked_add(self.options.shutdown_timeout)
+                .and_then(|deadline| deadline.checked_add(exit_watchdog::GRACE));
+            self.extender = deadline
+                .map(|deadline| Extender::Stop.spawn(systemd, self.states.clone(), deadline));
+        }
         let stop = Stop {
             provider: self.provider.clone(),
             records: self.records.clone(),

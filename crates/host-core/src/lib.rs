@@ -123,6 +123,7 @@ mod record;
 mod registration;
 mod signals;
 mod state;
+mod systemd;
 mod watchdog;
 
 pub use background::{BackgroundService, ServiceContext, Ticker};

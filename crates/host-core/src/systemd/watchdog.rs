@@ -1,0 +1,78 @@
+//! systemd's watchdog (`WatchdogSec=`): `WATCHDOG=1` at half the interval.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Systemd, Task};
+
+/// The watchdog's interval, when it is ours to feed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Watchdog {
+    interval: Duration,
+}
+
+impl Watchdog {
+    /// From `WATCHDOG_USEC` and `WATCHDOG_PID`: set, and the pid unset or
+    /// `pid` (a child inherits the variables; the watchdog is its parent's).
+    pub(crate) fn from_vars(
+        usec: Option<&str>,
+        watchdog_pid: Option<&str>,
+        pid: u32,
+    ) -> Option<Self> {
+        let usec: u64 = usec?.trim().parse().ok().filter(|&usec| usec > 0)?;
+        if let Some(owner) = watchdog_pid
+            && owner.trim().parse::<u32>().ok() != Some(pid)
+        {
+            return None;
+        }
+        Some(Self {
+            interval: Duration::from_micros(usec),
+        })
+    }
+
+    /// Feeds the watchdog every half interval, from a task on the host's
+    /// runtime: a runtime that can no longer run tasks stops feeding it,
+    /// and systemd restarts the unit, which is the point. Runs until the
+    /// returned task is dropped (at the end of the run-to-exit path).
+    pub(crate) fn spawn(self, systemd: Arc<Systemd>) -> Task {
+        let period = self.interval / 2;
+        Task(
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(period);
+                // After a stall, one ping, not a burst: systemd wants a recent
+                // one, not a count.
+                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticks.tick().await;
+                    // The one place that decides whether the process is alive
+                    // enough to feed the watchdog. Today: its runtime runs this
+                    // task. Liveness (services' heartbeat deadlines) adds its
+                    // condition here, so that a hung service, not only a dead
+                    // runtime, makes systemd restart the unit.
+                    systemd.notifier.send("WATCHDOG=1");
+                }
+            })
+            .abort_handle(),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ours_when_the_pid_is_unset_or_ours() {
+        let interval = |w: Option<Watchdog>| w.map(|w| w.interval);
+        let two = Some(Duration::from_secs(2));
+        assert_eq!(interval(Watchdog::from_vars(Some("2000000"), None, 7)), two);
+        assert_eq!(
+            interval(Watchdog::from_vars(Some("2000000"), Some("7"), 7)),
+            two
+        );
+        assert!(Watchdog::from_vars(Some("2000000"), Some("8"), 7).is_none());
+        assert!(Watchdog::from_vars(Some("0"), None, 7).is_none());
+        assert!(Watchdog::from_vars(Some("soon"), None, 7).is_none());
+        assert!(Watchdog::from_vars(None, None, 7).is_none());
+    }
+}

@@ -1,0 +1,381 @@
+//! systemd's notifications, in real processes: this test binary runs itself
+//! as the host process (the `child` test, selected by an environment
+//! variable) with `NOTIFY_SOCKET` naming a datagram socket the test binds,
+//! a path in a temporary directory or an abstract name, and the test reads
+//! what the host sends.
+#![cfg(unix)]
+
+mod common;
+
+use std::os::unix::net::UnixDatagram;
+use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::Cooperative;
+use host_core::{
+    BackgroundService, Host, HostedService, LifecycleContext, ServiceContext, ServiceError,
+    async_trait,
+};
+use host_test::{HostProcess, NO_HANG};
+
+const SCENARIO: &str = "HOST_CORE_SYSTEMD_SCENARIO";
+
+/// Stops the application once it has started, as a job that is done.
+struct StopsWhenStarted;
+
+#[async_trait]
+impl BackgroundService for StopsWhenStarted {
+    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        ctx.lifetime().started().await;
+        ctx.lifetime().stop_application();
+        Ok(())
+    }
+}
+
+/// Its start and its stop each take a few seconds: longer than the host
+/// waits before it extends systemd's timeouts.
+struct Slow;
+
+#[async_trait]
+impl HostedService for Slow {
+    fn name(&self) -> std::borrow::Cow<'static, str> {
+        "Slow".into()
+    }
+
+    async fn start(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        Ok(())
+    }
+
+    async fn stop(&self, _ctx: &LifecycleContext) -> Result<(), ServiceError> {
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        Ok(())
+    }
+}
+
+/// The host process. Does nothing unless started by a test below.
+#[test]
+fn child() {
+    let Ok(scenario) = std::env::var(SCENARIO) else {
+        return;
+    };
+    let mut builder = Host::builder();
+    builder.configure_host_options(|options| {
+        options.shutdown_timeout = Duration::from_secs(60);
+        options.startup_timeout = Some(Duration::from_secs(60));
+    });
+    let code = match scenario.as_str() {
+        "runs" => {
+            builder.add_hosted_service_instance(Cooperative);
+            builder.run_blocking()
+        }
+        "stops-itself" => {
+            builder.add_hosted_service_instance(StopsWhenStarted);
+            builder.run_blocking()
+        }
+        "slow" => {
+            builder
+                .add_hosted_service_instance(Slow)
+                .add_hosted_service_instance(StopsWhenStarted);
+            builder.run_blocking()
+        }
+        // A host with notifications off, then one with the defaults.
+        "off-then-on" => {
+            builder
+                .systemd_notify(false)
+                .add_hosted_service_instance(StopsWhenStarted);
+            let code = builder.run_blocking();
+            eprintln!("the first host returned {code:?}");
+            let mut second = Host::builder();
+            second.add_hosted_service_instance(StopsWhenStarted);
+            second.run_blocking()
+        }
+        // Driven by hand: the host does not speak for the process.
+        "by-hand" => tokio::runtime::Runtime::new().unwrap().block_on(async {
+            builder.add_hosted_service_instance(StopsWhenStarted);
+            let host = builder.build().unwrap();
+            host.run().await.unwrap();
+            eprintln!("the first host returned");
+            let mut second = Host::builder();
+            second.add_hosted_service_instance(StopsWhenStarted);
+            second.run().await
+        }),
+        other => panic!("unknown scenario {other}"),
+    };
+    host_test::exit_with(code);
+}
+
+/// A bound datagram socket and the `NOTIFY_SOCKET` value that names it.
+struct Listener {
+    socket: UnixDatagram,
+    address: String,
+    /// Keeps the socket's directory while the test runs.
+    _dir: Option<tempfile::TempDir>,
+    received: Vec<String>,
+}
+
+impl Listener {
+    fn path() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let socket = UnixDatagram::bind(&path).unwrap();
+        Self::new(socket, path.to_str().unwrap().to_owned(), Some(dir))
+    }
+
+    fn abstract_name() -> Self {
+        use std::os::linux::net::SocketAddrExt;
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let name = format!(
+            "host-core-systemd-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let address = std::os::unix::net::SocketAddr::from_abstract_name(&name).unwrap();
+        let socket = UnixDatagram::bind_addr(&address).unwrap();
+        Self::new(socket, format!("@{name}"), None)
+    }
+
+    fn new(socket: UnixDatagram, address: String, dir: Option<tempfile::TempDir>) -> Self {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        Self {
+            socket,
+            address,
+            _dir: dir,
+            received: Vec::new(),
+        }
+    }
+
+    /// Receives until a message contains `text` (counting those received
+    /// already), within [`NO_HANG`]; returns that message.
+    fn wait_for(&mut self, text: &str, host: &HostProcess) -> String {
+        let deadline = Instant::now() + NO_HANG;
+        loop {
+            if let Some(found) = self.received.iter().find(|m| m.contains(text)) {
+                return found.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never received {text:?}; received {:?}; the process wrote:\n{}",
+                self.received,
+                host.output()
+            );
+            self.receive();
+        }
+    }
+
+    /// Receives one message if one comes within the read timeout.
+    fn receive(&mut self) -> bool {
+        let mut buffer = [0; 4096];
+        match self.socket.recv(&mut buffer) {
+            Ok(length) => {
+                let message = String::from_utf8(buffer[..length].to_vec()).unwrap();
+                self.received.push(message);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Receives whatever comes within `time`.
+    fn drain_for(&mut self, time: Duration) {
+        let until = Instant::now() + time;
+        while Instant::now() < until {
+            self.receive();
+        }
+    }
+
+    fn count(&self, text: &str) -> usize {
+        self.received.iter().filter(|m| m.contains(text)).count()
+    }
+
+    fn position(&self, text: &str) -> Option<usize> {
+        self.received.iter().position(|m| m.contains(text))
+    }
+}
+
+fn command(scenario: &str, listener: &Listener) -> Command {
+    let mut command = host_test::child_test(SCENARIO, scenario);
+    command
+        .env("RUST_LOG", "info")
+        .env("NOTIFY_SOCKET", &listener.address)
+        .env_remove("WATCHDOG_USEC")
+        .env_remove("WATCHDOG_PID");
+    command
+}
+
+/// Receives what a stopping host still sends, waits for its exit, and
+/// checks the code.
+fn exits_with(mut host: HostProcess, listener: &mut Listener, code: i32) -> HostProcess {
+    let (exited, _) = host.wait_for_exit(Instant::now());
+    assert_eq!(exited, code, "{}", host.output());
+    listener.drain_for(Duration::from_millis(200));
+    host
+}
+
+#[test]
+fn ready_after_the_start_and_stopping_on_sigterm_at_a_path() {
+    let mut listener = Listener::path();
+    let host = HostProcess::spawn(command("runs", &listener));
+    assert_eq!(
+        listener.wait_for("READY=1", &host),
+        "READY=1\nSTATUS=running"
+    );
+    assert_eq!(listener.received[0], "STATUS=starting");
+    host.signal("TERM");
+    assert_eq!(
+        listener.wait_for("STOPPING=1", &host),
+        "STOPPING=1\nSTATUS=stopping"
+    );
+    exits_with(host, &mut listener, 0);
+    assert_eq!(listener.count("READY=1"), 1, "{:?}", listener.received);
+    assert_eq!(listener.count("STOPPING=1"), 1, "{:?}", listener.received);
+}
+
+#[test]
+fn an_abstract_socket_hears_the_same() {
+    let mut listener = Listener::abstract_name();
+    let host = HostProcess::spawn(command("stops-itself", &listener));
+    listener.wait_for("STOPPING=1", &host);
+    let host = exits_with(host, &mut listener, 0);
+    assert_eq!(
+        listener.received,
+        [
+            "STATUS=starting",
+            "READY=1\nSTATUS=running",
+            "STOPPING=1\nSTATUS=stopping"
+        ],
+        "{}",
+        host.output()
+    );
+}
+
+#[test]
+fn the_watchdog_is_fed_at_half_its_interval() {
+    let mut listener = Listener::path();
+    let mut command = command("runs", &listener);
+    command.env("WATCHDOG_USEC", "200000");
+    let host = HostProcess::spawn(command);
+    listener.wait_for("READY=1", &host);
+    // Pings every 100 ms: a few, whatever the load, within the bound.
+    let deadline = Instant::now() + NO_HANG;
+    while listener.count("WATCHDOG=1") < 3 && Instant::now() < deadline {
+        listener.receive();
+    }
+    assert!(
+        listener.count("WATCHDOG=1") >= 3,
+        "{:?}\n{}",
+        listener.received,
+        host.output()
+    );
+    host.signal("TERM");
+    exits_with(host, &mut listener, 0);
+}
+
+#[test]
+fn the_watchdog_of_another_process_is_not_fed() {
+    let mut listener = Listener::path();
+    let mut command = command("runs", &listener);
+    // Pid 1 is never the child's.
+    command
+        .env("WATCHDOG_USEC", "100000")
+        .env("WATCHDOG_PID", "1");
+    let host = HostProcess::spawn(command);
+    listener.wait_for("READY=1", &host);
+    // Twenty intervals of the other process's watchdog.
+    listener.drain_for(Duration::from_secs(1));
+    host.signal("TERM");
+    exits_with(host, &mut listener, 0);
+    assert_eq!(listener.count("WATCHDOG=1"), 0, "{:?}", listener.received);
+}
+
+#[test]
+fn a_long_start_and_stop_extend_the_timeouts_naming_the_service() {
+    let mut listener = Listener::abstract_name();
+    let host = HostProcess::spawn(command("slow", &listener));
+    let extended = listener.wait_for("STATUS=starting: waiting for Slow", &host);
+    let usec: u64 = extended
+        .strip_prefix("EXTEND_TIMEOUT_USEC=")
+        .and_then(|rest| rest.split('\n').next())
+        .and_then(|usec| usec.parse().ok())
+        .unwrap_or_else(|| panic!("{extended:?}"));
+    // The rest of the 60 s startup timeout.
+    assert!(usec > 0 && usec <= 60_000_000, "{extended:?}");
+    listener.wait_for("STATUS=stopping: waiting for Slow", &host);
+    exits_with(host, &mut listener, 0);
+    let ready = listener.position("READY=1").unwrap();
+    let starting = listener.position("STATUS=starting: waiting").unwrap();
+    let stopping = listener.position("STATUS=stopping: waiting").unwrap();
+    assert!(
+        starting < ready && ready < stopping,
+        "{:?}",
+        listener.received
+    );
+}
+
+#[test]
+fn a_host_with_notifications_off_sends_nothing() {
+    let mut listener = Listener::path();
+    let host = HostProcess::spawn(command("off-then-on", &listener));
+    let host = exits_with(host, &mut listener, 0);
+    assert!(
+        host.output().contains("the first host returned"),
+        "{}",
+        host.output()
+    );
+    // The second host's alone.
+    assert_eq!(
+        listener.count("STATUS=starting"),
+        1,
+        "{:?}",
+        listener.received
+    );
+    assert_eq!(listener.count("READY=1"), 1, "{:?}", listener.received);
+}
+
+#[test]
+fn only_the_run_to_exit_path_notifies() {
+    let mut listener = Listener::path();
+    let host = HostProcess::spawn(command("by-hand", &listener));
+    let host = exits_with(host, &mut listener, 0);
+    assert!(
+        host.output().contains("the first host returned"),
+        "{}",
+        host.output()
+    );
+    // The second host (`HostBuilder::run`) alone.
+    assert_eq!(
+        listener.count("STATUS=starting"),
+        1,
+        "{:?}",
+        listener.received
+    );
+    assert_eq!(listener.count("STOPPING=1"), 1, "{:?}", listener.received);
+}
+
+#[test]
+fn an_unreachable_socket_is_logged_once_and_the_host_runs_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = host_test::child_test(SCENARIO, "stops-itself");
+    command
+        .env("RUST_LOG", "info")
+        .env("NOTIFY_SOCKET", dir.path().join("nobody-listens"))
+        .env("WATCHDOG_USEC", "100000")
+        .env_remove("WATCHDOG_PID");
+    let mut host = HostProcess::spawn(command);
+    let (code, _) = host.wait_for_exit(Instant::now());
+    assert_eq!(code, 0, "{}", host.output());
+    let warnings = host
+        .lines()
+        .iter()
+        .filter(|line| line.contains("systemd notification failed"))
+        .count();
+    assert_eq!(warnings, 1, "{}", host.output());
+    assert!(
+        host.output().contains("Application started."),
+        "{}",
+        host.output()
+    );
+}
