@@ -87,6 +87,14 @@
 //! `build()` then keeps it and installs none (the `logging` section and
 //! `RUST_LOG` are then up to that subscriber).
 //!
+//! # systemd
+//!
+//! Under systemd (`NOTIFY_SOCKET` set), the run-to-exit path
+//! ([`HostBuilder::run`]) reports the start, readiness and the stop,
+//! extends systemd's timeouts while a long start or stop is within the
+//! host's own, and feeds the watchdog; see
+//! [`HostBuilder::systemd_notify`] and `docs/deploy.md`.
+//!
 //! # Dependencies
 //!
 //! | crate | why |
@@ -102,6 +110,11 @@
 //! | `pin-project-lite` | a background service's task, run in its span without a second handle on it (already a dependency of tokio) |
 //! | `tracing`, `tracing-subscriber` | logs and spans; the default subscriber (its reloadable filter, JSON format) |
 //! | `anyhow` | [`ServiceError`]: any error converts with `?` |
+//!
+//! systemd's notifications take no crate: the `sd-notify` crate does not
+//! handle an abstract socket address (`@name`), and libsystemd is a whole C
+//! library for what is one datagram per message; the standard library's
+//! `UnixDatagram` sends them.
 
 #![doc(test(attr(deny(warnings))))]
 
