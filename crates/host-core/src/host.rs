@@ -173,7 +173,7 @@ impl Host {
     }
 
     /// systemd, when this host notifies it.
-    fn notifying(&self) -> Option<&Arc<Systemd>> {
+    fn active_systemd(&self) -> Option<&Arc<Systemd>> {
         self.systemd.as_ref().filter(|_| self.notifying)
     }
 
@@ -408,9 +408,9 @@ impl Host {
         self.notifying = self.systemd.is_some();
         // Fed from start until the process exits (this path's end).
         let _feeding = self
-            .notifying()
+            .active_systemd()
             .and_then(|systemd| Some(systemd.watchdog?.spawn(systemd.clone())));
-        if let Some(systemd) = self.notifying().cloned() {
+        if let Some(systemd) = self.active_systemd().cloned() {
             systemd.notifier.send("STATUS=starting");
             let deadline = self
                 .options
@@ -423,7 +423,7 @@ impl Host {
         if !self.stop_began.is_cancelled() {
             self.extender = None;
         }
-        if let Some(systemd) = self.notifying() {
+        if let Some(systemd) = self.active_systemd() {
             // Ready once every service has started (the started event),
             // even if a stop was requested since: a job that is done at once
             // is still a start that succeeded. A start cut short before is not.
@@ -558,7 +558,7 @@ impl Host {
             return;
         }
         self.stop_began.cancel();
-        if let Some(systemd) = self.notifying().cloned() {
+        if let Some(systemd) = self.active_systemd().cloned() {
             systemd.notifier.send("STOPPING=1\nSTATUS=stopping");
             // The run-to-exit path ends the process by then at the latest.
             let deadline = tokio::time::Instant::now()
