@@ -17,26 +17,11 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::Cooperative;
-use host_core::{
-    BackgroundService, Host, HostedService, LifecycleContext, ServiceContext, ServiceError,
-    async_trait,
-};
+use common::{Cooperative, StopsWhenStarted};
+use host_core::{Host, HostedService, LifecycleContext, ServiceError, async_trait};
 use host_test::HostProcess;
 
 const SCENARIO: &str = "HOST_CORE_SIGNALS_SCENARIO";
-
-/// Stops the application once it has started, as a job that is done.
-struct StopsWhenStarted;
-
-#[async_trait]
-impl BackgroundService for StopsWhenStarted {
-    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-        ctx.lifetime().started().await;
-        ctx.lifetime().stop_application();
-        Ok(())
-    }
-}
 
 /// Its stop sends the process the signal that began the stop once more,
 /// as a wrapper that forwards one SIGTERM to the whole process group does,

@@ -12,26 +12,11 @@ use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Cooperative;
-use host_core::{
-    BackgroundService, Host, HostedService, LifecycleContext, ServiceContext, ServiceError,
-    async_trait,
-};
+use common::{Cooperative, StopsWhenStarted};
+use host_core::{Host, HostedService, LifecycleContext, ServiceError, async_trait};
 use host_test::{HostProcess, NO_HANG};
 
 const SCENARIO: &str = "HOST_CORE_SYSTEMD_SCENARIO";
-
-/// Stops the application once it has started, as a job that is done.
-struct StopsWhenStarted;
-
-#[async_trait]
-impl BackgroundService for StopsWhenStarted {
-    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-        ctx.lifetime().started().await;
-        ctx.lifetime().stop_application();
-        Ok(())
-    }
-}
 
 /// Its start and its stop each take a few seconds: longer than the host
 /// waits before it extends systemd's timeouts.
@@ -315,44 +300,35 @@ fn a_long_start_and_stop_extend_the_timeouts_naming_the_service() {
     );
 }
 
-#[test]
-fn a_host_with_notifications_off_sends_nothing() {
+/// Runs `scenario`: a first host that must send nothing, then a second one
+/// through `HostBuilder::run`, which alone must notify, once.
+fn only_the_second_host_notifies(scenario: &str) {
     let mut listener = Listener::path();
-    let host = HostProcess::spawn(command("off-then-on", &listener));
+    let host = HostProcess::spawn(command(scenario, &listener));
     let host = exits_with(host, &mut listener, 0);
     assert!(
         host.output().contains("the first host returned"),
         "{}",
         host.output()
     );
-    // The second host's alone.
-    assert_eq!(
-        listener.count("STATUS=starting"),
-        1,
-        "{:?}",
-        listener.received
-    );
-    assert_eq!(listener.count("READY=1"), 1, "{:?}", listener.received);
+    for message in ["STATUS=starting", "READY=1", "STOPPING=1"] {
+        assert_eq!(
+            listener.count(message),
+            1,
+            "{message}: {:?}",
+            listener.received
+        );
+    }
+}
+
+#[test]
+fn a_host_with_notifications_off_sends_nothing() {
+    only_the_second_host_notifies("off-then-on");
 }
 
 #[test]
 fn only_the_run_to_exit_path_notifies() {
-    let mut listener = Listener::path();
-    let host = HostProcess::spawn(command("by-hand", &listener));
-    let host = exits_with(host, &mut listener, 0);
-    assert!(
-        host.output().contains("the first host returned"),
-        "{}",
-        host.output()
-    );
-    // The second host (`HostBuilder::run`) alone.
-    assert_eq!(
-        listener.count("STATUS=starting"),
-        1,
-        "{:?}",
-        listener.received
-    );
-    assert_eq!(listener.count("STOPPING=1"), 1, "{:?}", listener.received);
+    only_the_second_host_notifies("by-hand");
 }
 
 #[test]

@@ -140,6 +140,18 @@ impl BackgroundService for Cooperative {
     }
 }
 
+/// Stops the application once it has started, as a job that is done.
+pub struct StopsWhenStarted;
+
+#[async_trait]
+impl BackgroundService for StopsWhenStarted {
+    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        ctx.lifetime().started().await;
+        ctx.lifetime().stop_application();
+        Ok(())
+    }
+}
+
 /// A builder for tests: no signals, no default subscriber.
 pub fn test_builder() -> HostBuilder {
     let mut builder = host_core::Host::builder();
