@@ -266,7 +266,11 @@ impl HostBuilder {
     /// is set: `STATUS=` lines, `READY=1` once started, `STOPPING=1` when
     /// the stop begins, `EXTEND_TIMEOUT_USEC` during a long start (with a
     /// [`startup_timeout`](crate::HostOptions::startup_timeout)) or stop,
-    /// and `WATCHDOG=1` when `WATCHDOG_USEC` asks for it. Only the
+    /// and `WATCHDOG=1` when `WATCHDOG_USEC` asks for it. With signals
+    /// handled ([`handle_signals`](Self::handle_signals)), SIGHUP then
+    /// reloads the configuration between `RELOADING=1` and `READY=1`, for
+    /// `Type=notify-reload` units (Unix); otherwise SIGHUP keeps its default
+    /// action. Only the
     /// run-to-exit path notifies ([`run`](Self::run), [`run_blocking`](Self::run_blocking),
     /// [`Host::run_until_exit`](crate::Host::run_until_exit)): it owns the
     /// process; a host driven by hand never speaks for it. Turn it off when

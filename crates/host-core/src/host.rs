@@ -177,6 +177,15 @@ impl Host {
         self.systemd.as_ref().filter(|_| self.notifying)
     }
 
+    /// What reloads the configuration on SIGHUP: set when this host
+    /// notifies systemd (`Type=notify-reload`), which is also what sends it.
+    #[cfg(unix)]
+    fn reloader(&self) -> Option<systemd::Reloader> {
+        let systemd = self.active_systemd()?.clone();
+        let configuration = self.provider.get::<host_config::Configuration>().ok()?;
+        Some(systemd::Reloader::new(systemd, (*configuration).clone()))
+    }
+
     /// The container the host's services were built from.
     pub fn services(&self) -> &ServiceProvider {
         &self.provider
@@ -229,7 +238,11 @@ impl Host {
         }
         self.progress = Progress::Started;
         if self.handle_signals {
-            self.signals = signals::Listener::start(self.lifetime().clone());
+            #[cfg(unix)]
+            let listener = signals::Listener::start(self.lifetime().clone(), self.reloader());
+            #[cfg(not(unix))]
+            let listener = signals::Listener::start(self.lifetime().clone());
+            self.signals = listener;
         }
         if !self.options.suppress_status_messages {
             tracing::info!(target: LIFETIME_TARGET, "Hosting environment: {}",

@@ -93,7 +93,10 @@
 //! ([`HostBuilder::run`]) reports the start, readiness and the stop,
 //! extends systemd's timeouts while a long start or stop is within the
 //! host's own, and feeds the watchdog; see
-//! [`HostBuilder::systemd_notify`] and `docs/deploy.md`.
+//! [`HostBuilder::systemd_notify`] and `docs/deploy.md`. On Unix, when it
+//! also handles signals, SIGHUP reloads the configuration between
+//! `RELOADING=1` and `READY=1` (`Type=notify-reload`); elsewhere SIGHUP
+//! keeps its default action.
 //!
 //! # Dependencies
 //!
@@ -103,13 +106,14 @@
 //! | `host-config` | the configuration `build()` reads and binds |
 //! | `serde` | the `host` and `logging` sections |
 //! | `tokio` | the runtime: tasks, timers (and Ctrl+C outside Unix) |
-//! | `signal-hook` | SIGINT, SIGTERM and SIGQUIT on a thread of their own, seen even when the runtime is blocked (Unix) |
+//! | `signal-hook` | SIGINT, SIGTERM and SIGQUIT (and SIGHUP, for a host that notifies systemd) on a thread of their own, seen even when the runtime is blocked (Unix) |
 //! | `tokio-util` | `CancellationToken` for stopping and deadlines |
 //! | `async-trait` | object-safe async traits, stored as `Arc<dyn HostedService>` |
 //! | `futures` | catching panics in futures, running phases concurrently, the watchdog's wait |
 //! | `pin-project-lite` | a background service's task, run in its span without a second handle on it (already a dependency of tokio) |
 //! | `tracing`, `tracing-subscriber` | logs and spans; the default subscriber (its reloadable filter, JSON format) |
 //! | `anyhow` | [`ServiceError`]: any error converts with `?` |
+//! | `rustix` | `CLOCK_MONOTONIC` for systemd's `MONOTONIC_USEC` on reload, without unsafe code; `time` only (Unix, already in the tree through `tempfile`) |
 //!
 //! systemd's notifications take no crate: the `sd-notify` crate does not
 //! handle an abstract socket address (`@name`), and libsystemd is a whole C

@@ -3,6 +3,9 @@
 //! other signal during the stop ends the process at once with 128 + its
 //! number. Once the stop has completed (the [`Listener`] is dropped), a
 //! signal has its default action again, unless another host is listening.
+//! SIGHUP is taken only for a host that notifies systemd (see the `systemd`
+//! module): it reloads that host's configuration and never stops it; with
+//! no such host listening, SIGHUP has its default action.
 //!
 //! On Unix one thread per process waits for the signals (signal-hook), so
 //! they are seen even when every runtime thread is blocked, or the runtime is
@@ -105,14 +108,18 @@ mod unix {
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
-    use signal_hook::consts::signal::{SIGINT, SIGQUIT, SIGTERM};
-    use signal_hook::iterator::Signals;
+    use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
+    use signal_hook::iterator::{Handle, Signals};
 
     use super::{Action, HostSignals, Received};
     use crate::ApplicationLifetime;
     use crate::error::exit_code;
     use crate::record::lock;
+    use crate::systemd::Reloader;
 
+    /// Handled from the first listening host on. SIGHUP is added only when
+    /// a host that reloads on it listens: until then it keeps its default
+    /// action without any handler.
     const HANDLED: [i32; 3] = [SIGINT, SIGTERM, SIGQUIT];
 
     /// Every listening host of the process, and what the signal thread
@@ -127,20 +134,39 @@ mod unix {
 
     impl Listener {
         /// Installs the handlers (before returning, so no signal is lost)
-        /// and, the first time, starts the thread that acts on them.
-        pub(crate) fn start(lifetime: ApplicationLifetime) -> Option<Self> {
+        /// and, the first time, starts the thread that acts on them. With
+        /// `reload`, SIGHUP is handled too, and reloads.
+        pub(crate) fn start(
+            lifetime: ApplicationLifetime,
+            mut reload: Option<Reloader>,
+        ) -> Option<Self> {
             let mut registry = lock(&REGISTRY);
-            if !registry.installed {
-                if let Err(error) = install() {
-                    drop(registry);
-                    tracing::warn!(target: crate::LIFETIME_TARGET,
-                        "cannot listen for SIGINT, SIGTERM and SIGQUIT: {error}");
-                    return None;
+            if registry.handle.is_none() {
+                match install() {
+                    Ok(handle) => registry.handle = Some(handle),
+                    Err(error) => {
+                        drop(registry);
+                        tracing::warn!(target: crate::LIFETIME_TARGET,
+                            "cannot listen for SIGINT, SIGTERM and SIGQUIT: {error}");
+                        return None;
+                    }
                 }
-                registry.installed = true;
+            }
+            if reload.is_some()
+                && !registry.hangup
+                && let Some(handle) = &registry.handle
+            {
+                match handle.add_signal(SIGHUP) {
+                    Ok(()) => registry.hangup = true,
+                    Err(error) => {
+                        tracing::warn!(target: crate::LIFETIME_TARGET,
+                            "cannot listen for SIGHUP; the configuration is not reloaded on it: {error}");
+                        reload = None;
+                    }
+                }
             }
             Some(Self {
-                id: registry.add(lifetime),
+                id: registry.add(lifetime, reload),
             })
         }
     }
@@ -152,9 +178,10 @@ mod unix {
     }
 
     /// Registers the handlers and starts the thread that reads them, for
-    /// the rest of the process.
-    fn install() -> std::io::Result<()> {
+    /// the rest of the process; returns the handle that adds SIGHUP.
+    fn install() -> std::io::Result<Handle> {
         let mut signals = Signals::new(HANDLED)?;
+        let handle = signals.handle();
         let spawned = std::thread::Builder::new()
             .name("host-signals".into())
             .spawn(move || {
@@ -177,7 +204,7 @@ mod unix {
             }
             return Err(error);
         }
-        Ok(())
+        Ok(handle)
     }
 
     fn dispatch(signal: Received) {
@@ -187,6 +214,15 @@ mod unix {
             Dispatch::Hosts(actions) => {
                 for (lifetime, action) in actions {
                     super::act(&lifetime, name, signal.number, action);
+                }
+            }
+            Dispatch::Reload(reloaders) => {
+                if reloaders.is_empty() {
+                    tracing::info!(target: crate::LIFETIME_TARGET,
+                        "Received {name} during shutdown; the configuration is not reloaded");
+                }
+                for reloader in reloaders {
+                    reloader.request();
                 }
             }
             Dispatch::Repeat => {
@@ -207,6 +243,9 @@ mod unix {
     enum Dispatch {
         /// Each listening host acts on it.
         Hosts(Vec<(ApplicationLifetime, Action)>),
+        /// SIGHUP, and a host that reloads on it listens: each such host
+        /// whose stop has not begun reloads (none during the stop).
+        Reload(Vec<Reloader>),
         /// No host listens, and it repeats the signal that began the last
         /// stop, within the window: nothing.
         Repeat,
@@ -219,6 +258,8 @@ mod unix {
         id: u64,
         lifetime: ApplicationLifetime,
         signals: HostSignals,
+        /// Set for a host that reloads on SIGHUP.
+        reload: Option<Reloader>,
     }
 
     #[derive(Debug)]
@@ -227,7 +268,10 @@ mod unix {
         next_id: u64,
         /// The signal that began the stop of the latest host to stop.
         last_first: Option<Received>,
-        installed: bool,
+        /// Set once the handlers are installed and their thread runs.
+        handle: Option<Handle>,
+        /// Whether SIGHUP has been added (for the rest of the process).
+        hangup: bool,
     }
 
     impl Registry {
@@ -236,17 +280,19 @@ mod unix {
                 hosts: Vec::new(),
                 next_id: 0,
                 last_first: None,
-                installed: false,
+                handle: None,
+                hangup: false,
             }
         }
 
-        fn add(&mut self, lifetime: ApplicationLifetime) -> u64 {
+        fn add(&mut self, lifetime: ApplicationLifetime, reload: Option<Reloader>) -> u64 {
             let id = self.next_id;
             self.next_id += 1;
             self.hosts.push(Entry {
                 id,
                 lifetime,
                 signals: HostSignals::default(),
+                reload,
             });
             id
         }
@@ -264,6 +310,9 @@ mod unix {
         }
 
         fn receive(&mut self, signal: Received) -> Dispatch {
+            if signal.number == SIGHUP {
+                return self.hangup();
+            }
             if self.hosts.is_empty() {
                 return match self.last_first {
                     Some(first) if first.repeated_by(signal) => Dispatch::Repeat,
@@ -277,10 +326,31 @@ mod unix {
                     .collect(),
             )
         }
+
+        /// SIGHUP is never a stop: it reloads the hosts that reload on it,
+        /// and has its default action when none listens (a terminal's
+        /// hang-up ends the process, as without a host).
+        fn hangup(&self) -> Dispatch {
+            let mut reloaders = self
+                .hosts
+                .iter()
+                .filter_map(|entry| Some((entry.reload.as_ref()?, entry.signals.first)))
+                .peekable();
+            if reloaders.peek().is_none() {
+                return Dispatch::Default;
+            }
+            Dispatch::Reload(
+                reloaders
+                    .filter(|(_, first)| first.is_none())
+                    .map(|(reloader, _)| reloader.clone())
+                    .collect(),
+            )
+        }
     }
 
     fn name(number: i32) -> &'static str {
         match number {
+            SIGHUP => "SIGHUP",
             SIGINT => "SIGINT",
             SIGTERM => "SIGTERM",
             SIGQUIT => "SIGQUIT",
@@ -317,7 +387,7 @@ mod unix {
                 registry.receive(at(base, 0, SIGTERM)),
                 Dispatch::Default
             ));
-            let id = registry.add(ApplicationLifetime::new());
+            let id = registry.add(ApplicationLifetime::new(), None);
             registry.remove(id);
             // Stopped without a signal: no window to honour.
             assert!(matches!(
@@ -331,7 +401,7 @@ mod unix {
             let base = Instant::now();
             let mut registry = Registry::new();
             let lifetime = ApplicationLifetime::new();
-            registry.add(lifetime.clone());
+            registry.add(lifetime.clone(), None);
             assert_eq!(
                 actions(registry.receive(at(base, 0, SIGTERM))),
                 [Action::Stop]
@@ -360,7 +430,7 @@ mod unix {
         fn after_the_stop_only_a_repeat_within_the_window_is_ignored() {
             let base = Instant::now();
             let mut registry = Registry::new();
-            let id = registry.add(ApplicationLifetime::new());
+            let id = registry.add(ApplicationLifetime::new(), None);
             registry.receive(at(base, 0, SIGTERM));
             registry.remove(id);
             assert!(matches!(
@@ -381,12 +451,12 @@ mod unix {
         fn a_host_started_later_stops_gracefully_again() {
             let base = Instant::now();
             let mut registry = Registry::new();
-            let first = registry.add(ApplicationLifetime::new());
+            let first = registry.add(ApplicationLifetime::new(), None);
             registry.receive(at(base, 0, SIGTERM));
             registry.remove(first);
 
             let lifetime = ApplicationLifetime::new();
-            registry.add(lifetime.clone());
+            registry.add(lifetime.clone(), None);
             assert_eq!(
                 actions(registry.receive(at(base, 900, SIGINT))),
                 [Action::Stop]
@@ -401,8 +471,8 @@ mod unix {
         fn a_stopped_host_does_not_end_the_process_while_another_listens() {
             let base = Instant::now();
             let mut registry = Registry::new();
-            let stopped = registry.add(ApplicationLifetime::new());
-            registry.add(ApplicationLifetime::new());
+            let stopped = registry.add(ApplicationLifetime::new(), None);
+            registry.add(ApplicationLifetime::new(), None);
             registry.remove(stopped);
             assert_eq!(
                 actions(registry.receive(at(base, 0, SIGTERM))),
@@ -410,12 +480,69 @@ mod unix {
             );
         }
 
+        fn reloader() -> Reloader {
+            let systemd = crate::systemd::Systemd {
+                notifier: crate::systemd::Notifier::new("/nonexistent/notify").unwrap(),
+                watchdog: None,
+            };
+            let configuration = host_config::ConfigurationBuilder::new()
+                .appsettings(false)
+                .without_env()
+                .build("Test", ".")
+                .unwrap();
+            Reloader::new(std::sync::Arc::new(systemd), configuration)
+        }
+
+        fn reloads(dispatch: Dispatch) -> usize {
+            match dispatch {
+                Dispatch::Reload(reloaders) => reloaders.len(),
+                other => panic!("expected a reload, got {other:?}"),
+            }
+        }
+
+        #[test]
+        fn sighup_reloads_the_hosts_that_reload_and_never_stops_one() {
+            let base = Instant::now();
+            let mut registry = Registry::new();
+            // No host that reloads: the default action, with or without hosts.
+            assert!(matches!(
+                registry.receive(at(base, 0, SIGHUP)),
+                Dispatch::Default
+            ));
+            let plain = registry.add(ApplicationLifetime::new(), None);
+            assert!(matches!(
+                registry.receive(at(base, 1, SIGHUP)),
+                Dispatch::Default
+            ));
+            let reloading = registry.add(ApplicationLifetime::new(), Some(reloader()));
+            assert_eq!(reloads(registry.receive(at(base, 2, SIGHUP))), 1);
+            assert_eq!(reloads(registry.receive(at(base, 3, SIGHUP))), 1);
+            // SIGHUP began no stop: SIGTERM still does, for both hosts.
+            assert_eq!(
+                actions(registry.receive(at(base, 4, SIGTERM))),
+                [Action::Stop, Action::Stop]
+            );
+            // During the stop: no reload, and no exit either.
+            assert_eq!(reloads(registry.receive(at(base, 5, SIGHUP))), 0);
+            registry.remove(reloading);
+            assert!(matches!(
+                registry.receive(at(base, 6, SIGHUP)),
+                Dispatch::Default
+            ));
+            registry.remove(plain);
+            // Once stopped, SIGHUP is no repeat of the SIGTERM that stopped it.
+            assert!(matches!(
+                registry.receive(at(base, 7, SIGHUP)),
+                Dispatch::Default
+            ));
+        }
+
         #[test]
         fn every_listening_host_sees_the_signal() {
             let base = Instant::now();
             let mut registry = Registry::new();
-            registry.add(ApplicationLifetime::new());
-            registry.add(ApplicationLifetime::new());
+            registry.add(ApplicationLifetime::new(), None);
+            registry.add(ApplicationLifetime::new(), None);
             assert_eq!(
                 actions(registry.receive(at(base, 0, SIGINT))),
                 [Action::Stop, Action::Stop]

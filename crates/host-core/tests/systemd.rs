@@ -17,6 +17,31 @@ use host_core::{Host, HostedService, LifecycleContext, ServiceError, async_trait
 use host_test::{HostProcess, NO_HANG};
 
 const SCENARIO: &str = "HOST_CORE_SYSTEMD_SCENARIO";
+/// The content root (with its `appsettings.json`) of the reloading scenarios.
+const CONTENT_ROOT: &str = "HOST_CORE_SYSTEMD_CONTENT_ROOT";
+
+/// The section the reloading scenarios bind.
+#[derive(Debug, serde::Deserialize)]
+struct Greeting {
+    text: String,
+}
+
+/// A host reading `greeting` from the content root's `appsettings.json`,
+/// which prints the value it starts with and each one it changes to.
+fn greeting_host(mut builder: host_core::HostBuilder) -> Host {
+    builder
+        .content_root(std::env::var(CONTENT_ROOT).unwrap())
+        .configure::<Greeting>("greeting");
+    builder.add_hosted_service_instance(Cooperative);
+    let host = builder.build().unwrap();
+    let greeting = host
+        .services()
+        .get::<host_config::OptionsMonitor<Greeting>>()
+        .unwrap();
+    eprintln!("the greeting is {}", greeting.current().text);
+    greeting.on_change(|greeting| eprintln!("the greeting is now {}", greeting.text));
+    host
+}
 
 /// Its start and its stop each take a few seconds: longer than the host
 /// waits before it extends systemd's timeouts.
@@ -85,6 +110,19 @@ fn child() {
             let mut second = Host::builder();
             second.add_hosted_service_instance(StopsWhenStarted);
             second.run().await
+        }),
+        "reload" => tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(greeting_host(builder).run_until_exit()),
+        // A host that notifies and stops, then one driven by hand, which
+        // does not take SIGHUP.
+        "reload-then-by-hand" => tokio::runtime::Runtime::new().unwrap().block_on(async {
+            builder.add_hosted_service_instance(StopsWhenStarted);
+            let code = builder.build().unwrap().run_until_exit().await;
+            eprintln!("the first host returned {code:?}");
+            let second = greeting_host(Host::builder());
+            second.run().await.unwrap();
+            std::process::ExitCode::SUCCESS
         }),
         other => panic!("unknown scenario {other}"),
     };
@@ -354,4 +392,145 @@ fn an_unreachable_socket_is_logged_once_and_the_host_runs_on() {
         "{}",
         host.output()
     );
+}
+
+/// `CLOCK_MONOTONIC` now, in µs, as systemd reads it.
+fn monotonic_usec() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    u64::try_from(now.tv_sec).unwrap() * 1_000_000 + u64::try_from(now.tv_nsec).unwrap() / 1_000
+}
+
+/// A content root whose `appsettings.json` holds `greeting.text`.
+fn content_root(text: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_greeting(&dir, &format!(r#"{{"greeting": {{"text": "{text}"}}}}"#));
+    dir
+}
+
+fn write_greeting(dir: &tempfile::TempDir, json: &str) {
+    std::fs::write(dir.path().join("appsettings.json"), json).unwrap();
+}
+
+/// Sends SIGHUP to a started host under `NOTIFY_SOCKET`; checks that
+/// `RELOADING=1` comes with the monotonic clock of the moment, then a
+/// second `READY=1`; returns that one.
+fn reload(host: &HostProcess, listener: &mut Listener) -> String {
+    let before = monotonic_usec();
+    host.signal("HUP");
+    let reloading = listener.wait_for("RELOADING=1", host);
+    let after = monotonic_usec();
+    let usec: u64 = reloading
+        .strip_prefix("RELOADING=1\nMONOTONIC_USEC=")
+        .and_then(|usec| usec.parse().ok())
+        .unwrap_or_else(|| panic!("{reloading:?}"));
+    assert!(
+        before <= usec && usec <= after,
+        "{before} <= {usec} <= {after}"
+    );
+    let deadline = Instant::now() + NO_HANG;
+    while listener.count("READY=1") < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no READY=1 after the reload: {:?}\n{}",
+            listener.received,
+            host.output()
+        );
+        listener.receive();
+    }
+    let ready = listener
+        .received
+        .iter()
+        .rposition(|m| m.contains("READY=1"));
+    let reloading = listener.position("RELOADING=1");
+    assert!(reloading < ready, "{:?}", listener.received);
+    listener.received[ready.unwrap()].clone()
+}
+
+#[test]
+fn sighup_reloads_the_configuration_between_reloading_and_ready() {
+    let dir = content_root("hello");
+    let mut listener = Listener::path();
+    let mut command = command("reload", &listener);
+    command.env(CONTENT_ROOT, dir.path());
+    let mut host = HostProcess::spawn(command);
+    listener.wait_for("READY=1", &host);
+    host.wait_for("the greeting is hello");
+    write_greeting(&dir, r#"{"greeting": {"text": "bonjour"}}"#);
+    let ready = reload(&host, &mut listener);
+    assert_eq!(
+        ready,
+        "READY=1\nSTATUS=running; configuration reloaded, changed: greeting"
+    );
+    host.wait_for("the greeting is now bonjour");
+    host.wait_for("configuration reloaded, changed: greeting");
+    // The host runs on, and stops as ever.
+    host.signal("TERM");
+    exits_with(host, &mut listener, 0);
+    assert_eq!(listener.count("RELOADING=1"), 1, "{:?}", listener.received);
+}
+
+#[test]
+fn a_malformed_file_on_sighup_is_logged_and_the_host_runs_on() {
+    let dir = content_root("hello");
+    let mut listener = Listener::abstract_name();
+    let mut command = command("reload", &listener);
+    command.env(CONTENT_ROOT, dir.path());
+    let mut host = HostProcess::spawn(command);
+    listener.wait_for("READY=1", &host);
+    host.wait_for("the greeting is hello");
+    write_greeting(&dir, r#"{"greeting": {"text": "#);
+    let ready = reload(&host, &mut listener);
+    assert!(ready.contains("reload failed"), "{ready:?}");
+    host.wait_for("the configuration is rejected and the one in force stays");
+    let error = host
+        .lines()
+        .iter()
+        .find(|line| line.contains("the configuration is rejected"))
+        .unwrap()
+        .clone();
+    assert!(
+        error.contains("ERROR") && error.contains("appsettings.json"),
+        "{error}"
+    );
+    host.signal("TERM");
+    let host = exits_with(host, &mut listener, 0);
+    assert!(
+        !host.output().contains("the greeting is now"),
+        "{}",
+        host.output()
+    );
+}
+
+/// Waits for `host` to end and checks that SIGHUP's default action ended it.
+fn ended_by_sighup(mut host: HostProcess) {
+    use std::os::unix::process::ExitStatusExt;
+    let (status, _) = host.wait_for_status(Instant::now());
+    assert_eq!(status.signal(), Some(1), "{status:?}\n{}", host.output());
+}
+
+#[test]
+fn without_notify_socket_sighup_has_its_default_action() {
+    let dir = content_root("hello");
+    let mut command = host_test::child_test(SCENARIO, "reload");
+    command
+        .env("RUST_LOG", "info")
+        .env(CONTENT_ROOT, dir.path())
+        .env_remove("NOTIFY_SOCKET");
+    let mut host = HostProcess::spawn(command);
+    host.wait_for("Application started.");
+    host.signal("HUP");
+    ended_by_sighup(host);
+}
+
+#[test]
+fn once_the_notifying_host_has_stopped_sighup_has_its_default_action() {
+    let dir = content_root("hello");
+    let listener = Listener::path();
+    let mut command = command("reload-then-by-hand", &listener);
+    command.env(CONTENT_ROOT, dir.path());
+    let mut host = HostProcess::spawn(command);
+    host.wait_for("the first host returned");
+    host.wait_for_times("Application started.", 2);
+    host.signal("HUP");
+    ended_by_sighup(host);
 }

@@ -12,6 +12,13 @@
 //! process. [`HostBuilder::systemd_notify`](crate::HostBuilder::systemd_notify)
 //! turns the notifications off altogether.
 //!
+//! A notifying host that handles signals also takes SIGHUP, on Unix, for
+//! `Type=notify-reload` units: `RELOADING=1` with `MONOTONIC_USEC`, the
+//! configuration reloaded, then `READY=1` with a `STATUS=` naming the
+//! outcome (also after a rejected reload: the host runs on with the
+//! configuration it had). No other host takes SIGHUP, so it keeps its
+//! default action (terminate) there, and again once that host has stopped.
+//!
 //! The sender is a few lines over the standard library's
 //! `UnixDatagram`, not a dependency: the `sd-notify` crate does not handle
 //! an abstract socket (`@name`), which systemd may hand out, and libsystemd
@@ -21,10 +28,14 @@
 
 mod notify;
 mod progress;
+#[cfg(unix)]
+mod reload;
 mod watchdog;
 
 pub(crate) use notify::Notifier;
 pub(crate) use progress::Extender;
+#[cfg(unix)]
+pub(crate) use reload::Reloader;
 pub(crate) use watchdog::Watchdog;
 
 /// A task of the notifier's, aborted when this is dropped.
