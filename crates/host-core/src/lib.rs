@@ -107,7 +107,7 @@
 //! | `serde` | the `host` and `logging` sections |
 //! | `tokio` | the runtime: tasks, timers (and Ctrl+C outside Unix) |
 //! | `signal-hook` | SIGINT, SIGTERM and SIGQUIT (and SIGHUP, for a host that notifies systemd) on a thread of their own, seen even when the runtime is blocked (Unix) |
-//! | `tokio-util` | `CancellationToken` for stopping and deadlines |
+//! | `tokio-util` | `CancellationToken` for stopping and deadlines; `AbortOnDropHandle` (feature `rt`) for the systemd tasks that end with the start, the stop or the run |
 //! | `async-trait` | object-safe async traits, stored as `Arc<dyn HostedService>` |
 //! | `futures` | catching panics in futures, running phases concurrently, the watchdog's wait |
 //! | `pin-project-lite` | a background service's task, run in its span without a second handle on it (already a dependency of tokio) |

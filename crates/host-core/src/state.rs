@@ -144,6 +144,16 @@ impl ServiceStates {
             .map(|record| record.state())
     }
 
+    /// The names of the services whose state is `wanted`, in registration
+    /// order: the stragglers a timeout or a status line names.
+    pub(crate) fn names_where(&self, wanted: impl Fn(&ServiceState) -> bool) -> Vec<String> {
+        self.records()
+            .iter()
+            .filter(|record| wanted(&record.state()))
+            .map(|record| record.name.to_string())
+            .collect()
+    }
+
     /// Whether every service is running or has completed without error.
     pub fn all_healthy(&self) -> bool {
         self.records()

@@ -75,17 +75,12 @@ impl Drop for Watchdog {
 }
 
 fn expire(shutdown_timeout: Duration, states: &ServiceStates) {
-    let still_running: Vec<String> = states
-        .snapshot()
-        .into_iter()
-        .filter(|status| {
-            matches!(
-                status.state,
-                ServiceState::Starting | ServiceState::Running | ServiceState::Stopping
-            )
-        })
-        .map(|status| status.name.to_string())
-        .collect();
+    let still_running = states.names_where(|state| {
+        matches!(
+            state,
+            ServiceState::Starting | ServiceState::Running | ServiceState::Stopping
+        )
+    });
     crate::logging::log_guarded(|| {
         tracing::error!(target: crate::LIFETIME_TARGET,
             "shutdown timed out after {shutdown_timeout:?}; still running: {} \

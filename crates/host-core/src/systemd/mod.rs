@@ -39,14 +39,7 @@ pub(crate) use reload::Reloader;
 pub(crate) use watchdog::Watchdog;
 
 /// A task of the notifier's, aborted when this is dropped.
-#[derive(Debug)]
-pub(crate) struct Task(tokio::task::AbortHandle);
-
-impl Drop for Task {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
+pub(crate) type Task = tokio_util::task::AbortOnDropHandle<()>;
 
 /// What `build()` found in systemd's environment.
 #[derive(Debug)]

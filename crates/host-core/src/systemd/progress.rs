@@ -35,22 +35,19 @@ impl Extender {
         states: ServiceStates,
         deadline: Instant,
     ) -> Task {
-        Task(
-            tokio::spawn(async move {
-                let mut next = Instant::now() + EVERY;
-                while next < deadline {
-                    tokio::time::sleep_until(next).await;
-                    let rest = deadline.saturating_duration_since(Instant::now());
-                    systemd.notifier.send(&format!(
-                        "EXTEND_TIMEOUT_USEC={}\nSTATUS={}",
-                        rest.as_micros(),
-                        self.status(&states)
-                    ));
-                    next += EVERY;
-                }
-            })
-            .abort_handle(),
-        )
+        Task::new(tokio::spawn(async move {
+            let mut next = Instant::now() + EVERY;
+            while next < deadline {
+                tokio::time::sleep_until(next).await;
+                let rest = deadline.saturating_duration_since(Instant::now());
+                systemd.notifier.send(&format!(
+                    "EXTEND_TIMEOUT_USEC={}\nSTATUS={}",
+                    rest.as_micros(),
+                    self.status(&states)
+                ));
+                next += EVERY;
+            }
+        }))
     }
 
     fn status(self, states: &ServiceStates) -> String {
@@ -60,12 +57,7 @@ impl Extender {
                 matches!(state, ServiceState::Stopping | ServiceState::Running)
             }),
         };
-        let names: Vec<String> = states
-            .snapshot()
-            .into_iter()
-            .filter(|status| waited_on(&status.state))
-            .map(|status| status.name.to_string())
-            .collect();
+        let names = states.names_where(waited_on);
         if names.is_empty() {
             phase.to_owned()
         } else {

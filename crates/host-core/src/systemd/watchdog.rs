@@ -36,24 +36,21 @@ impl Watchdog {
     /// returned task is dropped (at the end of the run-to-exit path).
     pub(crate) fn spawn(self, systemd: Arc<Systemd>) -> Task {
         let period = self.interval / 2;
-        Task(
-            tokio::spawn(async move {
-                let mut ticks = tokio::time::interval(period);
-                // After a stall, one ping, not a burst: systemd wants a recent
-                // one, not a count.
-                ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    ticks.tick().await;
-                    // The one place that decides whether the process is alive
-                    // enough to feed the watchdog. Today: its runtime runs this
-                    // task. Liveness (services' heartbeat deadlines) adds its
-                    // condition here, so that a hung service, not only a dead
-                    // runtime, makes systemd restart the unit.
-                    systemd.notifier.send("WATCHDOG=1");
-                }
-            })
-            .abort_handle(),
-        )
+        Task::new(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            // After a stall, one ping, not a burst: systemd wants a recent
+            // one, not a count.
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                // The one place that decides whether the process is alive
+                // enough to feed the watchdog. Today: its runtime runs this
+                // task. Liveness (services' heartbeat deadlines) adds its
+                // condition here, so that a hung service, not only a dead
+                // runtime, makes systemd restart the unit.
+                systemd.notifier.send("WATCHDOG=1");
+            }
+        }))
     }
 }
 
