@@ -707,50 +707,62 @@ struct Target {
     pass: fn(f64) -> bool,
 }
 
+impl Target {
+    /// A target on a ratio of timings, taken in each of the two timing
+    /// processes (defaults, logging off).
+    fn timed(
+        name: String,
+        (defaults, off): (&Timings, &Timings),
+        ratio_of: impl Fn(&Timings) -> f64,
+        pass: fn(f64) -> bool,
+    ) -> Self {
+        Self {
+            name,
+            defaults: ratio_of(defaults),
+            off: ratio_of(off),
+            pass,
+        }
+    }
+}
+
 fn targets(defaults: &Timings, off: &Timings, memory: &MemoryResults) -> Vec<Target> {
     use Contender::{GracefulShutdown, HostConcurrent, HostSequential, TokioChildTokens};
+    let both = (defaults, off);
     let mut targets = Vec::new();
     let modes = [
         ("sequential", HostSequential),
         ("concurrent", HostConcurrent),
     ];
     for (mode, host) in modes {
-        let ratio_of = |timings: &Timings| timings.start(host) / timings.start(TokioChildTokens);
-        targets.push(Target {
-            name: format!("{mode}: start alone ≤ 1.3x raw (host / raw)"),
-            defaults: ratio_of(defaults),
-            off: ratio_of(off),
-            pass: |value| value <= 1.3,
-        });
+        targets.push(Target::timed(
+            format!("{mode}: start alone ≤ 1.3x raw (host / raw)"),
+            both,
+            |timings| timings.start(host) / timings.start(TokioChildTokens),
+            |value| value <= 1.3,
+        ));
     }
     for (mode, host) in modes {
-        let ratio_of = |timings: &Timings| timings.start(GracefulShutdown) / timings.start(host);
-        targets.push(Target {
-            name: format!("{mode}: start ≥ 5x faster than tokio-graceful-shutdown (tgs / host)"),
-            defaults: ratio_of(defaults),
-            off: ratio_of(off),
-            pass: |value| value >= 5.0,
-        });
+        targets.push(Target::timed(
+            format!("{mode}: start ≥ 5x faster than tokio-graceful-shutdown (tgs / host)"),
+            both,
+            |timings| timings.start(GracefulShutdown) / timings.start(host),
+            |value| value >= 5.0,
+        ));
     }
     for (mode, host) in modes {
-        let ratio_of = |timings: &Timings| {
-            timings.build_and_start(host) / timings.build_and_start(TokioChildTokens)
-        };
-        targets.push(Target {
-            name: format!("{mode}: build + start ≤ 2x raw (host / raw)"),
-            defaults: ratio_of(defaults),
-            off: ratio_of(off),
-            pass: |value| value <= 2.0,
-        });
+        targets.push(Target::timed(
+            format!("{mode}: build + start ≤ 2x raw (host / raw)"),
+            both,
+            |timings| timings.build_and_start(host) / timings.build_and_start(TokioChildTokens),
+            |value| value <= 2.0,
+        ));
     }
-    let ratio_of =
-        |timings: &Timings| timings.stop(HostConcurrent) / timings.stop(TokioChildTokens);
-    targets.push(Target {
-        name: "concurrent: stop ≤ 1.5x raw (host / raw)".to_owned(),
-        defaults: ratio_of(defaults),
-        off: ratio_of(off),
-        pass: |value| value <= 1.5,
-    });
+    targets.push(Target::timed(
+        "concurrent: stop ≤ 1.5x raw (host / raw)".to_owned(),
+        both,
+        |timings| timings.stop(HostConcurrent) / timings.stop(TokioChildTokens),
+        |value| value <= 1.5,
+    ));
     let raw_task = memory.median((TokioChildTokens, Logging::Off));
     for (mode, host) in modes {
         targets.push(Target {
