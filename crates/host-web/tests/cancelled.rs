@@ -9,33 +9,21 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::routing::get;
 use host_core::{Host, HostBuilder};
-use host_di::{AsyncDispose, Dispose, Injectable};
+use host_di::{AsyncDispose, Injectable};
 use host_web::{Inject, WebHostBuilderExt, async_trait};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
-use common::{Journal, bounded, builder, start};
+use common::{InstanceId, Journal, Root, bounded, builder, start};
 
 /// How long a scoped service's async disposal takes: long enough that a
 /// stop that did not await it would return first.
 const DISPOSAL: Duration = Duration::from_millis(500);
-
-/// A number no other instance in this test binary has.
-#[derive(Debug)]
-struct InstanceId(u64);
-
-impl Default for InstanceId {
-    fn default() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-}
 
 /// Scoped, its disposal really asynchronous and slow.
 #[derive(Injectable)]
@@ -52,19 +40,6 @@ impl AsyncDispose for Slow {
         self.journal.record(format!("disposing {}", self.id.0));
         tokio::time::sleep(DISPOSAL).await;
         self.journal.record(format!("disposed {}", self.id.0));
-    }
-}
-
-/// A singleton: disposed with the container, after the server's stop.
-#[derive(Injectable)]
-#[injectable(dispose)]
-struct Root {
-    journal: Arc<Journal>,
-}
-
-impl Dispose for Root {
-    fn dispose(&self) {
-        self.journal.record("root disposed");
     }
 }
 

@@ -9,7 +9,6 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::Json;
 use axum::extract::Request;
@@ -20,18 +19,7 @@ use host_core::HostBuilder;
 use host_di::{AsyncDispose, Dispose, Injectable};
 use host_web::{Inject, RequestServices, TestClient, WebHostBuilderExt, async_trait};
 
-use common::{Journal, builder, get_json, start, stop};
-
-/// A number no other instance in this test binary has.
-#[derive(Debug)]
-struct InstanceId(u64);
-
-impl Default for InstanceId {
-    fn default() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(1);
-        Self(NEXT.fetch_add(1, Ordering::Relaxed))
-    }
-}
+use common::{InstanceId, Journal, builder, get_json, start, stop};
 
 /// Scoped, disposed asynchronously.
 #[derive(Injectable)]

@@ -15,7 +15,6 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use axum::routing::get;
 use host_core::{Host, HostBuilder};
-use host_di::{Dispose, Injectable};
 use host_web::{Inject, Upgrades, WebHostBuilderExt};
 use hyper_util::rt::TokioIo;
 use parking_lot::Mutex;
@@ -23,20 +22,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use common::{Journal, NO_HANG, bounded, builder, start};
-
-/// A singleton: disposed with the container, after the server's stop.
-#[derive(Injectable)]
-#[injectable(dispose)]
-struct Root {
-    journal: Arc<Journal>,
-}
-
-impl Dispose for Root {
-    fn dispose(&self) {
-        self.journal.record("root disposed");
-    }
-}
+use common::{Journal, NO_HANG, Root, bounded, builder, start};
 
 /// Records when the upgraded connection's future is dropped unfinished.
 struct DropGuard(Arc<Journal>, &'static str);

@@ -7,9 +7,12 @@
 use std::future::Future;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use host_core::{Host, HostBuilder};
+use host_di::{Dispose, Injectable};
 use host_web::ServerAddresses;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -208,4 +211,28 @@ pub(crate) async fn wait_for_close(stream: &mut TcpStream) {
         }
     })
     .await;
+}
+
+/// A number no other instance in this test binary has.
+#[derive(Debug)]
+pub(crate) struct InstanceId(pub(crate) u64);
+
+impl Default for InstanceId {
+    fn default() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        Self(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// A singleton: disposed with the container, after the server's stop.
+#[derive(Injectable)]
+#[injectable(dispose)]
+pub(crate) struct Root {
+    pub(crate) journal: Arc<Journal>,
+}
+
+impl Dispose for Root {
+    fn dispose(&self) {
+        self.journal.record("root disposed");
+    }
 }
