@@ -146,6 +146,23 @@ async fn a_scope_says_whether_it_has_anything_to_dispose() {
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 
+impl Captured {
+    /// A fmt subscriber (no colours, no time) that writes here.
+    fn subscriber(&self) -> impl tracing::Subscriber + Send + Sync + 'static {
+        let writer = self.clone();
+        tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .without_time()
+            .finish()
+    }
+
+    /// What was written, as text.
+    fn output(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
@@ -162,19 +179,14 @@ fn a_dropped_scope_runs_sync_disposals_and_warns_about_async_ones() {
     let (services, events) = services("scoped");
     let provider = services.build().unwrap();
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .finish();
+    let subscriber = captured.subscriber();
     tracing::subscriber::with_default(subscriber, || {
         let scope = provider.create_scope();
         scope.get::<Handler>().unwrap();
         drop(scope);
     });
     assert_eq!(lines(&events), ["Handler", "Db"]);
-    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let output = captured.output();
     assert_eq!(
         output.trim_end(),
         " WARN host_di::dispose: a scope dropped without being disposed: `disposal::Repo` needs async disposal, \
@@ -209,15 +221,10 @@ fn dispose_now_runs_the_sync_disposals_while_another_handle_lives() {
     // A clone the application kept: dropping handles would dispose nothing.
     let kept = provider.clone();
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .finish();
+    let subscriber = captured.subscriber();
     tracing::subscriber::with_default(subscriber, || provider.dispose_now());
     assert_eq!(lines(&events), ["Handler", "Db"]);
-    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let output = captured.output();
     assert!(
         output.contains("`disposal::Repo` needs async disposal, which was skipped"),
         "{output}"
@@ -345,18 +352,13 @@ async fn a_cancelled_close_still_runs_the_sync_disposals_after_the_one_it_awaite
     scope.get_keyed::<Step>("last").unwrap();
 
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .finish();
+    let subscriber = captured.subscriber();
     let _default = tracing::subscriber::set_default(subscriber);
     // The deadline drops the close future while it awaits `Stuck`.
     let closed = tokio::time::timeout(std::time::Duration::from_secs(1), scope.close()).await;
     assert!(closed.is_err());
     assert_eq!(lines(&events), ["last", "first"]);
-    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let output = captured.output();
     assert!(
         output.contains(
             "a scope's disposal was cancelled while awaiting the async disposal of `disposal::Stuck`, which did not finish"
@@ -390,19 +392,14 @@ async fn a_panicking_disposer_is_reported_and_the_next_ones_still_run() {
     };
 
     let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .without_time()
-        .finish();
+    let subscriber = captured.subscriber();
     let logging = tracing::subscriber::set_default(subscriber);
     let scope = provider.create_scope();
     resolve_all(&scope);
     let report = scope.close().await;
     drop(logging);
     assert_eq!(lines(&events), ["last", "later", "first"]);
-    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let output = captured.output();
     assert_eq!(
         output.trim_end(),
         "ERROR host_di::dispose: disposing `disposal::Exploding` panicked: exploded while closing service=\"disposal::Exploding\"
