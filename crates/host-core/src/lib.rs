@@ -122,39 +122,25 @@
 
 #![doc(test(attr(deny(warnings))))]
 
-mod background;
-mod bound;
-mod builder;
-mod configure;
-mod environment;
+mod build;
 mod error;
-mod exit_guard;
-mod failure;
-mod host;
-mod hosted;
-mod lifetime;
+mod lifecycle;
 mod logging;
-mod options;
-mod phases;
-mod record;
-mod registration;
-mod signals;
-mod state;
+mod services;
 mod systemd;
-mod watchdog;
 
-pub use background::{BackgroundService, ServiceContext, Ticker};
-pub use builder::HostBuilder;
-pub use environment::{ENVIRONMENT_VARIABLE, HostEnvironment, environments};
+pub use build::builder::HostBuilder;
+pub use build::environment::{ENVIRONMENT_VARIABLE, HostEnvironment, environments};
+pub use build::options::{BackgroundServiceFailure, HostOptions};
 pub use error::{HostError, ServiceError, exit_code};
-pub use failure::{Phase, ServiceFailure};
-pub use host::Host;
-pub use hosted::{HostedService, LifecycleContext, LifecycleFuture};
-pub use lifetime::ApplicationLifetime;
+pub use lifecycle::host::Host;
+pub use lifecycle::lifetime::ApplicationLifetime;
 pub use logging::{LIFETIME_TARGET, LogFormat, LogLevel, LoggingOptions};
-pub use options::{BackgroundServiceFailure, HostOptions};
-pub use registration::HostedServiceCollectionExt;
-pub use state::{ServiceState, ServiceStates, ServiceStatus};
+pub use services::background::{BackgroundService, ServiceContext, Ticker};
+pub use services::failure::{Phase, ServiceFailure};
+pub use services::hosted::{HostedService, LifecycleContext, LifecycleFuture};
+pub use services::registration::HostedServiceCollectionExt;
+pub use services::state::{ServiceState, ServiceStates, ServiceStatus};
 
 /// `async_trait`, re-exported so that implementations need no extra dependency.
 pub use async_trait::async_trait;

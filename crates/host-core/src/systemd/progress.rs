@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::{Systemd, Task};
 use crate::ServiceStates;
-use crate::state::ServiceState;
+use crate::services::state::ServiceState;
 
 /// How long a start or a stop runs before systemd hears that it goes on,
 /// and how often after that: well within systemd's default timeouts (90 s).

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use host_config::{CONFIGURATION_TARGET, Configuration};
 
 use super::Systemd;
-use crate::record::lock;
+use crate::services::record::lock;
 
 /// Reloads a notifying host's configuration when SIGHUP asks for it.
 #[derive(Clone)]

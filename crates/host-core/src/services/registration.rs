@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use host_di::{DiError, Injectable, ServiceCollection, ServiceProvider};
 
-use crate::failure::panic_message;
+use crate::services::failure::panic_message;
 use crate::{HostError, HostedService};
 
 /// Registers hosted services in a [`ServiceCollection`], as .NET's

@@ -12,8 +12,8 @@ use host_di::ServiceCollection;
 use serde::de::DeserializeOwned;
 
 use crate::HostEnvironment;
+use crate::build::options::HostOptionsSection;
 use crate::logging::{self, LoggingOptions};
-use crate::options::HostOptionsSection;
 
 /// The configuration section of the default log subscriber.
 const LOGGING_SECTION: &str = "logging";

@@ -10,13 +10,13 @@ use std::task::{Context, Poll};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use crate::bound::{Bound, poll_once};
-use crate::failure::ServiceFailure;
-use crate::hosted::{PhaseContext, is_no_op};
-use crate::lifetime::Callback;
+use crate::lifecycle::bound::{Bound, poll_once};
+use crate::lifecycle::lifetime::Callback;
 use crate::logging::LIFETIME_TARGET;
-use crate::record::ServiceRecord;
-use crate::state::ServiceState;
+use crate::services::failure::ServiceFailure;
+use crate::services::hosted::{PhaseContext, is_no_op};
+use crate::services::record::ServiceRecord;
+use crate::services::state::ServiceState;
 use crate::{ApplicationLifetime, LifecycleContext, LifecycleFuture, Phase};
 
 /// How a phase treats failures and its deadline.

@@ -10,9 +10,9 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
-use crate::failure::panic_message;
 use crate::logging::LIFETIME_TARGET;
-use crate::record::lock;
+use crate::services::failure::panic_message;
+use crate::services::record::lock;
 
 /// The host's lifetime events, and the way to stop the application from
 /// anywhere (as .NET's `IHostApplicationLifetime`).

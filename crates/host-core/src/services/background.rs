@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::hosted::{is_no_op, no_op, no_op_hook};
+use crate::services::hosted::{is_no_op, no_op, no_op_hook};
 use crate::{ApplicationLifetime, HostedService, LifecycleContext, LifecycleFuture, ServiceError};
 
 /// A long-running service, as .NET's `BackgroundService`: implement

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::watch;
 
 use crate::ServiceFailure;
-use crate::record::ServiceRecord;
+use crate::services::record::ServiceRecord;
 
 /// Where a hosted service is in its life.
 #[derive(Debug, Clone)]

@@ -114,7 +114,7 @@ mod unix {
     use super::{Action, HostSignals, Received};
     use crate::ApplicationLifetime;
     use crate::error::exit_code;
-    use crate::record::lock;
+    use crate::services::record::lock;
     use crate::systemd::Reloader;
 
     /// Handled from the first listening host on. SIGHUP is added only when
@@ -363,7 +363,7 @@ mod unix {
         use std::time::Duration;
 
         use super::*;
-        use crate::signals::REPEAT_WINDOW;
+        use crate::lifecycle::signals::REPEAT_WINDOW;
 
         fn at(base: Instant, millis: u64, number: i32) -> Received {
             Received {

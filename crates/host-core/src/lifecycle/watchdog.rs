@@ -8,7 +8,7 @@ use futures::future::{self, Either};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::exit_code;
-use crate::state::ServiceState;
+use crate::services::state::ServiceState;
 use crate::{ApplicationLifetime, ServiceStates};
 
 /// How long past the shutdown timeout the watchdog waits: long enough for

@@ -9,19 +9,19 @@ use host_di::ServiceProvider;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::bound::Bound;
-use crate::exit_guard;
-use crate::failure::ServiceFailure;
-use crate::lifetime::Event;
+use crate::lifecycle::bound::Bound;
+use crate::lifecycle::exit_guard;
+use crate::lifecycle::lifetime::Event;
+use crate::lifecycle::phases::{Mode, PhaseOutcome, PhaseRunner, run_callbacks};
+use crate::lifecycle::signals;
+use crate::lifecycle::watchdog::{self as exit_watchdog, Watchdog};
 use crate::logging::LIFETIME_TARGET;
-use crate::phases::{Mode, PhaseOutcome, PhaseRunner, run_callbacks};
-use crate::record::{HostShared, ServiceRecord};
-use crate::state::ServiceState;
+use crate::services::failure::ServiceFailure;
+use crate::services::record::{HostShared, ServiceRecord};
+use crate::services::state::ServiceState;
 use crate::systemd::{self, Extender, Systemd};
-use crate::watchdog::{self as exit_watchdog, Watchdog};
 use crate::{
-    ApplicationLifetime, HostBuilder, HostEnvironment, HostError, HostOptions, Phase,
-    ServiceStates, signals,
+    ApplicationLifetime, HostBuilder, HostEnvironment, HostError, HostOptions, Phase, ServiceStates,
 };
 
 /// Past the shutdown deadline, how long the calls still running get, all at

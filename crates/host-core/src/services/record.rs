@@ -14,9 +14,9 @@ use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use crate::failure::ServiceFailure;
 use crate::logging::LIFETIME_TARGET;
-use crate::state::{ServiceState, ServiceStatus};
+use crate::services::failure::ServiceFailure;
+use crate::services::state::{ServiceState, ServiceStatus};
 use crate::{
     ApplicationLifetime, BackgroundService, BackgroundServiceFailure, HostedService, Phase,
     ServiceContext, ServiceError,

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use async_trait::async_trait;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use crate::record::ServiceRecord;
+use crate::services::record::ServiceRecord;
 use crate::{ApplicationLifetime, Phase, ServiceError};
 
 /// A service the host starts and stops, as .NET's `IHostedService` with the
@@ -134,7 +134,7 @@ macro_rules! no_op_hook {
             'life1: 'async_trait,
             Self: 'async_trait,
         {
-            $crate::hosted::no_op()
+            $crate::services::hosted::no_op()
         }
     };
 }

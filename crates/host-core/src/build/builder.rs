@@ -10,9 +10,9 @@ use host_config::{ConfigurationBuilder, OptionsBinding};
 use host_di::{Injectable, ServiceCollection};
 use serde::de::DeserializeOwned;
 
-use crate::configure::{BoundConfiguration, PendingBinding};
-use crate::record::{HostShared, ServiceRecord};
-use crate::registration::{HostedServiceCollectionExt as _, resolve_hosted_services};
+use crate::build::configure::{BoundConfiguration, PendingBinding};
+use crate::services::record::{HostShared, ServiceRecord};
+use crate::services::registration::{HostedServiceCollectionExt as _, resolve_hosted_services};
 use crate::systemd::Systemd;
 use crate::{
     ApplicationLifetime, Host, HostEnvironment, HostError, HostOptions, HostedService,
@@ -415,7 +415,7 @@ impl HostBuilder {
         // the process alive.
         runtime.shutdown_timeout(std::time::Duration::from_millis(100));
         // The runtime is down: nothing is left for the exit guard to watch.
-        crate::exit_guard::disarm();
+        crate::lifecycle::exit_guard::disarm();
         code
     }
 }
