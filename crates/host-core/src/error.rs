@@ -107,14 +107,26 @@ enum Kind {
     Configuration(host_config::ConfigError),
     Build(Box<dyn std::error::Error + Send + Sync>),
     Start,
-    StartupTimeout { after: Duration },
+    StartupTimeout {
+        after: Duration,
+    },
     Failed,
-    ShutdownTimeout { after: Duration },
+    ShutdownTimeout {
+        after: Duration,
+    },
+    /// A [`ServiceControl`](crate::ServiceControl) request that cannot be
+    /// carried out; the host is unaffected.
+    Control(String),
 }
 
 impl HostError {
     pub(crate) fn build(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         Self::new(Kind::Build(source.into()))
+    }
+
+    /// A refused control request: `message` says what and why.
+    pub(crate) fn control(message: String) -> Self {
+        Self::new(Kind::Control(message))
     }
 
     pub(crate) fn configuration(error: host_config::ConfigError) -> Self {
@@ -196,7 +208,9 @@ impl HostError {
     pub fn exit_code(&self) -> u8 {
         match self.kind {
             Kind::Configuration(_) | Kind::Build(_) => exit_code::BUILD_FAILED,
-            Kind::Start | Kind::StartupTimeout { .. } | Kind::Failed => exit_code::SERVICE_FAILED,
+            Kind::Start | Kind::StartupTimeout { .. } | Kind::Failed | Kind::Control(_) => {
+                exit_code::SERVICE_FAILED
+            }
             Kind::ShutdownTimeout { .. } => exit_code::SHUTDOWN_TIMED_OUT,
         }
     }
@@ -275,6 +289,7 @@ impl fmt::Display for HostError {
                     .expect("a failure error carries its failure");
                 write!(f, "{first}")?;
             }
+            Kind::Control(message) => f.write_str(message)?,
             Kind::ShutdownTimeout { after } => write!(
                 f,
                 "shutdown timed out after {after:?}; still running: {} (aborted)",

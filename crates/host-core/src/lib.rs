@@ -127,6 +127,7 @@ mod error;
 mod lifecycle;
 mod logging;
 mod services;
+mod supervision;
 mod systemd;
 
 pub use build::builder::HostBuilder;
@@ -141,6 +142,10 @@ pub use services::failure::{Phase, ServiceFailure};
 pub use services::hosted::{HostedService, LifecycleContext, LifecycleFuture};
 pub use services::registration::HostedServiceCollectionExt;
 pub use services::state::{ServiceState, ServiceStates, ServiceStatus};
+pub use supervision::control::ServiceControl;
+pub use supervision::events::{SERVICES_TARGET, ServiceEvent, ServiceEvents};
+pub use supervision::options::ServiceOptions;
+pub use supervision::restart::{Restart, Unrecoverable};
 
 /// `async_trait`, re-exported so that implementations need no extra dependency.
 pub use async_trait::async_trait;

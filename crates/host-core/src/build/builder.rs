@@ -12,11 +12,15 @@ use serde::de::DeserializeOwned;
 
 use crate::build::configure::{BoundConfiguration, PendingBinding};
 use crate::services::record::{HostShared, ServiceRecord};
-use crate::services::registration::{HostedServiceCollectionExt as _, resolve_hosted_services};
+use crate::services::registration::{
+    HostedServiceCollectionExt as _, Registered, resolve_hosted_services, settings_for,
+};
+use crate::supervision::options::ServiceSettings;
+use crate::supervision::{configured, dependencies};
 use crate::systemd::Systemd;
 use crate::{
     ApplicationLifetime, Host, HostEnvironment, HostError, HostOptions, HostedService,
-    ServiceStates,
+    ServiceControl, ServiceOptions, ServiceStates,
 };
 
 /// Builds a [`Host`]: the service container, the hosted services, the
@@ -107,6 +111,55 @@ impl HostBuilder {
     /// Registers a hosted (or background) service you have built yourself.
     pub fn add_hosted_service_instance<T: HostedService>(&mut self, service: T) -> &mut Self {
         self.services.add_hosted_service_instance(service);
+        self
+    }
+
+    /// Registers a hosted (or background) service built by the container,
+    /// with its [`ServiceOptions`]: restart policy, start and stop
+    /// timeouts, dependencies, heartbeat (see `docs/supervision.md`).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use host_core::{BackgroundService, Restart, ServiceContext, ServiceError, async_trait};
+    ///
+    /// #[derive(Default)]
+    /// struct Billing;
+    /// # impl host_di::Injectable for Billing {
+    /// #     fn dependencies() -> Vec<host_di::Dependency> { Vec::new() }
+    /// #     fn create(_: &host_di::ServiceProvider) -> Result<Self, host_di::DiError> { Ok(Billing) }
+    /// # }
+    ///
+    /// #[async_trait]
+    /// impl BackgroundService for Billing {
+    ///     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+    ///         ctx.stopping().await;
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # let mut builder = host_core::Host::builder();
+    /// builder.add_hosted_service_with::<Billing, _>(|billing| {
+    ///     billing.restart(Restart::on_failure().backoff(Duration::from_millis(100), Duration::from_secs(30)))
+    /// });
+    /// ```
+    pub fn add_hosted_service_with<T, F>(&mut self, configure: F) -> &mut Self
+    where
+        T: HostedService + Injectable,
+        F: FnOnce(&mut ServiceOptions<T>) -> &mut ServiceOptions<T>,
+    {
+        self.services.add_hosted_service_with::<T, F>(configure);
+        self
+    }
+
+    /// Registers a hosted (or background) service you have built yourself,
+    /// with its [`ServiceOptions`].
+    pub fn add_hosted_service_instance_with<T, F>(&mut self, service: T, configure: F) -> &mut Self
+    where
+        T: HostedService,
+        F: FnOnce(&mut ServiceOptions<T>) -> &mut ServiceOptions<T>,
+    {
+        self.services
+            .add_hosted_service_instance_with(service, configure);
         self
     }
 
@@ -329,32 +382,50 @@ impl HostBuilder {
         }
         let lifetime = ApplicationLifetime::new();
         let states = ServiceStates::new();
+        let control = ServiceControl::new();
         services.add_instance(Arc::new(lifetime.clone()));
         services.add_instance(Arc::new(environment.clone()));
         services.add_instance(Arc::new(options.clone()));
         services.add_instance(Arc::new(states.clone()));
+        services.add_instance(Arc::new(control.clone()));
         let provider = services.build().map_err(HostError::build)?;
         let hosted = resolve_hosted_services(&provider)?;
+        let registered = provider.get_all::<Registered>().unwrap_or_default();
 
         let shared = Arc::new(HostShared::new(
             lifetime,
             options.background_service_failure,
+            states.hub(),
+            options.shutdown_timeout,
         ));
         let changed = states.change_notifier();
         let mut seen: HashMap<Cow<'static, str>, usize> = HashMap::new();
+        let names: Vec<Arc<str>> = hosted
+            .iter()
+            .map(|service| unique_name(&mut seen, service.name()))
+            .collect();
+        let mut settings: Vec<ServiceSettings> = hosted
+            .iter()
+            .map(|service| settings_for(&registered, service))
+            .collect();
+        configured::apply(&bound.services, &hosted, &names, &mut settings)?;
         let records: Vec<Arc<ServiceRecord>> = hosted
             .into_iter()
-            .map(|service| {
-                let name = unique_name(&mut seen, service.name());
+            .zip(names)
+            .zip(settings)
+            .map(|((service, name), settings)| {
                 Arc::new(ServiceRecord::new(
                     name,
                     service,
+                    settings,
                     changed.clone(),
                     shared.clone(),
                 ))
             })
             .collect();
         states.set_records(records.clone());
+        control.set_records(records.clone());
+        let records = dependencies::order(&records)?;
         let systemd = if systemd_notify {
             Systemd::from_env()
         } else {
@@ -369,6 +440,7 @@ impl HostBuilder {
             states,
             handle_signals,
         )
+        .with_control(control)
         .with_systemd(systemd))
     }
 

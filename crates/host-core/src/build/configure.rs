@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 use crate::HostEnvironment;
 use crate::build::options::HostOptionsSection;
 use crate::logging::{self, LoggingOptions};
+use crate::supervision::configured::{self, ServicesSection};
 
 /// The configuration section of the default log subscriber.
 const LOGGING_SECTION: &str = "logging";
@@ -50,6 +51,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> PendingBinding for OptionsBind
 /// The configuration, read and bound.
 pub(crate) struct BoundConfiguration {
     pub(crate) host_options: HostOptionsSection,
+    /// `services.<name>`: per-service options.
+    pub(crate) services: ServicesSection,
     logging: OptionsMonitor<LoggingOptions>,
     /// The keys no field takes, logged at bind when no subscriber could
     /// hear them yet: the default one is installed after the configuration
@@ -73,6 +76,10 @@ impl BoundConfiguration {
             .get::<HostOptionsSection>(HostOptionsSection::KEY)
             .map_err(|error| errors.push(error))
             .ok();
+        let service_options = configuration
+            .get::<ServicesSection>(configured::KEY)
+            .map_err(|error| errors.push(error))
+            .ok();
         let mut logging = OptionsBinding::<LoggingOptions>::new(LOGGING_SECTION);
         logging.validate(LoggingOptions::check);
         let logging = configuration
@@ -84,18 +91,24 @@ impl BoundConfiguration {
                 errors.push(error);
             }
         }
-        match (host_options, logging, ConfigError::combine(errors)) {
-            (Some(host_options), Some(logging), None) => {
+        match (
+            host_options,
+            service_options,
+            logging,
+            ConfigError::combine(errors),
+        ) {
+            (Some(host_options), Some(service_options), Some(logging), None) => {
                 services.add_options_monitor(logging.clone());
                 let unknown_keys = configuration.unknown_keys();
                 services.add_instance(Arc::new(configuration));
                 Ok(Self {
                     host_options,
+                    services: service_options,
                     logging,
                     unknown_keys,
                 })
             }
-            (_, _, Some(error)) => Err(error),
+            (_, _, _, Some(error)) => Err(error),
             _ => unreachable!("a section that did not bind reported an error"),
         }
     }

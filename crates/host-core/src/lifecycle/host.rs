@@ -19,10 +19,13 @@ use crate::logging::LIFETIME_TARGET;
 use crate::services::failure::ServiceFailure;
 use crate::services::record::{HostShared, ServiceRecord};
 use crate::services::state::ServiceState;
+use crate::supervision::liveness;
 use crate::systemd::{self, Extender, Systemd};
 use crate::{
-    ApplicationLifetime, HostBuilder, HostEnvironment, HostError, HostOptions, Phase, ServiceStates,
+    ApplicationLifetime, HostBuilder, HostEnvironment, HostError, HostOptions, Phase,
+    ServiceControl, ServiceStates,
 };
+use tokio_util::task::AbortOnDropHandle;
 
 /// Past the shutdown deadline, how long the calls still running get, all at
 /// once, before they are abandoned.
@@ -89,8 +92,11 @@ pub struct Host {
     environment: HostEnvironment,
     options: HostOptions,
     states: ServiceStates,
+    control: ServiceControl,
     handle_signals: bool,
     progress: Progress,
+    /// Watches heartbeat deadlines from the start until the stop begins.
+    liveness: Option<AbortOnDropHandle<()>>,
     signals: Option<signals::Listener>,
     /// Fired when a stop (a rollback included) begins, for the watchdog.
     stop_began: CancellationToken,
@@ -148,6 +154,7 @@ impl Host {
         states: ServiceStates,
         handle_signals: bool,
     ) -> Self {
+        let stop_began = shared.stop_began.clone();
         Self {
             provider,
             records,
@@ -155,15 +162,23 @@ impl Host {
             environment,
             options,
             states,
+            control: ServiceControl::new(),
             handle_signals,
             progress: Progress::Built,
+            liveness: None,
             signals: None,
-            stop_began: CancellationToken::new(),
+            stop_began,
             blocked: Vec::new(),
             systemd: None,
             notifying: false,
             extender: None,
         }
+    }
+
+    /// Sets the control handle `build()` registered with the container.
+    pub(crate) fn with_control(mut self, control: ServiceControl) -> Self {
+        self.control = control;
+        self
     }
 
     /// Sets what `build()` read of systemd's environment.
@@ -211,6 +226,12 @@ impl Host {
         self.states.clone()
     }
 
+    /// The handle that restarts, pauses and resumes a background service
+    /// while the host runs (also resolvable from the container).
+    pub fn control(&self) -> ServiceControl {
+        self.control.clone()
+    }
+
     /// Starts the host: every `starting` hook, every `start` in registration
     /// order, every `started` hook, the started event, then every
     /// [`on_started`](ApplicationLifetime::on_started) callback.
@@ -251,6 +272,7 @@ impl Host {
                 self.environment.content_root().display());
         }
 
+        self.liveness = liveness::spawn(&self.records, self.shared.clone());
         let lifetime = self.shared.lifetime.clone();
         let mut bound = Bound::new(self.options.startup_timeout)
             .interrupted_by(lifetime.stop_requested_token());
@@ -420,9 +442,13 @@ impl Host {
         );
         self.notifying = self.systemd.is_some();
         // Fed from start until the process exits (this path's end).
-        let _feeding = self
-            .active_systemd()
-            .and_then(|systemd| Some(systemd.watchdog?.spawn(systemd.clone())));
+        let _feeding = self.active_systemd().and_then(|systemd| {
+            Some(
+                systemd
+                    .watchdog?
+                    .spawn(systemd.clone(), self.states.clone()),
+            )
+        });
         if let Some(systemd) = self.active_systemd().cloned() {
             systemd.notifier.send("STATUS=starting");
             let deadline = self

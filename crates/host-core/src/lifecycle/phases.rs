@@ -7,6 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
@@ -217,16 +218,185 @@ impl<'a> PhaseRun<'a> {
         }
     }
 
-    /// Makes the call of this phase on service `index`.
+    /// Makes the call of this phase on service `index` (in a concurrent
+    /// start or stop, once what it must follow has settled).
     fn call(&mut self, index: usize) -> Guarded<'a> {
         self.calls[index] = CallState::Made;
         let context = &self.contexts[index];
         let record = &*context.record;
-        let service = &record.service;
         match self.phase {
             Phase::Starting => record.set_state(ServiceState::Starting),
             Phase::Stopping => record.set_state(ServiceState::Stopping),
             _ => {}
+        }
+        let settings = &record.settings;
+        let timeout = match self.phase {
+            Phase::Start => settings.start_timeout,
+            Phase::Stop => settings.stop_timeout,
+            _ => None,
+        };
+        let waiting = if self.runner.concurrent {
+            follow(&context.record, self.phase)
+        } else {
+            None
+        };
+        let mut guarded = Guarded {
+            index,
+            context,
+            phase: self.phase,
+            in_span: true,
+            waiting,
+            call: None,
+            timeout,
+            deadline: None,
+        };
+        if guarded.waiting.is_none() {
+            guarded.make();
+        }
+        guarded
+    }
+
+    /// Records how call `index` ended; returns whether it failed.
+    fn settle(&mut self, index: usize, settled: Settled) -> bool {
+        let record = &self.contexts[index].record;
+        let result = match settled {
+            Settled::Returned(result) => result,
+            Settled::TimedOut(timeout) if self.phase == Phase::Stop => {
+                // Left `Made`: the host aborts and names it with the others
+                // still running when the stop ends.
+                tracing::error!(target: LIFETIME_TARGET, service = %record.name,
+                    "`{}` did not stop within its stop timeout ({timeout:?}); abandoning its \
+                     stop", record.name);
+                record.mark_stop_returned();
+                return false;
+            }
+            Settled::TimedOut(timeout) => Err(ServiceFailure::error(
+                record.name.clone(),
+                self.phase,
+                anyhow::anyhow!(
+                    "it did not {} within its {} timeout ({timeout:?})",
+                    self.phase,
+                    self.phase
+                ),
+            )),
+        };
+        self.calls[index] = CallState::Returned;
+        match result {
+            Ok(()) => {
+                match self.phase {
+                    Phase::Start => {
+                        record.mark_start_completed();
+                        record.advance(
+                            |state| matches!(state, ServiceState::Starting),
+                            ServiceState::Running,
+                        );
+                    }
+                    Phase::Stop => {
+                        record.advance(
+                            |state| !matches!(state, ServiceState::Failed(_)),
+                            ServiceState::Stopped,
+                        );
+                        record.mark_stop_returned();
+                    }
+                    _ => {}
+                }
+                self.outcome.succeeded.push(record.clone());
+                false
+            }
+            Err(failure) => {
+                record.fail(failure.clone());
+                if self.phase == Phase::Start {
+                    // A background service whose start failed after its
+                    // `execute` was spawned (waiting to be ready, say): no
+                    // stop will come for it, so it ends here.
+                    drop(record.abort_execute());
+                    record.settled.notify_waiters();
+                }
+                if self.phase == Phase::Stop {
+                    record.mark_stop_returned();
+                }
+                self.outcome.failures.push(failure.clone());
+                tracing::error!(target: LIFETIME_TARGET, service = %record.name, "{failure}");
+                true
+            }
+        }
+    }
+}
+
+/// What a concurrent call waits for before it is made: a start, until
+/// what the service depends on has started (or become ready); a stop,
+/// until what depends on it has stopped. `None` when nothing.
+fn follow(record: &Arc<ServiceRecord>, phase: Phase) -> Option<Waiting<'static>> {
+    let awaited: Vec<Arc<ServiceRecord>> = match phase {
+        Phase::Start => record
+            .dependencies()
+            .iter()
+            .map(|edge| edge.on.clone())
+            .collect(),
+        Phase::Stop => record
+            .dependents()
+            .into_iter()
+            .filter(|dependent| dependent.start_completed())
+            .collect(),
+        _ => return None,
+    };
+    if awaited.is_empty() {
+        return None;
+    }
+    Some(Box::pin(async move {
+        for other in awaited {
+            loop {
+                let mut settled = std::pin::pin!(other.settled.notified());
+                settled.as_mut().enable();
+                let done = match phase {
+                    Phase::Start => other.start_completed(),
+                    _ => other.stop_returned(),
+                };
+                if done {
+                    break;
+                }
+                settled.await;
+            }
+        }
+    }))
+}
+
+/// A wait before a call is made.
+type Waiting<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// How a call ended.
+enum Settled {
+    Returned(CallResult),
+    /// The service's own start or stop timeout passed.
+    TimedOut(Duration),
+}
+
+/// A call of one service: each poll runs inside the service's span, and a
+/// panic becomes a failure that names the service and the phase.
+struct Guarded<'a> {
+    index: usize,
+    context: &'a LifecycleContext,
+    phase: Phase,
+    /// Whether to poll in the service's span: not a hook left at its
+    /// default, which runs no code of the service's.
+    in_span: bool,
+    /// What the call waits for before it is made.
+    waiting: Option<Waiting<'static>>,
+    /// The call's future, or the panic that kept it from being made; `None`
+    /// until it is made.
+    call: Option<Result<LifecycleFuture<'a>, Option<Box<dyn Any + Send>>>>,
+    /// The service's own timeout for this call, and its deadline once made.
+    timeout: Option<Duration>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<'a> Guarded<'a> {
+    fn make(&mut self) {
+        let context = self.context;
+        let record = &*context.record;
+        let service = &record.service;
+        if matches!(self.phase, Phase::Start | Phase::Stop) {
+            record.call_begins();
         }
         // An `async fn` runs on its first poll; a hand-written one may panic
         // before it returns its future.
@@ -238,80 +408,54 @@ impl<'a> PhaseRun<'a> {
             Phase::Stop => service.stop(context),
             Phase::Stopped | Phase::Execute | Phase::Dispose => service.stopped(context),
         }));
-        Guarded {
-            index,
-            record,
-            phase: self.phase,
-            in_span: !call.as_ref().is_ok_and(is_no_op),
-            call: call.map_err(Some),
-        }
+        self.in_span = !call.as_ref().is_ok_and(is_no_op);
+        self.deadline = self
+            .timeout
+            .and_then(|timeout| tokio::time::Instant::now().checked_add(timeout))
+            .map(|deadline| Box::pin(tokio::time::sleep_until(deadline)));
+        self.call = Some(call.map_err(Some));
     }
-
-    /// Records how call `index` ended; returns whether it failed.
-    fn settle(&mut self, index: usize, result: CallResult) -> bool {
-        self.calls[index] = CallState::Returned;
-        let record = &self.contexts[index].record;
-        match result {
-            Ok(()) => {
-                match self.phase {
-                    Phase::Start => {
-                        record.mark_start_completed();
-                        record.advance(
-                            |state| matches!(state, ServiceState::Starting),
-                            ServiceState::Running,
-                        );
-                    }
-                    Phase::Stop => record.advance(
-                        |state| !matches!(state, ServiceState::Failed(_)),
-                        ServiceState::Stopped,
-                    ),
-                    _ => {}
-                }
-                self.outcome.succeeded.push(record.clone());
-                false
-            }
-            Err(failure) => {
-                record.fail(failure.clone());
-                self.outcome.failures.push(failure.clone());
-                tracing::error!(target: LIFETIME_TARGET, service = %record.name, "{failure}");
-                true
-            }
-        }
-    }
-}
-
-/// A call of one service: each poll runs inside the service's span, and a
-/// panic becomes a failure that names the service and the phase.
-struct Guarded<'a> {
-    index: usize,
-    record: &'a ServiceRecord,
-    phase: Phase,
-    /// Whether to poll in the service's span: not a hook left at its
-    /// default, which runs no code of the service's.
-    in_span: bool,
-    /// The call's future, or the panic that kept it from being made.
-    call: Result<LifecycleFuture<'a>, Option<Box<dyn Any + Send>>>,
 }
 
 impl Future for Guarded<'_> {
-    type Output = (usize, CallResult);
+    type Output = (usize, Settled);
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let _entered = this.in_span.then(|| this.record.span.enter());
-        let polled = match &mut this.call {
-            Ok(call) => std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx))),
-            Err(payload) => Err(payload.take().unwrap_or_else(|| Box::new("polled again"))),
+        if let Some(waiting) = &mut this.waiting {
+            std::task::ready!(waiting.as_mut().poll(cx));
+            this.waiting = None;
+            this.make();
+        }
+        let record = &*this.context.record;
+        let polled = {
+            let _entered = this.in_span.then(|| record.span.enter());
+            match this.call.as_mut() {
+                Some(Ok(call)) => {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx)))
+                }
+                Some(Err(payload)) => {
+                    Err(payload.take().unwrap_or_else(|| Box::new("polled again")))
+                }
+                None => Err(Box::new("polled before it was made") as Box<dyn Any + Send>),
+            }
         };
         let outcome = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
+            Ok(Poll::Pending) => {
+                if let (Some(deadline), Some(timeout)) = (&mut this.deadline, this.timeout)
+                    && deadline.as_mut().poll(cx).is_ready()
+                {
+                    return Poll::Ready((this.index, Settled::TimedOut(timeout)));
+                }
+                return Poll::Pending;
+            }
             Ok(Poll::Ready(result)) => Ok(result),
             Err(payload) => Err(payload),
         };
-        let name = || this.record.name.clone();
+        let name = || record.name.clone();
         Poll::Ready((
             this.index,
-            ServiceFailure::from_outcome(name, this.phase, outcome),
+            Settled::Returned(ServiceFailure::from_outcome(name, this.phase, outcome)),
         ))
     }
 }

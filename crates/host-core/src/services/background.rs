@@ -12,6 +12,8 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
 use crate::services::hosted::{is_no_op, no_op, no_op_hook};
+use crate::services::record::ServiceRecord;
+use crate::services::state::ServiceState;
 use crate::{ApplicationLifetime, HostedService, LifecycleContext, LifecycleFuture, ServiceError};
 
 /// A long-running service, as .NET's `BackgroundService`: implement
@@ -158,6 +160,19 @@ impl<T: BackgroundService> HostedService for T {
             .record
             .span
             .in_scope(|| BackgroundService::before_start(self, ctx));
+        if ctx
+            .record
+            .waits_ready
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            // Something starts only once this service is ready: its start
+            // lasts until then.
+            return Box::pin(async move {
+                before_start.await?;
+                spawn_execute::<T>(ctx)?;
+                until_ready(&ctx.record).await
+            });
+        }
         if is_no_op(&before_start) {
             // Nothing of the service's runs before `execute`: spawn it now.
             // The host polls every `start` it calls at once, so this is when
@@ -192,6 +207,28 @@ fn spawn_execute<T: BackgroundService>(ctx: &LifecycleContext) -> Result<(), Ser
     ctx.record.spawn_execute(this, ctx.lifetime().clone())
 }
 
+/// Completes when the service has reported ready; fails if it ends (for
+/// good: a restart keeps the wait going) before it does.
+async fn until_ready(record: &ServiceRecord) -> Result<(), ServiceError> {
+    loop {
+        let mut changed = std::pin::pin!(record.ready_changed.notified());
+        changed.as_mut().enable();
+        if record.is_ready() {
+            return Ok(());
+        }
+        match record.state() {
+            ServiceState::Failed(failure) => {
+                anyhow::bail!("it failed before it reported ready: {}", failure.cause())
+            }
+            ServiceState::Completed => {
+                anyhow::bail!("its `execute` returned before it reported ready (`ctx.ready()`)")
+            }
+            _ => {}
+        }
+        changed.await;
+    }
+}
+
 /// What a background service's `execute` receives: its stopping token and
 /// the application lifetime.
 #[derive(Clone)]
@@ -199,6 +236,8 @@ pub struct ServiceContext {
     name: Arc<str>,
     stopping: CancellationToken,
     lifetime: ApplicationLifetime,
+    /// The host's record of the service; `None` in a context made by hand.
+    record: Option<Arc<ServiceRecord>>,
 }
 
 impl ServiceContext {
@@ -213,7 +252,53 @@ impl ServiceContext {
             name: name.into(),
             stopping,
             lifetime,
+            record: None,
         }
+    }
+
+    /// The context of one run under the host's supervisor.
+    pub(crate) fn supervised(
+        record: Arc<ServiceRecord>,
+        stopping: CancellationToken,
+        lifetime: ApplicationLifetime,
+    ) -> Self {
+        Self {
+            name: record.name.clone(),
+            stopping,
+            lifetime,
+            record: Some(record),
+        }
+    }
+
+    /// Reports that the service is ready, as systemd's `READY=1` for a
+    /// `Type=notify` unit: services registered to start
+    /// [`after_ready`](crate::ServiceOptions::after_ready) this one start
+    /// now, and its state becomes [`Ready`](crate::ServiceState::Ready).
+    /// Each run (after a restart) reports again. Cheap; calling it again
+    /// does nothing.
+    pub fn ready(&self) {
+        if let Some(record) = &self.record {
+            record.report_ready();
+        }
+    }
+
+    /// Proves progress, for a service registered with a
+    /// [`heartbeat`](crate::ServiceOptions::heartbeat) deadline: a service
+    /// that goes longer than the deadline without calling it is reported
+    /// hung. A hung service that beats again has recovered. Cheap (one
+    /// clock read and one atomic store); does nothing without a deadline.
+    pub fn heartbeat(&self) {
+        if let Some(record) = &self.record
+            && record.settings.heartbeat.is_some()
+        {
+            record.beat();
+        }
+    }
+
+    /// How often the service's `execute` has been restarted so far (0 in
+    /// its first run).
+    pub fn restarts(&self) -> u32 {
+        self.record.as_ref().map_or(0, |record| record.restarts())
     }
 
     /// The service's name.

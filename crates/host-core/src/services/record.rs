@@ -1,41 +1,64 @@
-//! The host's bookkeeping for one hosted service: its state, and the task of
-//! a background service's `execute`.
+//! The host's bookkeeping for one hosted service: its state, its options,
+//! and the supervised task of a background service's `execute`.
 
 use std::any::{Any, type_name};
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use futures::FutureExt;
-use tokio::sync::watch;
+use futures::task::AtomicWaker;
+use tokio::sync::{Notify, watch};
 use tokio::task::{AbortHandle, JoinHandle};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::logging::LIFETIME_TARGET;
 use crate::services::failure::ServiceFailure;
 use crate::services::state::{ServiceState, ServiceStatus};
+use crate::supervision::dependencies::{self, Edge};
+use crate::supervision::events::EventHub;
+use crate::supervision::options::ServiceSettings;
+use crate::supervision::supervisor;
 use crate::{
-    ApplicationLifetime, BackgroundService, BackgroundServiceFailure, HostedService, Phase,
-    ServiceContext, ServiceError,
+    ApplicationLifetime, BackgroundService, BackgroundServiceFailure, HostedService, ServiceError,
 };
 
-/// What the host's services share: where failures are reported.
+/// What the host's services share: where failures are reported, the
+/// lifetime, the clock heartbeats count on, the event hub.
 #[derive(Debug)]
 pub(crate) struct HostShared {
     pub(crate) lifetime: ApplicationLifetime,
     pub(crate) on_failure: BackgroundServiceFailure,
     failures: Mutex<Vec<ServiceFailure>>,
+    /// What heartbeats are counted from, so that one fits in an atomic.
+    pub(crate) epoch: Instant,
+    /// Wakes the liveness monitor when a run with a heartbeat begins.
+    pub(crate) liveness: Notify,
+    pub(crate) events: Arc<EventHub>,
+    /// Fired when the host's stop begins: no restart begins after it.
+    pub(crate) stop_began: CancellationToken,
+    /// The host's shutdown timeout: how long a restart waits for a run to
+    /// return when the service sets no stop timeout of its own.
+    pub(crate) shutdown_timeout: Duration,
 }
 
 impl HostShared {
-    pub(crate) fn new(lifetime: ApplicationLifetime, on_failure: BackgroundServiceFailure) -> Self {
+    pub(crate) fn new(
+        lifetime: ApplicationLifetime,
+        on_failure: BackgroundServiceFailure,
+        events: Arc<EventHub>,
+        shutdown_timeout: Duration,
+    ) -> Self {
         Self {
+            shutdown_timeout,
             lifetime,
             on_failure,
             failures: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
+            liveness: Notify::new(),
+            events,
+            stop_began: CancellationToken::new(),
         }
     }
 
@@ -46,27 +69,92 @@ impl HostShared {
     pub(crate) fn take_failures(&self) -> Vec<ServiceFailure> {
         std::mem::take(&mut *lock(&self.failures))
     }
+
+    /// Whether the host is stopping or was asked to: no restart begins then.
+    pub(crate) fn winding_down(&self) -> bool {
+        self.stop_began.is_cancelled() || self.lifetime.is_stop_requested()
+    }
 }
 
 pub(crate) struct ServiceRecord {
     pub(crate) name: Arc<str>,
     pub(crate) service: Arc<dyn HostedService>,
     pub(crate) span: tracing::Span,
+    pub(crate) settings: ServiceSettings,
     status: Mutex<Status>,
     changed: Arc<watch::Sender<u64>>,
     start_completed: AtomicBool,
-    task: OnceLock<ExecuteTask>,
-    shared: Arc<HostShared>,
+    task: Mutex<Option<SupervisorTask>>,
+    /// What the supervisor runs, kept for a restart through the control
+    /// handle after it has ended.
+    target: OnceLock<(Arc<dyn BackgroundService>, ApplicationLifetime)>,
+    /// The supervisor's run of `execute`.
+    pub(crate) run: Mutex<RunSlot>,
+    /// Wakes a supervisor that waits (a backoff, a pause) for a resume or
+    /// the stop.
+    pub(crate) wake: Notify,
+    /// Ends the current run of `execute` without waiting for it.
+    pub(crate) interrupt: Interrupt,
+    /// The last heartbeat (or the start of the run), in nanoseconds since
+    /// the host's epoch.
+    heartbeat: AtomicU64,
+    ready: AtomicBool,
+    pub(crate) ready_changed: Notify,
+    /// Whether something waits for it to report ready: its start lasts
+    /// until it does.
+    pub(crate) waits_ready: AtomicBool,
+    /// While hung, whether a restart is coming to mend it.
+    pub(crate) mending: AtomicBool,
+    restarts: AtomicU32,
+    /// What it starts after, resolved at build.
+    dependencies: OnceLock<Vec<Edge>>,
+    /// What starts after it; weak, as they hold it.
+    dependents: Mutex<Vec<Weak<ServiceRecord>>>,
+    /// Whether its `stop` call has returned (or was abandoned).
+    stop_returned: AtomicBool,
+    /// Notified when its `start` or `stop` call settles, for the services
+    /// whose concurrent start or stop waits on it.
+    pub(crate) settled: Notify,
+    pub(crate) shared: Arc<HostShared>,
 }
 
 struct Status {
     state: ServiceState,
     last_failure: Option<ServiceFailure>,
+    next_run: Option<SystemTime>,
+    /// When the `start` or `stop` call in progress began, for its duration.
+    call_began: Option<Instant>,
 }
 
-/// A background service's running `execute`.
-struct ExecuteTask {
-    stopping: CancellationToken,
+/// The current run of a background service's `execute`.
+#[derive(Debug, Default)]
+pub(crate) struct RunSlot {
+    /// The run's stopping token: cancelled by the host's stop, a pause, a
+    /// restart or a hang. `None` before the first run.
+    pub(crate) token: Option<CancellationToken>,
+    /// The host has asked the service to stop: no further run.
+    pub(crate) stop_begun: bool,
+    /// Why the run is being ended, when it is not the host's stop.
+    pub(crate) command: Option<Command>,
+    /// A pause in force: no run until resumed.
+    pub(crate) paused: bool,
+    /// Counts runs, so that a late abort never hits a later run.
+    pub(crate) number: u64,
+}
+
+/// Why the supervisor ends a run that is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Command {
+    /// The control handle paused the service.
+    Pause,
+    /// The control handle asked for a restart.
+    Restart,
+    /// It missed its heartbeat deadline and its policy restarts it.
+    Hung,
+}
+
+/// The supervisor's task.
+struct SupervisorTask {
     /// Taken by `stop`, which awaits it.
     handle: Mutex<Option<JoinHandle<()>>>,
     /// Also tells whether the task has ended: returned, panicked or aborted.
@@ -80,6 +168,7 @@ impl ServiceRecord {
     pub(crate) fn new(
         name: Arc<str>,
         service: Arc<dyn HostedService>,
+        settings: ServiceSettings,
         changed: Arc<watch::Sender<u64>>,
         shared: Arc<HostShared>,
     ) -> Self {
@@ -88,13 +177,30 @@ impl ServiceRecord {
             name,
             service,
             span,
+            settings,
             status: Mutex::new(Status {
                 state: ServiceState::NotStarted,
                 last_failure: None,
+                next_run: None,
+                call_began: None,
             }),
             changed,
             start_completed: AtomicBool::new(false),
-            task: OnceLock::new(),
+            task: Mutex::new(None),
+            target: OnceLock::new(),
+            run: Mutex::new(RunSlot::default()),
+            wake: Notify::new(),
+            interrupt: Interrupt::default(),
+            heartbeat: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+            ready_changed: Notify::new(),
+            waits_ready: AtomicBool::new(false),
+            mending: AtomicBool::new(false),
+            restarts: AtomicU32::new(0),
+            dependencies: OnceLock::new(),
+            dependents: Mutex::new(Vec::new()),
+            stop_returned: AtomicBool::new(false),
+            settled: Notify::new(),
             shared,
         }
     }
@@ -109,33 +215,89 @@ impl ServiceRecord {
             name: self.name.clone(),
             state: status.state.clone(),
             last_failure: status.last_failure.clone(),
+            restarts: self.restarts(),
+            next_run: status.next_run,
+            required_for_readiness: self.settings.required_for_readiness.unwrap_or(true),
+            hung_beyond_policy: matches!(status.state, ServiceState::Hung)
+                && !self.mending.load(Ordering::Acquire),
         }
     }
 
+    pub(crate) fn restarts(&self) -> u32 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_restart(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn set_state(&self, state: ServiceState) {
-        lock(&self.status).state = state;
+        self.transition(|_| true, state, None);
+    }
+
+    /// Moves to `state` if the current state passes `from`: a background
+    /// service's `execute` may fail, or restart, before its `start` has
+    /// returned.
+    pub(crate) fn advance(&self, from: fn(&ServiceState) -> bool, state: ServiceState) {
+        self.transition(from, state, None);
+    }
+
+    pub(crate) fn fail(&self, failure: ServiceFailure) {
+        self.transition(
+            |_| true,
+            ServiceState::Failed(failure.clone()),
+            Some(failure),
+        );
+    }
+
+    /// Notes that a failure happened without changing the state (a run
+    /// that fails and is restarted: the state says restarting).
+    pub(crate) fn note_failure(&self, failure: ServiceFailure) {
+        lock(&self.status).last_failure = Some(failure);
+    }
+
+    /// Notes that the `start` or `stop` call begins, for its duration.
+    pub(crate) fn call_begins(&self) {
+        lock(&self.status).call_began = Some(Instant::now());
+    }
+
+    /// Sets when a periodic service runs next.
+    #[allow(dead_code)] // periodic services set it; they come next
+    pub(crate) fn set_next_run(&self, next: Option<SystemTime>) {
+        lock(&self.status).next_run = next;
         self.notify();
     }
 
-    /// Moves to `state` unless the service has failed meanwhile (a background
-    /// service's `execute` may fail before its `start` has returned).
-    pub(crate) fn advance(&self, from: fn(&ServiceState) -> bool, state: ServiceState) {
-        {
+    fn transition(
+        &self,
+        from: impl FnOnce(&ServiceState) -> bool,
+        state: ServiceState,
+        failure: Option<ServiceFailure>,
+    ) {
+        let (previous, duration) = {
             let mut status = lock(&self.status);
             if !from(&status.state) {
                 return;
             }
-            status.state = state;
-        }
-        self.notify();
-    }
-
-    pub(crate) fn fail(&self, failure: ServiceFailure) {
-        {
-            let mut status = lock(&self.status);
-            status.last_failure = Some(failure.clone());
-            status.state = ServiceState::Failed(failure);
-        }
+            if let Some(failure) = failure {
+                status.last_failure = Some(failure);
+            }
+            // A call's duration ends with the state it leads to.
+            let duration = match state {
+                ServiceState::Running
+                | ServiceState::Ready
+                | ServiceState::Failed(_)
+                | ServiceState::Stopped => status.call_began.take().map(|began| began.elapsed()),
+                _ => None,
+            };
+            (
+                std::mem::replace(&mut status.state, state.clone()),
+                duration,
+            )
+        };
+        self.shared
+            .events
+            .publish(&self.name, &previous, &state, duration, self.restarts());
         self.notify();
     }
 
@@ -150,6 +312,35 @@ impl ServiceRecord {
 
     pub(crate) fn mark_start_completed(&self) {
         self.start_completed.store(true, Ordering::Release);
+        self.settled.notify_waiters();
+    }
+
+    /// Notes that its `stop` call has returned, or will never be waited for.
+    pub(crate) fn mark_stop_returned(&self) {
+        self.stop_returned.store(true, Ordering::Release);
+        self.settled.notify_waiters();
+    }
+
+    pub(crate) fn stop_returned(&self) -> bool {
+        self.stop_returned.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_dependencies(&self, dependencies: Vec<Edge>) {
+        let _ = self.dependencies.set(dependencies);
+    }
+
+    /// What it starts after.
+    pub(crate) fn dependencies(&self) -> &[Edge] {
+        self.dependencies.get().map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    pub(crate) fn add_dependent(&self, dependent: Weak<ServiceRecord>) {
+        lock(&self.dependents).push(dependent);
+    }
+
+    /// What starts after it, while the host holds them.
+    pub(crate) fn dependents(&self) -> Vec<Arc<ServiceRecord>> {
+        dependencies::alive(&lock(&self.dependents))
     }
 
     pub(crate) fn start_completed(&self) -> bool {
@@ -170,141 +361,304 @@ impl ServiceRecord {
         })
     }
 
-    /// Spawns a background service's `execute` on its own task. Never polls it.
+    /// Spawns the supervisor of a background service's `execute` on its
+    /// own task. Never polls it.
     pub(crate) fn spawn_execute(
         self: &Arc<Self>,
         service: Arc<dyn BackgroundService>,
         lifetime: ApplicationLifetime,
     ) -> Result<(), ServiceError> {
-        if self.task.get().is_some() {
+        if self.target.set((service, lifetime)).is_err() {
             anyhow::bail!("`{}` was started twice", self.name);
         }
-        let stopping = CancellationToken::new();
-        let context = ServiceContext::new(self.name.clone(), stopping.clone(), lifetime);
-        let execute = async move {
-            AssertUnwindSafe(service.execute(context))
-                .catch_unwind()
-                .await
-        };
-        let handle = tokio::spawn(ExecuteInSpan {
-            record: self.clone(),
-            execute: Some(execute),
-        });
-        let task = ExecuteTask {
-            stopping,
-            abort: handle.abort_handle(),
-            handle: Mutex::new(Some(handle)),
-        };
-        // Checked above; the host starts each service from one place only.
-        let _ = self.task.set(task);
+        self.spawn_supervisor();
         Ok(())
     }
 
-    fn execute_ended(&self, outcome: ExecuteOutcome) {
-        let Err(failure) =
-            ServiceFailure::from_outcome(|| self.name.clone(), Phase::Execute, outcome)
-        else {
-            let stopping = self
-                .task
-                .get()
-                .is_some_and(|task| task.stopping.is_cancelled());
-            if !stopping {
-                tracing::debug!(target: LIFETIME_TARGET, service = %self.name,
-                    "background service completed");
-                self.advance(
-                    |state| matches!(state, ServiceState::Starting | ServiceState::Running),
-                    ServiceState::Completed,
-                );
-            }
+    fn spawn_supervisor(self: &Arc<Self>) {
+        let Some((service, lifetime)) = self.target.get() else {
             return;
         };
-        // Act before logging: a subscriber that panics must not lose the stop.
-        self.fail(failure.clone());
-        match self.shared.on_failure {
-            BackgroundServiceFailure::StopHost => {
-                self.shared.record_failure(failure.clone());
-                self.shared.lifetime.stop_application();
-                tracing::error!(target: LIFETIME_TARGET, service = %self.name,
-                    "{failure}; stopping the host");
-            }
-            BackgroundServiceFailure::Ignore => {
-                tracing::error!(target: LIFETIME_TARGET, service = %self.name,
-                    "{failure}; the host keeps running (BackgroundServiceFailure::Ignore)");
-            }
-        }
+        let handle = tokio::spawn(InSpan {
+            record: self.clone(),
+            future: Some(supervisor::supervise(
+                self.clone(),
+                service.clone(),
+                lifetime.clone(),
+            )),
+        });
+        *lock(&self.task) = Some(SupervisorTask {
+            abort: handle.abort_handle(),
+            handle: Mutex::new(Some(handle)),
+        });
     }
 
-    /// Asks `execute` to return and waits until it has.
-    pub(crate) async fn stop_execute(&self) {
-        let Some(task) = self.task.get() else {
-            return;
+    /// Runs `execute` again under a new supervisor, after the last one
+    /// ended (the service completed, or failed and the host kept running).
+    pub(crate) fn respawn(self: &Arc<Self>) -> Result<(), String> {
+        if self.target.get().is_none() {
+            return Err("it has not started".to_owned());
+        }
+        if self.execute_running() {
+            return Err("its supervisor is still running".to_owned());
+        }
+        {
+            let mut run = lock(&self.run);
+            if run.stop_begun {
+                return Err("the host is stopping it".to_owned());
+            }
+            run.paused = false;
+        }
+        self.count_restart();
+        self.set_state(ServiceState::Running);
+        self.spawn_supervisor();
+        Ok(())
+    }
+
+    /// The token of the next run, or `None` once the host has asked the
+    /// service to stop (or it is paused). Resets what a run reports.
+    pub(crate) fn begin_run(&self) -> Option<CancellationToken> {
+        let mut run = lock(&self.run);
+        if run.stop_begun || run.paused {
+            return None;
+        }
+        run.number += 1;
+        run.command = None;
+        let token = CancellationToken::new();
+        run.token = Some(token.clone());
+        self.interrupt.reset();
+        self.ready.store(false, Ordering::Release);
+        self.beat();
+        Some(token)
+    }
+
+    /// Ends the current run for `command` (cancels its token); past the
+    /// service's stop timeout, interrupts it. Returns `false` if the host
+    /// is stopping the service already.
+    pub(crate) fn end_run(self: &Arc<Self>, command: Command, stop_timeout: Duration) -> bool {
+        let number = {
+            let mut run = lock(&self.run);
+            if run.stop_begun {
+                return false;
+            }
+            if command == Command::Pause {
+                run.paused = true;
+            }
+            run.command = Some(command);
+            if let Some(token) = &run.token {
+                token.cancel();
+            }
+            run.number
         };
-        task.stopping.cancel();
-        let handle = lock(&task.handle).take();
+        self.wake.notify_one();
+        let record = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(stop_timeout).await;
+            let still = {
+                let run = lock(&record.run);
+                run.number == number && !run.stop_begun && record.execute_running()
+            };
+            if still && record.interrupt.fire() {
+                tracing::error!(target: crate::LIFETIME_TARGET, service = %record.name,
+                    "`{}` did not return within its stop timeout ({stop_timeout:?}) after \
+                     being asked to ({}); its run was aborted", record.name,
+                    command.describe());
+            }
+        });
+        true
+    }
+
+    /// The command that ended the last run, if any.
+    pub(crate) fn take_command(&self) -> Option<Command> {
+        lock(&self.run).command.take()
+    }
+
+    /// Whether the host has asked this service to stop.
+    pub(crate) fn stop_begun(&self) -> bool {
+        lock(&self.run).stop_begun
+    }
+
+    /// How long a restart or pause waits for its run to return.
+    pub(crate) fn stop_timeout(&self) -> Duration {
+        self.settings
+            .stop_timeout
+            .unwrap_or(self.shared.shutdown_timeout)
+    }
+
+    /// Records a heartbeat.
+    pub(crate) fn beat(&self) {
+        let nanos = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.heartbeat.store(nanos, Ordering::Release);
+    }
+
+    /// When the last heartbeat (or the run's start) was.
+    pub(crate) fn last_beat(&self) -> Instant {
+        self.shared.epoch + Duration::from_nanos(self.heartbeat.load(Ordering::Acquire))
+    }
+
+    /// `execute` reported ready.
+    pub(crate) fn report_ready(&self) {
+        if self.ready.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.ready_changed.notify_waiters();
+        self.advance(
+            |state| matches!(state, ServiceState::Running | ServiceState::Starting),
+            ServiceState::Ready,
+        );
+    }
+
+    pub(crate) fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Asks `execute` to return and waits until the supervisor has ended.
+    pub(crate) async fn stop_execute(&self) {
+        {
+            let mut run = lock(&self.run);
+            run.stop_begun = true;
+            if let Some(token) = &run.token {
+                token.cancel();
+            }
+        }
+        self.wake.notify_one();
+        let (handle, abort) = {
+            let task = lock(&self.task);
+            let Some(task) = task.as_ref() else {
+                return;
+            };
+            (lock(&task.handle).take(), task.abort.clone())
+        };
         match handle {
             // Panics are caught inside the task; an abort is the host's own.
             Some(handle) => drop(handle.await),
-            None => ended(task.abort.clone()).await,
+            None => ended(abort).await,
         }
     }
 
-    /// Whether this service's `execute` task is still running.
+    /// Whether this service's supervisor task is still running.
     pub(crate) fn execute_running(&self) -> bool {
-        self.task
-            .get()
+        lock(&self.task)
+            .as_ref()
             .is_some_and(|task| !task.abort.is_finished())
     }
 
-    /// Aborts the `execute` task; returns a future that completes when the
-    /// task has really ended (never, while it blocks its thread).
+    /// Aborts the supervisor's task; returns a future that completes when
+    /// the task has really ended (never, while it blocks its thread).
     pub(crate) fn abort_execute(&self) -> Option<impl Future<Output = ()> + Send + 'static> {
-        let task = self.task.get()?;
-        task.stopping.cancel();
-        task.abort.abort();
-        Some(ended(task.abort.clone()))
+        let abort = lock(&self.task).as_ref()?.abort.clone();
+        {
+            let mut run = lock(&self.run);
+            run.stop_begun = true;
+            if let Some(token) = &run.token {
+                token.cancel();
+            }
+        }
+        abort.abort();
+        Some(ended(abort))
     }
 }
 
-/// The outcome of `execute`: its result, or the payload of its panic.
-type ExecuteOutcome = Result<Result<(), ServiceError>, Box<dyn Any + Send>>;
+impl Command {
+    fn describe(self) -> &'static str {
+        match self {
+            Command::Pause => "paused",
+            Command::Restart => "restarted",
+            Command::Hung => "restarted after missing its heartbeat",
+        }
+    }
+}
 
-pin_project_lite::pin_project! {
-    /// A background service's `execute` task: each poll, the end
-    /// ([`ServiceRecord::execute_ended`]) and the drop of an unfinished
-    /// `execute` (an abort) run inside the service's span, as `Instrumented`
-    /// would, but through the record the task holds anyway: no second handle
-    /// on the span per task (a subscriber call to clone it and one to close
-    /// it, and the span's size in every task).
-    struct ExecuteInSpan<F> {
-        record: Arc<ServiceRecord>,
-        // `None` once `execute` has returned.
-        #[pin]
-        execute: Option<F>,
+/// Ends the current run of `execute` from outside: the supervisor polls
+/// the run through [`Interrupt::guard`], which completes at once when fired.
+#[derive(Debug, Default)]
+pub(crate) struct Interrupt {
+    fired: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Interrupt {
+    /// Fires; `false` if it had fired already.
+    pub(crate) fn fire(&self) -> bool {
+        let first = !self.fired.swap(true, Ordering::AcqRel);
+        self.waker.wake();
+        first
     }
 
-    impl<F> PinnedDrop for ExecuteInSpan<F> {
+    fn reset(&self) {
+        self.fired.store(false, Ordering::Release);
+    }
+
+    /// Runs `future` until it completes (`Some`) or the interrupt fires
+    /// (`None`: the future is dropped, as an abort would).
+    pub(crate) fn guard<F: Future>(&self, future: F) -> Interruptible<'_, F> {
+        Interruptible {
+            interrupt: self,
+            future,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A run that an [`Interrupt`] can end.
+    pub(crate) struct Interruptible<'a, F> {
+        interrupt: &'a Interrupt,
+        #[pin]
+        future: F,
+    }
+}
+
+impl<F: Future> Future for Interruptible<'_, F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        this.interrupt.waker.register(cx.waker());
+        if this.interrupt.fired.load(Ordering::Acquire) {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A background service's supervisor task: each poll, and the drop of
+    /// an unfinished one (an abort), run inside the service's span, as
+    /// `Instrumented` would, but through the record the task holds anyway:
+    /// no second handle on the span per task (a subscriber call to clone it
+    /// and one to close it, and the span's size in every task).
+    struct InSpan<F> {
+        record: Arc<ServiceRecord>,
+        // `None` once it has returned.
+        #[pin]
+        future: Option<F>,
+    }
+
+    impl<F> PinnedDrop for InSpan<F> {
         fn drop(this: Pin<&mut Self>) {
             let mut this = this.project();
-            if this.execute.is_some() {
+            if this.future.is_some() {
                 let _entered = this.record.span.enter();
-                this.execute.set(None);
+                this.future.set(None);
             }
         }
     }
 }
 
-impl<F: Future<Output = ExecuteOutcome>> Future for ExecuteInSpan<F> {
+impl<F: Future<Output = ()>> Future for InSpan<F> {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
         let _entered = this.record.span.enter();
-        let Some(execute) = this.execute.as_mut().as_pin_mut() else {
+        let Some(future) = this.future.as_mut().as_pin_mut() else {
             return Poll::Ready(());
         };
-        let outcome = std::task::ready!(execute.poll(cx));
-        this.execute.set(None);
-        this.record.execute_ended(outcome);
+        std::task::ready!(future.poll(cx));
+        this.future.set(None);
         Poll::Ready(())
     }
 }

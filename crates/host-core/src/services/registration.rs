@@ -1,7 +1,7 @@
 //! Hosted services in the container: `add_hosted_service::<T>()` on the
 //! service collection, and their resolution in registration order.
 
-use std::any::type_name;
+use std::any::{Any, TypeId, type_name};
 use std::collections::HashSet;
 use std::fmt;
 use std::panic::AssertUnwindSafe;
@@ -10,7 +10,8 @@ use std::sync::Arc;
 use host_di::{DiError, Injectable, ServiceCollection, ServiceProvider};
 
 use crate::services::failure::panic_message;
-use crate::{HostError, HostedService};
+use crate::supervision::options::ServiceSettings;
+use crate::{HostError, HostedService, ServiceOptions};
 
 /// Registers hosted services in a [`ServiceCollection`], as .NET's
 /// `services.AddHostedService<T>()`.
@@ -46,6 +47,21 @@ pub trait HostedServiceCollectionExt {
 
     /// Registers an instance you have built as a hosted service.
     fn add_hosted_service_instance<T: HostedService>(&mut self, service: T) -> &mut Self;
+
+    /// Registers `T` as [`add_hosted_service`](Self::add_hosted_service)
+    /// does, with its [`ServiceOptions`]: restart policy, timeouts,
+    /// dependencies, heartbeat. Registering `T` again replaces them.
+    fn add_hosted_service_with<T, F>(&mut self, configure: F) -> &mut Self
+    where
+        T: HostedService + Injectable,
+        F: FnOnce(&mut ServiceOptions<T>) -> &mut ServiceOptions<T>;
+
+    /// Registers an instance as [`add_hosted_service_instance`](Self::add_hosted_service_instance)
+    /// does, with its [`ServiceOptions`].
+    fn add_hosted_service_instance_with<T, F>(&mut self, service: T, configure: F) -> &mut Self
+    where
+        T: HostedService,
+        F: FnOnce(&mut ServiceOptions<T>) -> &mut ServiceOptions<T>;
 }
 
 impl HostedServiceCollectionExt for ServiceCollection {
@@ -69,6 +85,73 @@ impl HostedServiceCollectionExt for ServiceCollection {
         self.add_instance(service);
         self
     }
+
+    fn add_hosted_service_with<T, F>(&mut self, configure: F) -> &mut Self
+    where
+        T: HostedService + Injectable,
+        F: FnOnce(&mut ServiceOptions<T>) -> &mut ServiceOptions<T>,
+    {
+        let mut options = ServiceOptions::<T>::new();
+        configure(&mut options);
+        self.add_hosted_service::<T>();
+        self.add_instance(Arc::new(Registered {
+            key: Key::Type(TypeId::of::<T>()),
+            settings: options.into_settings(),
+        }));
+        self
+    }
+
+    fn add_hosted_service_instance_with<T, F>(&mut self, service: T, configure: F) -> &mut Self
+    where
+        T: HostedService,
+        F: FnOnce(&mut ServiceOptions<T>) -> &mut ServiceOptions<T>,
+    {
+        let mut options = ServiceOptions::<T>::new();
+        configure(&mut options);
+        let service: Arc<dyn HostedService> = Arc::new(service);
+        let key = Key::Instance(Arc::as_ptr(&service).cast::<()>() as usize);
+        self.add_instance(service);
+        self.add_instance(Arc::new(Registered {
+            key,
+            settings: options.into_settings(),
+        }));
+        self
+    }
+}
+
+/// The options a registration gave its hosted service, found again at
+/// build by the service's type or instance.
+pub(crate) struct Registered {
+    key: Key,
+    settings: ServiceSettings,
+}
+
+/// What options were registered for.
+#[derive(PartialEq, Eq)]
+enum Key {
+    /// `add_hosted_service_with::<T>`: the type (hosted once).
+    Type(TypeId),
+    /// `add_hosted_service_instance_with`: that instance, by address (the
+    /// container holds it for as long as the options are looked up).
+    Instance(usize),
+}
+
+/// The options registered for `service`: those given with its instance,
+/// else with its type, the last registration's; the defaults otherwise.
+pub(crate) fn settings_for(
+    registered: &[Arc<Registered>],
+    service: &Arc<dyn HostedService>,
+) -> ServiceSettings {
+    let instance = Key::Instance(Arc::as_ptr(service).cast::<()>() as usize);
+    let any: &dyn Any = &**service;
+    let of_type = Key::Type(any.type_id());
+    registered
+        .iter()
+        .rev()
+        .find(|entry| entry.key == instance)
+        .or_else(|| registered.iter().rev().find(|entry| entry.key == of_type))
+        .map(|entry| entry.settings.clone())
+        .unwrap_or_default()
 }
 
 /// Resolves `T`, turning a panic in its constructor (or in one of its

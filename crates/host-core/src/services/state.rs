@@ -2,11 +2,13 @@
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use tokio::sync::watch;
 
 use crate::ServiceFailure;
 use crate::services::record::ServiceRecord;
+use crate::supervision::events::{EventHub, ServiceEvents};
 
 /// Where a hosted service is in its life.
 #[derive(Debug, Clone)]
@@ -14,10 +16,29 @@ use crate::services::record::ServiceRecord;
 pub enum ServiceState {
     /// Registered; its `start` has not been called.
     NotStarted,
-    /// Its `starting` hook or `start` is running.
+    /// Its `starting` hook or `start` is running (for a background service
+    /// something waits on, until it reports ready).
     Starting,
     /// `start` returned; a background service's `execute` is running.
     Running,
+    /// A background service's `execute` reported ready
+    /// ([`ServiceContext::ready`](crate::ServiceContext::ready)).
+    Ready,
+    /// A background service's `execute` ended and its restart policy
+    /// restarts it: `attempt` (from 1 since it last ran stably) begins at
+    /// `at`.
+    #[non_exhaustive]
+    Restarting {
+        /// The attempt about to begin.
+        attempt: u32,
+        /// When it begins (wall clock, for display).
+        at: SystemTime,
+    },
+    /// A background service missed its heartbeat deadline.
+    Hung,
+    /// Paused through [`ServiceControl::pause`](crate::ServiceControl::pause):
+    /// its `execute` returned and it stays stopped while the host runs.
+    Paused,
     /// A background service's `execute` returned `Ok` before the host stopped.
     Completed,
     /// It returned an error or panicked.
@@ -31,13 +52,18 @@ pub enum ServiceState {
 }
 
 impl ServiceState {
-    /// The state's name: `not_started`, `starting`, `running`, `completed`,
-    /// `failed`, `stopping` or `stopped`.
+    /// The state's name: `not_started`, `starting`, `running`, `ready`,
+    /// `restarting`, `hung`, `paused`, `completed`, `failed`, `stopping` or
+    /// `stopped`.
     pub fn as_str(&self) -> &'static str {
         match self {
             ServiceState::NotStarted => "not_started",
             ServiceState::Starting => "starting",
             ServiceState::Running => "running",
+            ServiceState::Ready => "ready",
+            ServiceState::Restarting { .. } => "restarting",
+            ServiceState::Hung => "hung",
+            ServiceState::Paused => "paused",
             ServiceState::Completed => "completed",
             ServiceState::Failed(_) => "failed",
             ServiceState::Stopping => "stopping",
@@ -45,10 +71,16 @@ impl ServiceState {
         }
     }
 
-    /// Whether the service is doing what it should: running, or completed
-    /// without error.
+    /// Whether the service is doing what it should: running, ready,
+    /// paused on purpose, or completed without error.
     pub fn is_healthy(&self) -> bool {
-        matches!(self, ServiceState::Running | ServiceState::Completed)
+        matches!(
+            self,
+            ServiceState::Running
+                | ServiceState::Ready
+                | ServiceState::Paused
+                | ServiceState::Completed
+        )
     }
 
     /// The failure, when the state is [`Failed`](ServiceState::Failed).
@@ -74,8 +106,22 @@ pub struct ServiceStatus {
     pub name: Arc<str>,
     /// Its state.
     pub state: ServiceState,
-    /// The last failure, kept after the service has moved on (stopped, say).
+    /// The last failure, kept after the service has moved on (restarted or
+    /// stopped, say).
     pub last_failure: Option<ServiceFailure>,
+    /// How often its `execute` was restarted (by its policy, a missed
+    /// heartbeat or the control handle).
+    pub restarts: u32,
+    /// When a periodic service runs next (wall clock), while it is
+    /// scheduled.
+    pub next_run: Option<SystemTime>,
+    /// Whether `/health/ready` waits for it (the registration's
+    /// `required_for_readiness`, default `true`).
+    pub required_for_readiness: bool,
+    /// Whether it is hung with no restart coming to mend it (none in its
+    /// policy, or its policy gave up): `/health/live` fails and systemd's
+    /// watchdog is no longer fed.
+    pub hung_beyond_policy: bool,
 }
 
 /// The states of the host's hosted services, in registration order.
@@ -103,6 +149,7 @@ pub struct ServiceStates {
 struct Inner {
     records: OnceLock<Vec<Arc<ServiceRecord>>>,
     changed: Arc<watch::Sender<u64>>,
+    events: Arc<EventHub>,
 }
 
 impl ServiceStates {
@@ -111,8 +158,13 @@ impl ServiceStates {
             inner: Arc::new(Inner {
                 records: OnceLock::new(),
                 changed: Arc::new(watch::Sender::new(0)),
+                events: EventHub::new(),
             }),
         }
+    }
+
+    pub(crate) fn hub(&self) -> Arc<EventHub> {
+        self.inner.events.clone()
     }
 
     pub(crate) fn change_notifier(&self) -> Arc<watch::Sender<u64>> {
@@ -159,6 +211,45 @@ impl ServiceStates {
         self.records()
             .iter()
             .all(|record| record.state().is_healthy())
+    }
+
+    /// Whether the host is live: no service is hung with no restart coming
+    /// to mend it (see [`ServiceStatus::hung_beyond_policy`]). What
+    /// `/health/live` answers and what feeds systemd's watchdog.
+    pub fn is_live(&self) -> bool {
+        self.records()
+            .iter()
+            .all(|record| !record.status().hung_beyond_policy)
+    }
+
+    /// Every state transition from now on, as a stream of [`ServiceEvent`](crate::ServiceEvent)s.
+    pub fn events(&self) -> ServiceEvents {
+        self.inner.events.subscribe()
+    }
+
+    /// Waits until the service called `name` is in a state `wanted`
+    /// accepts, and returns that state; `None` if no service is called
+    /// `name`. Cancellation-safe.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        wanted: impl Fn(&ServiceState) -> bool,
+    ) -> Option<ServiceState> {
+        let record = self
+            .records()
+            .iter()
+            .find(|record| &*record.name == name)?
+            .clone();
+        let mut changed = self.subscribe();
+        loop {
+            let state = record.state();
+            if wanted(&state) {
+                return Some(state);
+            }
+            if changed.changed().await.is_err() {
+                return None;
+            }
+        }
     }
 
     /// A receiver that sees a new value whenever any service's state changes.

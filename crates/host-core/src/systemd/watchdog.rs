@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Systemd, Task};
+use crate::ServiceStates;
 
 /// The watchdog's interval, when it is ours to feed.
 #[derive(Debug, Clone, Copy)]
@@ -34,21 +35,28 @@ impl Watchdog {
     /// runtime: a runtime that can no longer run tasks stops feeding it,
     /// and systemd restarts the unit, which is the point. Runs until the
     /// returned task is dropped (at the end of the run-to-exit path).
-    pub(crate) fn spawn(self, systemd: Arc<Systemd>) -> Task {
+    pub(crate) fn spawn(self, systemd: Arc<Systemd>, states: ServiceStates) -> Task {
         let period = self.interval / 2;
         Task::new(tokio::spawn(async move {
             let mut ticks = tokio::time::interval(period);
             // After a stall, one ping, not a burst: systemd wants a recent
             // one, not a count.
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut withheld = false;
             loop {
                 ticks.tick().await;
-                // The one place that decides whether the process is alive
-                // enough to feed the watchdog. Today: its runtime runs this
-                // task. Liveness (services' heartbeat deadlines) adds its
-                // condition here, so that a hung service, not only a dead
-                // runtime, makes systemd restart the unit.
-                systemd.notifier.send("WATCHDOG=1");
+                // Alive enough to feed the watchdog: its runtime runs this
+                // task, and no service is hung beyond what its restart
+                // policy mends; so a hung worker, not only a dead runtime,
+                // makes systemd restart the unit.
+                if states.is_live() {
+                    withheld = false;
+                    systemd.notifier.send("WATCHDOG=1");
+                } else if !withheld {
+                    withheld = true;
+                    tracing::error!(target: crate::LIFETIME_TARGET,
+                        "a service is hung: no longer feeding systemd's watchdog");
+                }
             }
         }))
     }

@@ -1,0 +1,207 @@
+//! The lifecycle event stream: every state transition of every service, to
+//! subscribers, to tracing and to the `metrics` facade.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime};
+
+use futures::Stream;
+use tokio::sync::broadcast;
+
+use crate::ServiceState;
+
+/// The tracing target of every state transition (at `debug`):
+/// `logging.level."host::services" = "debug"` shows them.
+pub const SERVICES_TARGET: &str = "host::services";
+
+/// How many events a subscriber may fall behind before it misses some.
+const CAPACITY: usize = 1024;
+
+/// One state transition of one hosted service.
+///
+/// Published to every [`ServiceEvents`] subscriber, logged at `debug` on
+/// the `host::services` target ([`SERVICES_TARGET`]) (restarts, hangs and failures at `warn` and
+/// `error` by the supervisor itself), and counted through the `metrics`
+/// facade (see `docs/supervision.md` for the names).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServiceEvent {
+    /// The service's name.
+    pub service: Arc<str>,
+    /// The state it left.
+    pub from: ServiceState,
+    /// The state it entered.
+    pub to: ServiceState,
+    /// When (wall clock).
+    pub at: SystemTime,
+    /// For the end of a `start` or a `stop` (into running, ready, failed
+    /// or stopped), how long that call took.
+    pub duration: Option<Duration>,
+    /// Restarts so far.
+    pub restarts: u32,
+}
+
+/// A subscription to the lifecycle events of a host's services, from
+/// [`ServiceStates::events`](crate::ServiceStates::events): every
+/// transition from the moment of subscribing, in order.
+///
+/// A subscriber that falls more than 1 024 events behind misses the oldest
+/// ones; [`missed`](Self::missed) counts them.
+///
+/// # Examples
+///
+/// ```
+/// # use host_core::Host;
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), host_core::HostError> {
+/// # let mut builder = Host::builder();
+/// # builder.handle_signals(false).default_logging(false);
+/// let mut host = builder.build()?;
+/// let mut events = host.service_states().events();
+/// host.start().await?;
+/// host.stop().await?;
+/// drop(host);
+/// while let Some(event) = events.next().await {
+///     println!("{}: {} -> {}", event.service, event.from, event.to);
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ServiceEvents {
+    receiver: broadcast::Receiver<ServiceEvent>,
+    /// The hub's count of subscribers (not the hub: holding its sender
+    /// would keep the stream from ever ending).
+    subscribers: Arc<AtomicUsize>,
+    missed: u64,
+}
+
+impl ServiceEvents {
+    /// The next event; `None` once the host and everything holding its
+    /// states are gone. Cancellation-safe: an event is never lost to a
+    /// dropped call.
+    pub async fn next(&mut self) -> Option<ServiceEvent> {
+        loop {
+            match self.receiver.recv().await {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::RecvError::Lagged(missed)) => self.missed += missed,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+
+    /// The next event if one is waiting, without waiting.
+    pub fn try_next(&mut self) -> Option<ServiceEvent> {
+        loop {
+            match self.receiver.try_recv() {
+                Ok(event) => return Some(event),
+                Err(broadcast::error::TryRecvError::Lagged(missed)) => self.missed += missed,
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// How many events this subscriber missed by falling behind.
+    pub fn missed(&self) -> u64 {
+        self.missed
+    }
+
+    /// The events as a [`Stream`].
+    pub fn into_stream(self) -> impl Stream<Item = ServiceEvent> + Send + 'static {
+        futures::stream::unfold(self, |mut events| async move {
+            let event = events.next().await?;
+            Some((event, events))
+        })
+    }
+}
+
+impl Drop for ServiceEvents {
+    fn drop(&mut self) {
+        self.subscribers.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Where transitions are published.
+#[derive(Debug)]
+pub(crate) struct EventHub {
+    sender: broadcast::Sender<ServiceEvent>,
+    /// Our own count: the channel's takes a lock to read, and most hosts
+    /// have no subscriber at all.
+    subscribers: Arc<AtomicUsize>,
+}
+
+impl EventHub {
+    pub(crate) fn new() -> Arc<Self> {
+        Arc::new(Self {
+            sender: broadcast::Sender::new(CAPACITY),
+            subscribers: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    pub(crate) fn subscribe(self: &Arc<Self>) -> ServiceEvents {
+        self.subscribers.fetch_add(1, Ordering::Relaxed);
+        ServiceEvents {
+            receiver: self.sender.subscribe(),
+            subscribers: self.subscribers.clone(),
+            missed: 0,
+        }
+    }
+
+    /// Publishes one transition: to subscribers, tracing and metrics.
+    pub(crate) fn publish(
+        &self,
+        service: &Arc<str>,
+        from: &ServiceState,
+        to: &ServiceState,
+        duration: Option<Duration>,
+        restarts: u32,
+    ) {
+        tracing::debug!(target: SERVICES_TARGET, service = %service, from = from.as_str(),
+            to = to.as_str(), duration = ?duration, "service state changed");
+        record_metrics(service, from, to, duration);
+        if self.subscribers.load(Ordering::Relaxed) > 0 {
+            let _ = self.sender.send(ServiceEvent {
+                service: service.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                at: SystemTime::now(),
+                duration,
+                restarts,
+            });
+        }
+    }
+}
+
+/// The metric names, documented in `docs/supervision.md`.
+pub(crate) mod names {
+    /// Counter: state transitions, by service and the state entered.
+    pub(crate) const TRANSITIONS: &str = "host_service_transitions_total";
+    /// Counter: restarts of a service's `execute`.
+    pub(crate) const RESTARTS: &str = "host_service_restarts_total";
+    /// Histogram: how long `start` took, in seconds.
+    pub(crate) const START_SECONDS: &str = "host_service_start_duration_seconds";
+    /// Histogram: how long `stop` took, in seconds.
+    pub(crate) const STOP_SECONDS: &str = "host_service_stop_duration_seconds";
+    /// Histogram: how late a periodic service's run began, in seconds.
+    #[allow(dead_code)] // periodic services record it; they come next
+    pub(crate) const LATENESS_SECONDS: &str = "host_schedule_lateness_seconds";
+}
+
+fn record_metrics(
+    service: &Arc<str>,
+    from: &ServiceState,
+    to: &ServiceState,
+    duration: Option<Duration>,
+) {
+    metrics::counter!(names::TRANSITIONS, "service" => service.clone(), "to" => to.as_str())
+        .increment(1);
+    if matches!(to, ServiceState::Restarting { .. }) {
+        metrics::counter!(names::RESTARTS, "service" => service.clone()).increment(1);
+    }
+    if let Some(duration) = duration {
+        let name = if matches!(from, ServiceState::Stopping) {
+            names::STOP_SECONDS
+        } else {
+            names::START_SECONDS
+        };
+        metrics::histogram!(name, "service" => service.clone()).record(duration.as_secs_f64());
+    }
+}

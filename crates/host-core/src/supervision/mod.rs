@@ -1,0 +1,11 @@
+//! Supervision: per-service options, restart policies, liveness, the
+//! lifecycle event stream and the runtime control handle.
+
+pub(crate) mod configured;
+pub(crate) mod control;
+pub(crate) mod dependencies;
+pub(crate) mod events;
+pub(crate) mod liveness;
+pub(crate) mod options;
+pub(crate) mod restart;
+pub(crate) mod supervisor;

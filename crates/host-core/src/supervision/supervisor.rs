@@ -1,0 +1,315 @@
+//! The supervisor of one background service: runs `execute`, and after
+//! each run decides, by the service's restart policy, whether and when it
+//! runs again.
+
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use futures::FutureExt;
+use tokio::time::Instant;
+
+use crate::logging::LIFETIME_TARGET;
+use crate::services::failure::ServiceFailure;
+use crate::services::record::{Command, ServiceRecord, lock};
+use crate::services::state::ServiceState;
+use crate::supervision::restart::{Decision, Ending, RestartHistory};
+use crate::{
+    ApplicationLifetime, BackgroundService, BackgroundServiceFailure, Phase, ServiceContext,
+    ServiceError,
+};
+
+/// The outcome of one run of `execute`: its result, or the payload of its
+/// panic; `None` when it was interrupted (aborted past its stop timeout).
+type RunOutcome = Option<Result<Result<(), ServiceError>, Box<dyn std::any::Any + Send>>>;
+
+/// Runs `execute` until the host stops the service, restarting it as its
+/// policy says. Every ending is settled here: a failure the policy does not
+/// mend goes to the host's failure behaviour.
+pub(crate) async fn supervise(
+    record: Arc<ServiceRecord>,
+    service: Arc<dyn BackgroundService>,
+    lifetime: ApplicationLifetime,
+) {
+    let mut history = RestartHistory::default();
+    let mut restarted = false;
+    while let Some(token) = record.begin_run() {
+        if restarted {
+            cascade(&record);
+        }
+        restarted = true;
+        if record.settings.heartbeat.is_some() {
+            record.shared.liveness.notify_one();
+        }
+        let began = Instant::now();
+        let context = ServiceContext::supervised(record.clone(), token, lifetime.clone());
+        let run = AssertUnwindSafe(service.execute(context)).catch_unwind();
+        let outcome = record.interrupt.guard(run).await;
+        let command = record.take_command();
+        record.mending.store(false, Ordering::Release);
+        let next = decide(&record, &mut history, began, outcome, command);
+        let resumed = match next {
+            Next::End => return,
+            Next::Now => true,
+            Next::After(delay) => wait(&record, Some(delay)).await,
+            Next::Paused => wait(&record, None).await,
+        };
+        if !resumed {
+            return;
+        }
+        record.advance(
+            |state| {
+                matches!(
+                    state,
+                    ServiceState::Restarting { .. } | ServiceState::Paused | ServiceState::Hung
+                )
+            },
+            ServiceState::Running,
+        );
+    }
+}
+
+/// What the supervisor does after a run.
+enum Next {
+    /// No further run: the service completed, failed for good, or is
+    /// stopping.
+    End,
+    /// Run again at once.
+    Now,
+    /// Run again after a backoff.
+    After(Duration),
+    /// Wait until resumed.
+    Paused,
+}
+
+fn decide(
+    record: &Arc<ServiceRecord>,
+    history: &mut RestartHistory,
+    began: Instant,
+    outcome: RunOutcome,
+    command: Option<Command>,
+) -> Next {
+    let ended = outcome.map(|outcome| {
+        ServiceFailure::from_outcome(|| record.name.clone(), Phase::Execute, outcome)
+    });
+    if record.stop_begun() {
+        // The host's stop: what ended now is settled as before restarts
+        // existed; an interrupted run has nothing to report.
+        if let Some(ended) = ended {
+            settle(record, ended);
+        }
+        return Next::End;
+    }
+    if command == Some(Command::Restart) && record.shared.winding_down() {
+        // Asked to restart as the host began to stop: no restart begins.
+        if let Some(ended) = ended {
+            settle(record, ended);
+        }
+        return Next::End;
+    }
+    if let Some(Command::Pause | Command::Restart) = command {
+        if let Some(Err(failure)) = ended {
+            record.note_failure(failure);
+        }
+        if command == Some(Command::Pause) {
+            tracing::info!(target: LIFETIME_TARGET, service = %record.name,
+                "`{}` paused", record.name);
+            record.set_state(ServiceState::Paused);
+            return Next::Paused;
+        }
+        tracing::info!(target: LIFETIME_TARGET, service = %record.name,
+            "`{}` restarted on request", record.name);
+        record.count_restart();
+        record.set_state(ServiceState::Restarting {
+            attempt: 0,
+            at: SystemTime::now(),
+        });
+        return Next::Now;
+    }
+    let hung = command == Some(Command::Hung);
+    let (ending, cause) = match (&ended, hung) {
+        (_, true) => (
+            Ending::Failed(None),
+            format!(
+                "missed its heartbeat deadline ({:?})",
+                record.settings.heartbeat.unwrap_or_default()
+            ),
+        ),
+        (Some(Ok(())), false) => (Ending::Completed, "completed".to_owned()),
+        (Some(Err(failure)), false) => (Ending::Failed(failure.service_error()), failure.cause()),
+        (None, false) => (Ending::Failed(None), "was interrupted".to_owned()),
+    };
+    let policy = &record.settings.restart;
+    if !policy.restarts_after(ending) || record.shared.winding_down() {
+        return end(record, ended, hung, cause);
+    }
+    match history.next(policy, began, Instant::now(), fastrand::f64()) {
+        Decision::Restart { attempt, delay } => {
+            if let Some(Err(failure)) = ended {
+                record.note_failure(failure);
+            }
+            tracing::warn!(target: LIFETIME_TARGET, service = %record.name, attempt,
+                delay = ?delay, "`{}` {cause}; restarting in {delay:?} (attempt {attempt})",
+                record.name);
+            record.count_restart();
+            record.set_state(ServiceState::Restarting {
+                attempt,
+                at: SystemTime::now() + delay,
+            });
+            Next::After(delay)
+        }
+        Decision::GiveUp => {
+            tracing::error!(target: LIFETIME_TARGET, service = %record.name,
+                "`{}` {cause}; giving up after {} restarts within {:?}", record.name,
+                policy.max_restarts(), policy.period());
+            end(record, ended, hung, cause)
+        }
+    }
+}
+
+/// No further run: settles the last one.
+fn end(
+    record: &Arc<ServiceRecord>,
+    ended: Option<Result<(), ServiceFailure>>,
+    hung: bool,
+    cause: String,
+) -> Next {
+    match ended {
+        Some(ended) if !hung => settle(record, ended),
+        _ => report(
+            record,
+            ServiceFailure::error(record.name.clone(), Phase::Execute, anyhow::anyhow!(cause)),
+        ),
+    }
+    Next::End
+}
+
+/// Settles a run's ending that no restart follows: completed, or a failure
+/// that goes to the host's failure behaviour.
+fn settle(record: &Arc<ServiceRecord>, ended: Result<(), ServiceFailure>) {
+    let Err(failure) = ended else {
+        if !record.stop_begun() {
+            tracing::debug!(target: LIFETIME_TARGET, service = %record.name,
+                "background service completed");
+            record.advance(
+                |state| {
+                    matches!(
+                        state,
+                        ServiceState::Starting | ServiceState::Running | ServiceState::Ready
+                    )
+                },
+                ServiceState::Completed,
+            );
+            record.ready_changed.notify_waiters();
+        }
+        return;
+    };
+    report(record, failure);
+}
+
+/// A failure for the host's failure behaviour.
+fn report(record: &Arc<ServiceRecord>, failure: ServiceFailure) {
+    // Act before logging: a subscriber that panics must not lose the stop.
+    record.fail(failure.clone());
+    record.ready_changed.notify_waiters();
+    match record.shared.on_failure {
+        BackgroundServiceFailure::StopHost => {
+            record.shared.record_failure(failure.clone());
+            record.shared.lifetime.stop_application();
+            tracing::error!(target: LIFETIME_TARGET, service = %record.name,
+                "{failure}; stopping the host");
+        }
+        BackgroundServiceFailure::Ignore => {
+            tracing::error!(target: LIFETIME_TARGET, service = %record.name,
+                "{failure}; the host keeps running (BackgroundServiceFailure::Ignore)");
+        }
+    }
+}
+
+/// Restarts the background services that depend on `record`, which has
+/// just begun a new run: once it is ready, for those that wait for that.
+/// They cascade further through their own restarts.
+fn cascade(record: &Arc<ServiceRecord>) {
+    let dependents: Vec<(Arc<ServiceRecord>, bool)> = record
+        .dependents()
+        .into_iter()
+        .filter(|dependent| dependent.service.is_background() && dependent.start_completed())
+        .map(|dependent| {
+            let ready = dependent
+                .dependencies()
+                .iter()
+                .any(|edge| Arc::ptr_eq(&edge.on, record) && edge.ready);
+            (dependent, ready)
+        })
+        .collect();
+    if dependents.is_empty() {
+        return;
+    }
+    let record = record.clone();
+    tokio::spawn(async move {
+        let mut waited_ready = false;
+        for (dependent, ready) in dependents {
+            if ready && !waited_ready {
+                if !until_ready(&record).await {
+                    return;
+                }
+                waited_ready = true;
+            }
+            if dependent.end_run(Command::Restart, dependent.stop_timeout()) {
+                tracing::info!(target: LIFETIME_TARGET, service = %dependent.name,
+                    "restarting `{}` after `{}`, which it depends on", dependent.name,
+                    record.name);
+            }
+        }
+    });
+}
+
+/// Waits until `record` reports ready; `false` if its run ends first.
+async fn until_ready(record: &ServiceRecord) -> bool {
+    loop {
+        let mut changed = pin!(record.ready_changed.notified());
+        changed.as_mut().enable();
+        if record.is_ready() {
+            return true;
+        }
+        if !matches!(
+            record.state(),
+            ServiceState::Running | ServiceState::Starting | ServiceState::Hung
+        ) {
+            return false;
+        }
+        changed.await;
+    }
+}
+
+/// Waits out a backoff (`Some`) or a pause (`None`), and then while the
+/// service is paused; `false` if the host asked the service to stop
+/// meanwhile.
+async fn wait(record: &ServiceRecord, delay: Option<Duration>) -> bool {
+    // A delay too long for an instant never ends: only the stop does.
+    let deadline = delay.map(|delay| Instant::now().checked_add(delay));
+    let mut waited = deadline.is_none();
+    loop {
+        let mut woken = pin!(record.wake.notified());
+        woken.as_mut().enable();
+        let paused = {
+            let run = lock(&record.run);
+            if run.stop_begun {
+                return false;
+            }
+            run.paused
+        };
+        if waited && !paused {
+            return true;
+        }
+        match deadline.flatten().filter(|_| !waited) {
+            Some(deadline) => tokio::select! {
+                () = tokio::time::sleep_until(deadline) => waited = true,
+                () = woken => {}
+            },
+            None => woken.await,
+        }
+    }
+}
