@@ -112,6 +112,24 @@ mod tests {
     }
 
     #[test]
+    fn names_and_nicknames() {
+        let utc = |expression| CronTimes::parse(expression, None).unwrap();
+        assert_eq!(
+            next(&utc("@daily"), "2026-01-01T10:00:00Z", 1),
+            ["2026-01-02T00:00:00Z"]
+        );
+        // 2026-01-01 is a Thursday.
+        assert_eq!(
+            next(&utc("0 9 * JAN MON-FRI"), "2026-01-01T10:00:00Z", 2),
+            ["2026-01-02T09:00:00Z", "2026-01-05T09:00:00Z"]
+        );
+        assert_eq!(
+            next(&utc("0 0 L * *"), "2026-01-01T10:00:00Z", 1),
+            ["2026-01-31T00:00:00Z"]
+        );
+    }
+
+    #[test]
     fn next_is_strictly_after_to_the_sub_second() {
         let every_second = CronTimes::parse("* * * * * *", None).unwrap();
         assert_eq!(

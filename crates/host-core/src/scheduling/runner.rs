@@ -10,9 +10,10 @@ use std::time::SystemTime;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use tokio::sync::{Notify, watch};
-use tokio::task::{JoinError, JoinHandle};
+use tokio::task::JoinError;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::AbortOnDropHandle;
 use tracing::Instrument;
 
 use super::clock::{Now, WallClock};
@@ -177,7 +178,9 @@ struct Runs<F> {
 struct Running {
     number: u64,
     token: CancellationToken,
-    handle: JoinHandle<Outcome>,
+    /// Aborts the run if the loop is dropped unfinished (the host aborts a
+    /// service that outlives its shutdown timeout): no run outlives its loop.
+    handle: AbortOnDropHandle<Outcome>,
     /// Cancelled by [`Overlap::CancelRunning`] for a newer run.
     superseded: bool,
 }
@@ -311,11 +314,11 @@ where
         );
         let run = (self.start_run)(run);
         // In the loop's span (the service's), which a new task would not be.
-        let handle = tokio::spawn(
+        let handle = AbortOnDropHandle::new(tokio::spawn(
             AssertUnwindSafe(run)
                 .catch_unwind()
                 .instrument(tracing::Span::current()),
-        );
+        ));
         self.running = Some(Running {
             number,
             token,

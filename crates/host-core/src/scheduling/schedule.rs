@@ -99,9 +99,8 @@ pub(super) enum When {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Overlap {
-    /// The tick is skipped, with a warning, and counted. The default, as
-    /// Quartz's `[DisallowConcurrentExecution]` and Hangfire's
-    /// `DisableConcurrentExecution` behave.
+    /// The tick is skipped, with a warning, and counted. The default: a
+    /// slow run neither doubles up nor piles work up behind it.
     #[default]
     Skip,
     /// One further run is queued and made as soon as the current one ends;
@@ -152,9 +151,9 @@ impl Schedule {
     }
 
     /// Makes the first run of an [`every`](Self::every) schedule at once
-    /// when the schedule starts, then every period from there (Hangfire's
-    /// "trigger now", Quartz's `StartNow`). Refused on a cron schedule,
-    /// whose times are its expression's.
+    /// when the schedule starts (later by the [jitter](Self::jitter) offset,
+    /// if any), then every period from there, as Quartz's `StartNow()`.
+    /// Refused on a cron schedule, whose times are its expression's.
     pub fn starting_now(mut self) -> Self {
         self.starting_now = true;
         self

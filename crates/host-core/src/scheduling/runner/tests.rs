@@ -1,7 +1,9 @@
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures::FutureExt;
+use tokio::task::JoinHandle;
 
 use super::*;
 use crate::scheduling::Schedule;
@@ -704,5 +706,48 @@ async fn skipped_missed_ticks_are_logged_as_skipped() {
              service=\"app::Cleanup\" skipped=2"
         ),
         "{text}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_suspend_is_noticed_within_a_minute_of_the_wall_clocks_jump() {
+    let harness = start_at(Schedule::cron("0 0 3 * * *"), START, instant_run());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Suspended from 00:00:10 until 02:59:40, the monotonic clock standing still.
+    harness.clock.step(3 * 3600 - 30);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    let (recorder, _) = harness.stop().await;
+    // The sleep toward 03:00 (three hours on the monotonic clock) ends
+    // after a minute at most, at 03:00:30 on the wall: 03:00 is 30 s late,
+    // within the window, and runs.
+    assert_eq!(recorder.started_at(), [60_000]);
+    assert_eq!(recorder.scheduled(), ["2026-01-01T03:00:00.000Z"]);
+    assert_eq!(recorder.lateness_ms(), [30_000]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_loop_dropped_unfinished_aborts_its_run() {
+    let finished = Arc::new(AtomicBool::new(false));
+    let body: Body = {
+        let finished = finished.clone();
+        Arc::new(move |_| {
+            let finished = finished.clone();
+            async move {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                finished.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+            .boxed()
+        })
+    };
+    let harness = start(Schedule::every(ms(10)), body);
+    tokio::time::sleep(ms(15)).await;
+    // As the host does with a service still running after its shutdown timeout.
+    harness.task.abort();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(harness.recorder.started_at(), [10]);
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "the run outlived its loop"
     );
 }
