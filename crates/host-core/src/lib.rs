@@ -113,6 +113,9 @@
 //! | `pin-project-lite` | a background service's task, run in its span without a second handle on it (already a dependency of tokio) |
 //! | `tracing`, `tracing-subscriber` | logs and spans; the default subscriber (its reloadable filter, JSON format) |
 //! | `anyhow` | [`ServiceError`]: any error converts with `?` |
+//! | `croner` | cron expressions of 5, 6 or 7 fields, with defined daylight-saving behaviour (OCPS, see [`Schedule`]); `cron` requires seconds, `saffron` has no time zones |
+//! | `chrono`, `chrono-tz` | a cron schedule's time zone: the IANA database compiled in, the same on every machine (`chrono` as `croner` takes it) |
+//! | `humantime` | a schedule's durations and times in logs and errors (`every 1m 30s`) |
 //! | `rustix` | `CLOCK_MONOTONIC` for systemd's `MONOTONIC_USEC` on reload, without unsafe code; `time` only (Unix, already in the tree through `tempfile`) |
 //!
 //! systemd's notifications take no crate: the `sd-notify` crate does not
@@ -126,6 +129,13 @@ mod build;
 mod error;
 mod lifecycle;
 mod logging;
+// The schedule loop is run by periodic services once they are registered
+// with the host; until then only its tests use it.
+#[cfg_attr(
+    not(test),
+    expect(dead_code, reason = "the schedule loop awaits its registration")
+)]
+mod scheduling;
 mod services;
 mod supervision;
 mod systemd;
@@ -137,6 +147,7 @@ pub use error::{HostError, ServiceError, exit_code};
 pub use lifecycle::host::Host;
 pub use lifecycle::lifetime::ApplicationLifetime;
 pub use logging::{LIFETIME_TARGET, LogFormat, LogLevel, LoggingOptions};
+pub use scheduling::{Overlap, Schedule, ScheduleError};
 pub use services::background::{BackgroundService, ServiceContext, Ticker};
 pub use services::failure::{Phase, ServiceFailure};
 pub use services::hosted::{HostedService, LifecycleContext, LifecycleFuture};
