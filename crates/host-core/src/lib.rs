@@ -129,12 +129,6 @@ mod build;
 mod error;
 mod lifecycle;
 mod logging;
-// The schedule loop is run by periodic services once they are registered
-// with the host; until then only its tests use it.
-#[cfg_attr(
-    not(test),
-    expect(dead_code, reason = "the schedule loop awaits its registration")
-)]
 mod scheduling;
 mod services;
 mod supervision;
@@ -147,7 +141,7 @@ pub use error::{HostError, ServiceError, exit_code};
 pub use lifecycle::host::Host;
 pub use lifecycle::lifetime::ApplicationLifetime;
 pub use logging::{LIFETIME_TARGET, LogFormat, LogLevel, LoggingOptions};
-pub use scheduling::{Overlap, Schedule, ScheduleError};
+pub use scheduling::{Overlap, Periodic, PeriodicService, RunContext, Schedule, ScheduleError};
 pub use services::background::{BackgroundService, ServiceContext, Ticker};
 pub use services::failure::{Phase, ServiceFailure};
 pub use services::hosted::{HostedService, LifecycleContext, LifecycleFuture};

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use host_config::{ConfigurationBuilder, OptionsBinding};
 use host_di::{Injectable, ServiceCollection};
@@ -19,8 +19,8 @@ use crate::supervision::options::ServiceSettings;
 use crate::supervision::{configured, dependencies};
 use crate::systemd::Systemd;
 use crate::{
-    ApplicationLifetime, Host, HostEnvironment, HostError, HostOptions, HostedService,
-    ServiceControl, ServiceOptions, ServiceStates,
+    ApplicationLifetime, Host, HostEnvironment, HostError, HostOptions, HostedService, Periodic,
+    PeriodicService, Schedule, ServiceControl, ServiceOptions, ServiceStates,
 };
 
 /// Builds a [`Host`]: the service container, the hosted services, the
@@ -160,6 +160,55 @@ impl HostBuilder {
     {
         self.services
             .add_hosted_service_instance_with(service, configure);
+        self
+    }
+
+    /// Registers `T`, constructed by the container, as a
+    /// [`PeriodicService`](crate::PeriodicService) run on `schedule`.
+    pub fn add_periodic<T: PeriodicService + Injectable>(
+        &mut self,
+        schedule: Schedule,
+    ) -> &mut Self {
+        self.services.add_periodic::<T>(schedule);
+        self
+    }
+
+    /// [`add_periodic`](Self::add_periodic) with [`ServiceOptions`]: a
+    /// restart policy for failing runs, a scope per run, timeouts.
+    pub fn add_periodic_with<T, F>(&mut self, schedule: Schedule, configure: F) -> &mut Self
+    where
+        T: PeriodicService + Injectable,
+        F: FnOnce(&mut ServiceOptions<Periodic<T>>) -> &mut ServiceOptions<Periodic<T>>,
+    {
+        self.services.add_periodic_with::<T, F>(schedule, configure);
+        self
+    }
+
+    /// Registers an instance you have built as a
+    /// [`PeriodicService`](crate::PeriodicService) run on `schedule`.
+    pub fn add_periodic_instance<T: PeriodicService>(
+        &mut self,
+        service: T,
+        schedule: Schedule,
+    ) -> &mut Self {
+        self.services.add_periodic_instance(service, schedule);
+        self
+    }
+
+    /// [`add_periodic_instance`](Self::add_periodic_instance) with
+    /// [`ServiceOptions`].
+    pub fn add_periodic_instance_with<T, F>(
+        &mut self,
+        service: T,
+        schedule: Schedule,
+        configure: F,
+    ) -> &mut Self
+    where
+        T: PeriodicService,
+        F: FnOnce(&mut ServiceOptions<Periodic<T>>) -> &mut ServiceOptions<Periodic<T>>,
+    {
+        self.services
+            .add_periodic_instance_with(service, schedule, configure);
         self
     }
 
@@ -408,7 +457,14 @@ impl HostBuilder {
             .iter()
             .map(|service| settings_for(&registered, service))
             .collect();
-        configured::apply(&bound.services, &hosted, &names, &mut settings)?;
+        // As registered, before the configuration: what a reload that no
+        // longer sets a schedule returns to.
+        let code_schedules: Vec<Option<Schedule>> = settings
+            .iter()
+            .map(|settings| settings.schedule.clone())
+            .collect();
+        let service_section = bound.services.current();
+        configured::apply(&service_section, &hosted, &names, &mut settings)?;
         let records: Vec<Arc<ServiceRecord>> = hosted
             .into_iter()
             .zip(names)
@@ -423,9 +479,17 @@ impl HostBuilder {
                 ))
             })
             .collect();
+        configured::compile_schedules(&records)?;
         states.set_records(records.clone());
         control.set_records(records.clone());
+        let watched: Vec<Weak<ServiceRecord>> = records.iter().map(Arc::downgrade).collect();
+        let record_names: Vec<Arc<str>> =
+            records.iter().map(|record| record.name.clone()).collect();
+        bound.services.on_change(move |section| {
+            configured::follow_schedules(section, &watched, &record_names, &code_schedules);
+        });
         let records = dependencies::order(&records)?;
+        shared.set_provider(Some(provider.clone()));
         let systemd = if systemd_notify {
             Systemd::from_env()
         } else {

@@ -51,8 +51,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> PendingBinding for OptionsBind
 /// The configuration, read and bound.
 pub(crate) struct BoundConfiguration {
     pub(crate) host_options: HostOptionsSection,
-    /// `services.<name>`: per-service options.
-    pub(crate) services: ServicesSection,
+    /// `services.<name>`: per-service options; schedules follow reloads.
+    pub(crate) services: OptionsMonitor<ServicesSection>,
     logging: OptionsMonitor<LoggingOptions>,
     /// The keys no field takes, logged at bind when no subscriber could
     /// hear them yet: the default one is installed after the configuration
@@ -77,7 +77,7 @@ impl BoundConfiguration {
             .map_err(|error| errors.push(error))
             .ok();
         let service_options = configuration
-            .get::<ServicesSection>(configured::KEY)
+            .bind(OptionsBinding::<ServicesSection>::new(configured::KEY))
             .map_err(|error| errors.push(error))
             .ok();
         let mut logging = OptionsBinding::<LoggingOptions>::new(LOGGING_SECTION);

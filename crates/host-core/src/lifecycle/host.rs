@@ -653,6 +653,7 @@ impl Drop for Host {
         }
         self.stop_began.cancel();
         self.signals = None;
+        self.shared.set_provider(None);
         self.provider.dispose_now();
     }
 }
@@ -719,6 +720,7 @@ impl Stop {
         let ran = run_callbacks(callbacks, Phase::Stopped, &mut bound).await;
         failures.extend(ran.failures);
         timed_out.extend(ran.unfinished);
+        self.shared.set_provider(None);
         let disposal = dispose(&self.provider, deadline).await;
         failures.extend(disposal.failures);
         timed_out.extend(disposal.skipped);

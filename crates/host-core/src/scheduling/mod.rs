@@ -17,9 +17,11 @@ pub(crate) mod cron;
 mod error;
 pub(crate) mod events;
 mod jitter;
+pub(crate) mod periodic;
 pub(crate) mod runner;
 mod schedule;
 pub(crate) mod timetable;
 
 pub use error::ScheduleError;
+pub use periodic::{Periodic, PeriodicService, RunContext};
 pub use schedule::{Overlap, Schedule};

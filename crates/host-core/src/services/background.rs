@@ -295,6 +295,11 @@ impl ServiceContext {
         }
     }
 
+    /// The host's record of the service, when the host runs it.
+    pub(crate) fn record(&self) -> Option<&Arc<ServiceRecord>> {
+        self.record.as_ref()
+    }
+
     /// How often the service's `execute` has been restarted so far (0 in
     /// its first run).
     pub fn restarts(&self) -> u32 {

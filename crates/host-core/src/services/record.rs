@@ -14,6 +14,9 @@ use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use host_di::ServiceProvider;
+
+use crate::scheduling::periodic::ScheduleSlot;
 use crate::services::failure::ServiceFailure;
 use crate::services::state::{ServiceState, ServiceStatus};
 use crate::supervision::dependencies::{self, Edge};
@@ -41,6 +44,10 @@ pub(crate) struct HostShared {
     /// The host's shutdown timeout: how long a restart waits for a run to
     /// return when the service sets no stop timeout of its own.
     pub(crate) shutdown_timeout: Duration,
+    /// The container, for periodic services' scopes; taken when the host
+    /// has stopped or is dropped (the container holds the services' states,
+    /// which hold this: keeping it would be a cycle).
+    provider: Mutex<Option<ServiceProvider>>,
 }
 
 impl HostShared {
@@ -52,6 +59,7 @@ impl HostShared {
     ) -> Self {
         Self {
             shutdown_timeout,
+            provider: Mutex::new(None),
             lifetime,
             on_failure,
             failures: Mutex::new(Vec::new()),
@@ -60,6 +68,15 @@ impl HostShared {
             events,
             stop_began: CancellationToken::new(),
         }
+    }
+
+    pub(crate) fn set_provider(&self, provider: Option<ServiceProvider>) {
+        *lock(&self.provider) = provider;
+    }
+
+    /// The container, while the host has not stopped.
+    pub(crate) fn provider(&self) -> Option<ServiceProvider> {
+        lock(&self.provider).clone()
     }
 
     pub(crate) fn record_failure(&self, failure: ServiceFailure) {
@@ -115,6 +132,8 @@ pub(crate) struct ServiceRecord {
     /// Notified when its `start` or `stop` call settles, for the services
     /// whose concurrent start or stop waits on it.
     pub(crate) settled: Notify,
+    /// A periodic service's schedule.
+    schedule: OnceLock<ScheduleSlot>,
     pub(crate) shared: Arc<HostShared>,
 }
 
@@ -201,6 +220,7 @@ impl ServiceRecord {
             dependents: Mutex::new(Vec::new()),
             stop_returned: AtomicBool::new(false),
             settled: Notify::new(),
+            schedule: OnceLock::new(),
             shared,
         }
     }
@@ -262,7 +282,6 @@ impl ServiceRecord {
     }
 
     /// Sets when a periodic service runs next.
-    #[allow(dead_code)] // periodic services set it; they come next
     pub(crate) fn set_next_run(&self, next: Option<SystemTime>) {
         lock(&self.status).next_run = next;
         self.notify();
@@ -323,6 +342,15 @@ impl ServiceRecord {
 
     pub(crate) fn stop_returned(&self) -> bool {
         self.stop_returned.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_schedule(&self, slot: ScheduleSlot) {
+        let _ = self.schedule.set(slot);
+    }
+
+    /// A periodic service's schedule.
+    pub(crate) fn schedule(&self) -> Option<&ScheduleSlot> {
+        self.schedule.get()
     }
 
     pub(crate) fn set_dependencies(&self, dependencies: Vec<Edge>) {

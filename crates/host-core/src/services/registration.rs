@@ -11,7 +11,7 @@ use host_di::{DiError, Injectable, ServiceCollection, ServiceProvider};
 
 use crate::services::failure::panic_message;
 use crate::supervision::options::ServiceSettings;
-use crate::{HostError, HostedService, ServiceOptions};
+use crate::{HostError, HostedService, Periodic, PeriodicService, Schedule, ServiceOptions};
 
 /// Registers hosted services in a [`ServiceCollection`], as .NET's
 /// `services.AddHostedService<T>()`.
@@ -62,6 +62,42 @@ pub trait HostedServiceCollectionExt {
     where
         T: HostedService,
         F: FnOnce(&mut ServiceOptions<T>) -> &mut ServiceOptions<T>;
+
+    /// Registers `T`, constructed by the container, as a
+    /// [`PeriodicService`] run on `schedule`. Registering `T` again
+    /// replaces its schedule and options (it runs once).
+    fn add_periodic<T: PeriodicService + Injectable>(&mut self, schedule: Schedule) -> &mut Self {
+        self.add_periodic_with::<T, _>(schedule, |options| options)
+    }
+
+    /// [`add_periodic`](Self::add_periodic) with [`ServiceOptions`]: a
+    /// restart policy for failing runs, a scope per run, timeouts.
+    fn add_periodic_with<T, F>(&mut self, schedule: Schedule, configure: F) -> &mut Self
+    where
+        T: PeriodicService + Injectable,
+        F: FnOnce(&mut ServiceOptions<Periodic<T>>) -> &mut ServiceOptions<Periodic<T>>;
+
+    /// Registers an instance you have built as a [`PeriodicService`] run on
+    /// `schedule`.
+    fn add_periodic_instance<T: PeriodicService>(
+        &mut self,
+        service: T,
+        schedule: Schedule,
+    ) -> &mut Self {
+        self.add_periodic_instance_with(service, schedule, |options| options)
+    }
+
+    /// [`add_periodic_instance`](Self::add_periodic_instance) with
+    /// [`ServiceOptions`].
+    fn add_periodic_instance_with<T, F>(
+        &mut self,
+        service: T,
+        schedule: Schedule,
+        configure: F,
+    ) -> &mut Self
+    where
+        T: PeriodicService,
+        F: FnOnce(&mut ServiceOptions<Periodic<T>>) -> &mut ServiceOptions<Periodic<T>>;
 }
 
 impl HostedServiceCollectionExt for ServiceCollection {
@@ -117,6 +153,63 @@ impl HostedServiceCollectionExt for ServiceCollection {
         }));
         self
     }
+
+    fn add_periodic_with<T, F>(&mut self, schedule: Schedule, configure: F) -> &mut Self
+    where
+        T: PeriodicService + Injectable,
+        F: FnOnce(&mut ServiceOptions<Periodic<T>>) -> &mut ServiceOptions<Periodic<T>>,
+    {
+        let mut options = ServiceOptions::<Periodic<T>>::new();
+        options.schedule(schedule.clone());
+        configure(&mut options);
+        if !self.contains::<Periodic<T>>() {
+            if !self.contains::<T>() {
+                self.add_singleton_self::<T>();
+            }
+            // One `Periodic<T>`, however often `T` is registered: the
+            // hosted-service list refers to it, as to `add_hosted_service`'s `T`.
+            self.add_singleton_factory::<Periodic<T>, _>(move |provider| {
+                Ok(Arc::new(Periodic::new(
+                    construct::<T>(provider)?,
+                    schedule.clone(),
+                )))
+            })
+            .forwards_to::<T>();
+            self.add_singleton_factory::<dyn HostedService, _>(|provider| {
+                let service: Arc<dyn HostedService> = provider.get::<Periodic<T>>()?;
+                Ok(service)
+            })
+            .forwards_to::<T>();
+        }
+        self.add_instance(Arc::new(Registered {
+            key: Key::Type(TypeId::of::<Periodic<T>>()),
+            settings: options.into_settings(),
+        }));
+        self
+    }
+
+    fn add_periodic_instance_with<T, F>(
+        &mut self,
+        service: T,
+        schedule: Schedule,
+        configure: F,
+    ) -> &mut Self
+    where
+        T: PeriodicService,
+        F: FnOnce(&mut ServiceOptions<Periodic<T>>) -> &mut ServiceOptions<Periodic<T>>,
+    {
+        let mut options = ServiceOptions::<Periodic<T>>::new();
+        options.schedule(schedule.clone());
+        configure(&mut options);
+        let service: Arc<dyn HostedService> = Arc::new(Periodic::new(Arc::new(service), schedule));
+        let key = Key::Instance(Arc::as_ptr(&service).cast::<()>() as usize);
+        self.add_instance(service);
+        self.add_instance(Arc::new(Registered {
+            key,
+            settings: options.into_settings(),
+        }));
+        self
+    }
 }
 
 /// The options a registration gave its hosted service, found again at
@@ -157,7 +250,7 @@ pub(crate) fn settings_for(
 /// Resolves `T`, turning a panic in its constructor (or in one of its
 /// dependencies') into an error that names it, so that `build()` fails with
 /// exit code 2 instead of the panic taking the process down.
-fn construct<T: HostedService + Injectable>(provider: &ServiceProvider) -> Result<Arc<T>, DiError> {
+fn construct<T: Injectable>(provider: &ServiceProvider) -> Result<Arc<T>, DiError> {
     std::panic::catch_unwind(AssertUnwindSafe(|| provider.get::<T>())).unwrap_or_else(|payload| {
         Err(DiError::custom(ConstructorPanicked {
             service: Some(type_name::<T>()),

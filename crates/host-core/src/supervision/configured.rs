@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::scheduling::periodic::ScheduleSlot;
+use crate::services::record::ServiceRecord;
 use crate::supervision::dependencies::short_name;
 use crate::supervision::options::ServiceSettings;
-use crate::{HostError, HostedService, Restart};
+use crate::{HostError, HostedService, Restart, Schedule};
 
 /// `services.<name>`: each key present overrides the registration's option.
 #[derive(Debug, Default, Deserialize)]
@@ -23,6 +25,8 @@ pub(crate) struct ServiceSection {
     heartbeat: Option<Duration>,
     required_for_readiness: Option<bool>,
     restart: Option<RestartSection>,
+    /// A periodic service's schedule (reloadable).
+    schedule: Option<Schedule>,
 }
 
 /// `services.<name>.restart`.
@@ -122,6 +126,12 @@ impl ServiceSection {
         name: &str,
         settings: &mut ServiceSettings,
     ) -> Result<(), String> {
+        if self.schedule.is_some() && settings.schedule.is_none() {
+            return Err(format!(
+                "`{KEY}.{key}.schedule`: `{name}` is not a periodic service, and only a periodic \
+                 service (`add_periodic`) runs on a schedule"
+            ));
+        }
         let background = service.is_background();
         for (present, option) in [
             (self.restart.is_some(), "restart"),
@@ -148,6 +158,9 @@ impl ServiceSection {
         }
         if let Some(restart) = &self.restart {
             settings.restart = restart.apply(settings.restart.clone());
+        }
+        if self.schedule.is_some() {
+            settings.schedule = self.schedule.clone();
         }
         Ok(())
     }
@@ -207,5 +220,64 @@ pub(crate) fn apply(
             "invalid configuration: {}",
             problems.join("; ")
         )))
+    }
+}
+
+/// Compiles each periodic service's schedule into its record.
+///
+/// # Errors
+///
+/// An invalid schedule (a cron expression, a time zone): a build error
+/// naming the service.
+pub(crate) fn compile_schedules(records: &[Arc<ServiceRecord>]) -> Result<(), HostError> {
+    let mut problems = Vec::new();
+    for record in records {
+        let Some(schedule) = &record.settings.schedule else {
+            continue;
+        };
+        match schedule.compile(&record.name) {
+            Ok(timetable) => record.set_schedule(ScheduleSlot::new(schedule.clone(), timetable)),
+            Err(error) => problems.push(error.to_string()),
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(HostError::build(problems.join("; ")))
+    }
+}
+
+/// Follows reloads of the `services` section: a periodic service whose
+/// schedule changed runs on the new one from its next tick. A schedule
+/// that does not compile is logged and the current one kept. `code` holds
+/// each record's schedule as registered, which applies again when the
+/// section no longer sets one.
+pub(crate) fn follow_schedules(
+    section: &ServicesSection,
+    records: &[std::sync::Weak<ServiceRecord>],
+    names: &[Arc<str>],
+    code: &[Option<Schedule>],
+) {
+    let keyed = match_keys(section, names).unwrap_or_default();
+    for (index, weak) in records.iter().enumerate() {
+        let Some(record) = weak.upgrade() else {
+            continue;
+        };
+        let (Some(slot), Some(registered)) = (record.schedule(), &code[index]) else {
+            continue;
+        };
+        let wanted = keyed
+            .iter()
+            .find(|(matched, _, _)| *matched == index)
+            .and_then(|(_, _, options)| options.schedule.clone())
+            .unwrap_or_else(|| registered.clone());
+        if slot.schedule() == wanted {
+            continue;
+        }
+        match wanted.compile(&record.name) {
+            Ok(timetable) => slot.replace(wanted, timetable),
+            Err(error) => tracing::error!(target: host_config::CONFIGURATION_TARGET,
+                service = %record.name, "{error}; keeping the current schedule"),
+        }
     }
 }

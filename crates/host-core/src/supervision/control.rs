@@ -26,6 +26,7 @@ use crate::services::state::ServiceState;
 ///   host runs; a restart that was waiting out its backoff waits for the
 ///   resume.
 /// - **resume**: a paused service runs again.
+/// - **run now** (a periodic service): one run out of its schedule.
 ///
 /// A request is refused (an error saying why) for a name no service has, a
 /// service that is not a background service, or one the host is stopping.
@@ -137,6 +138,25 @@ impl ServiceControl {
         tracing::info!(target: crate::LIFETIME_TARGET, service = %record.name,
             "`{}` resumed", record.name);
         record.wake.notify_one();
+        Ok(())
+    }
+
+    /// Runs a periodic service now, out of its schedule (still under its
+    /// overlap policy: with a run going, `Skip` skips it).
+    ///
+    /// # Errors
+    ///
+    /// No such service, or it is not a periodic service.
+    pub fn run_now(&self, name: &str) -> Result<(), HostError> {
+        let record = self.background(name, "run")?;
+        let Some(slot) = record.schedule() else {
+            return Err(refused(
+                "run",
+                &record,
+                "it is not a periodic service (`add_periodic`)",
+            ));
+        };
+        slot.run_now.notify_one();
         Ok(())
     }
 

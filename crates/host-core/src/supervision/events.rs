@@ -181,8 +181,10 @@ pub(crate) mod names {
     /// Histogram: how long `stop` took, in seconds.
     pub(crate) const STOP_SECONDS: &str = "host_service_stop_duration_seconds";
     /// Histogram: how late a periodic service's run began, in seconds.
-    #[allow(dead_code)] // periodic services record it; they come next
     pub(crate) const LATENESS_SECONDS: &str = "host_schedule_lateness_seconds";
+    /// Counter: a periodic service's ticks that got no run of their own,
+    /// by reason (`overlap`, `missed`).
+    pub(crate) const SKIPPED: &str = "host_schedule_skipped_total";
 }
 
 fn record_metrics(

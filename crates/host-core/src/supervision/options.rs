@@ -6,7 +6,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::time::Duration;
 
-use crate::{BackgroundService, HostedService, Restart};
+use crate::{BackgroundService, HostedService, Periodic, PeriodicService, Restart, Schedule};
 
 /// The options of one hosted service, set where it is registered
 /// ([`add_hosted_service_with`](crate::HostBuilder::add_hosted_service_with))
@@ -75,6 +75,10 @@ pub(crate) struct ServiceSettings {
     /// Starts after every other service and stops first; nothing may
     /// depend on it (the web server).
     pub(crate) last: bool,
+    /// A periodic service's schedule.
+    pub(crate) schedule: Option<Schedule>,
+    /// A periodic service's runs each get a scope of their own.
+    pub(crate) scope_per_run: bool,
 }
 
 /// One "starts after" of a registration.
@@ -222,6 +226,22 @@ impl<T: BackgroundService> ServiceOptions<T> {
     }
 }
 
+impl<T: PeriodicService> ServiceOptions<Periodic<T>> {
+    /// Gives each run a DI scope of its own ([`RunContext::services`](crate::RunContext::services)),
+    /// closed when the run ends, so that scoped services (a unit of work, a
+    /// database transaction) live for one run.
+    pub fn scope_per_run(&mut self) -> &mut Self {
+        self.settings.scope_per_run = true;
+        self
+    }
+
+    /// The schedule, replacing the one given at registration.
+    pub fn schedule(&mut self, schedule: Schedule) -> &mut Self {
+        self.settings.schedule = Some(schedule);
+        self
+    }
+}
+
 impl<T: ?Sized> fmt::Debug for ServiceOptions<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&self.settings, f)
@@ -238,6 +258,8 @@ impl fmt::Debug for ServiceSettings {
             .field("after", &self.after)
             .field("required_for_readiness", &self.required_for_readiness)
             .field("last", &self.last)
+            .field("schedule", &self.schedule)
+            .field("scope_per_run", &self.scope_per_run)
             .finish()
     }
 }

@@ -1,0 +1,342 @@
+//! Periodic services: the `PeriodicService` trait, what each run receives,
+//! and the background service the host makes of one (its `execute` is the
+//! schedule loop).
+
+use std::any::type_name;
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use host_di::ServiceProvider;
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+
+use super::clock::SystemClock;
+use super::events::{ScheduleEvents, SkipReason};
+use super::runner::{RunInfo, ScheduleInputs, Trigger, run_schedule};
+use super::timetable::Timetable;
+use crate::logging::LIFETIME_TARGET;
+use crate::services::record::ServiceRecord;
+use crate::supervision::events::names;
+use crate::{ApplicationLifetime, BackgroundService, Schedule, ServiceContext, ServiceError};
+
+/// A unit of work the host runs on a [`Schedule`]: every interval, or at
+/// the times of a cron expression, never overlapping itself.
+///
+/// Register it with [`HostBuilder::add_periodic`](crate::HostBuilder::add_periodic)
+/// (built by the container) or
+/// [`add_periodic_instance`](crate::HostBuilder::add_periodic_instance). A
+/// failing run (an error or a panic) follows the service's restart policy
+/// (by default, as a failing `execute`, it goes to the host's failure
+/// behaviour); the schedule then starts again. The
+/// [control handle](crate::ServiceControl) can run it now, pause and resume
+/// it; its [state](crate::ServiceStatus::next_run) shows the next run.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use host_core::{Host, PeriodicService, RunContext, Schedule, ServiceError, async_trait};
+///
+/// struct Cleanup;
+///
+/// #[async_trait]
+/// impl PeriodicService for Cleanup {
+///     async fn run(&self, ctx: RunContext) -> Result<(), ServiceError> {
+///         tracing::info!(run = ctx.number(), "cleaning up");
+///         Ok(())
+///     }
+/// }
+///
+/// let mut builder = Host::builder();
+/// builder.add_periodic_instance(Cleanup, Schedule::cron("0 */5 * * * *"));
+/// ```
+#[async_trait]
+pub trait PeriodicService: Send + Sync + 'static {
+    /// The name used in logs, errors and service states. Default: the type's
+    /// name, as `app::Cleanup`.
+    fn name(&self) -> Cow<'static, str> {
+        Cow::Borrowed(type_name::<Self>())
+    }
+
+    /// One run. Return when it is done, or soon after
+    /// [`ctx.stopping()`](RunContext::stopping) completes (the host is
+    /// stopping, or [`Overlap::CancelRunning`](crate::Overlap::CancelRunning)
+    /// makes way for a newer run).
+    async fn run(&self, ctx: RunContext) -> Result<(), ServiceError>;
+}
+
+/// What one run of a [`PeriodicService`] receives.
+pub struct RunContext {
+    name: Arc<str>,
+    info: RunInfo,
+    lifetime: ApplicationLifetime,
+    services: Option<ServiceProvider>,
+}
+
+impl RunContext {
+    /// A context for calling `run` yourself, in a test.
+    pub fn new(
+        name: impl Into<Arc<str>>,
+        stopping: CancellationToken,
+        lifetime: ApplicationLifetime,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            info: RunInfo {
+                number: 1,
+                scheduled: SystemTime::now(),
+                trigger: Trigger::Schedule,
+                token: stopping,
+            },
+            lifetime,
+            services: None,
+        }
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Which run this is: 1 for the first since the schedule started (it
+    /// starts again after a restart), counting runs made on request.
+    pub fn number(&self) -> u64 {
+        self.info.number
+    }
+
+    /// When the run was due (wall clock, jitter included): its tick's
+    /// time, or when "run now" was asked.
+    pub fn scheduled(&self) -> SystemTime {
+        self.info.scheduled
+    }
+
+    /// Whether it runs because [`ServiceControl::run_now`](crate::ServiceControl::run_now)
+    /// asked, not on schedule.
+    pub fn is_run_now(&self) -> bool {
+        self.info.trigger == Trigger::RunNow
+    }
+
+    /// Completes when the run should end: the host is stopping the
+    /// service, or a newer run cancels it.
+    pub fn stopping(&self) -> WaitForCancellationFuture<'_> {
+        self.info.token.cancelled()
+    }
+
+    /// Whether the run should end.
+    pub fn is_stopping(&self) -> bool {
+        self.info.token.is_cancelled()
+    }
+
+    /// The run's token, to hand to other work.
+    pub fn stopping_token(&self) -> CancellationToken {
+        self.info.token.clone()
+    }
+
+    /// The application lifetime.
+    pub fn lifetime(&self) -> &ApplicationLifetime {
+        &self.lifetime
+    }
+
+    /// The services: the run's own scope when the registration asked for
+    /// one ([`ServiceOptions::scope_per_run`](crate::ServiceOptions::scope_per_run)),
+    /// closed (its services disposed) when the run ends; otherwise the
+    /// host's container. `None` in a context made by hand.
+    pub fn services(&self) -> Option<&ServiceProvider> {
+        self.services.as_ref()
+    }
+}
+
+impl fmt::Debug for RunContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunContext")
+            .field("service", &self.name)
+            .field("number", &self.info.number)
+            .field("scheduled", &self.info.scheduled)
+            .field("run_now", &self.is_run_now())
+            .field("stopping", &self.is_stopping())
+            .finish()
+    }
+}
+
+/// The background service the host makes of a [`PeriodicService`]: its
+/// `execute` runs the schedule loop. Registering a periodic service
+/// registers this; [`ServiceOptions<Periodic<T>>`](crate::ServiceOptions)
+/// is where its options are set.
+pub struct Periodic<T: ?Sized> {
+    inner: Arc<T>,
+    schedule: Schedule,
+}
+
+impl<T: PeriodicService> Periodic<T> {
+    pub(crate) fn new(inner: Arc<T>, schedule: Schedule) -> Self {
+        Self { inner, schedule }
+    }
+
+    /// The periodic service itself.
+    pub fn service(&self) -> &Arc<T> {
+        &self.inner
+    }
+
+    /// The schedule it was registered with (the configuration may
+    /// override it).
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+}
+
+impl<T: ?Sized> fmt::Debug for Periodic<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Periodic")
+            .field("service", &type_name::<T>())
+            .field("schedule", &self.schedule)
+            .finish()
+    }
+}
+
+#[async_trait]
+impl<T: PeriodicService> BackgroundService for Periodic<T> {
+    fn name(&self) -> Cow<'static, str> {
+        self.inner.name()
+    }
+
+    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        let slot = ctx.record().and_then(|record| {
+            let slot = record.schedule()?;
+            Some((record.clone(), slot))
+        });
+        let (timetable, run_now, events, scope_per_run, services): (
+            watch::Receiver<Timetable>,
+            Arc<Notify>,
+            Arc<dyn ScheduleEvents>,
+            bool,
+            Option<ServiceProvider>,
+        ) = match slot {
+            Some((record, slot)) => (
+                slot.timetable.subscribe(),
+                slot.run_now.clone(),
+                Arc::new(RecordEvents {
+                    record: record.clone(),
+                }),
+                record.settings.scope_per_run,
+                record.shared.provider(),
+            ),
+            // Called by hand, outside a host.
+            None => (
+                watch::channel(self.schedule.compile(ctx.name())?).1,
+                Arc::new(Notify::new()),
+                Arc::new(()),
+                false,
+                None,
+            ),
+        };
+        let inner = self.inner.clone();
+        let name: Arc<str> = ctx.name().into();
+        let lifetime = ctx.lifetime().clone();
+        let inputs = ScheduleInputs {
+            timetable,
+            clock: Arc::new(SystemClock),
+            stopping: ctx.stopping_token(),
+            run_now,
+            events,
+        };
+        run_schedule(inputs, move |info| {
+            let inner = inner.clone();
+            let name = name.clone();
+            let lifetime = lifetime.clone();
+            let services = services.clone();
+            Box::pin(async move {
+                let scope = services
+                    .as_ref()
+                    .filter(|_| scope_per_run)
+                    .map(ServiceProvider::create_scope);
+                let run_services = match &scope {
+                    Some(scope) => Some(scope.provider().clone()),
+                    None => services,
+                };
+                let context = RunContext {
+                    name: name.clone(),
+                    info,
+                    lifetime,
+                    services: run_services,
+                };
+                let result = inner.run(context).await;
+                if let Some(scope) = scope {
+                    let report = scope.close().await;
+                    for (service, message) in report.panicked() {
+                        tracing::error!(target: LIFETIME_TARGET, service = %name,
+                            "disposing `{service}` at the end of a run panicked: {message}");
+                    }
+                }
+                result
+            })
+        })
+        .await
+    }
+}
+
+/// What a periodic service registered for the host holds: its compiled
+/// schedule (replaced on a configuration reload) and its "run now" bell.
+pub(crate) struct ScheduleSlot {
+    pub(crate) timetable: watch::Sender<Timetable>,
+    pub(crate) run_now: Arc<Notify>,
+    /// The schedule the timetable was compiled from.
+    schedule: std::sync::Mutex<Schedule>,
+}
+
+impl ScheduleSlot {
+    pub(crate) fn new(schedule: Schedule, timetable: Timetable) -> Self {
+        Self {
+            timetable: watch::Sender::new(timetable),
+            run_now: Arc::new(Notify::new()),
+            schedule: std::sync::Mutex::new(schedule),
+        }
+    }
+
+    /// The schedule in force.
+    pub(crate) fn schedule(&self) -> Schedule {
+        crate::services::record::lock(&self.schedule).clone()
+    }
+
+    /// Puts `schedule` in force: the loop computes its next tick from it.
+    pub(crate) fn replace(&self, schedule: Schedule, timetable: Timetable) {
+        *crate::services::record::lock(&self.schedule) = schedule;
+        self.timetable.send_replace(timetable);
+    }
+}
+
+impl fmt::Debug for ScheduleSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScheduleSlot")
+            .field("schedule", &self.timetable.borrow().description())
+            .finish()
+    }
+}
+
+/// The loop's reports, into the service's record and the metrics.
+struct RecordEvents {
+    record: Arc<ServiceRecord>,
+}
+
+impl ScheduleEvents for RecordEvents {
+    fn next_tick(&self, at: Option<SystemTime>) {
+        self.record.set_next_run(at);
+    }
+
+    fn run_started(&self, _run: &RunInfo, lateness: Duration) {
+        metrics::histogram!(names::LATENESS_SECONDS, "service" => self.record.name.clone())
+            .record(lateness.as_secs_f64());
+    }
+
+    fn skipped(&self, count: u64, reason: SkipReason) {
+        let reason = match reason {
+            SkipReason::Overlap => "overlap",
+            SkipReason::Missed { .. } => "missed",
+        };
+        metrics::counter!(names::SKIPPED, "service" => self.record.name.clone(),
+            "reason" => reason)
+        .increment(count);
+    }
+}
