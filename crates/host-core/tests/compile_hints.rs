@@ -51,6 +51,29 @@ struct Plain;
 fn hosted_service_that_is_not_one() {
     Host::builder().add_hosted_service_instance(Plain);
 }
+
+// A plain hosted service, which has no `execute` to restart.
+struct Cache;
+
+#[async_trait]
+impl host_core::HostedService for Cache {
+    async fn start(&self, _: &host_core::LifecycleContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+    async fn stop(&self, _: &host_core::LifecycleContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+}
+
+fn restart_policy_on_a_plain_hosted_service() {
+    Host::builder().add_hosted_service_instance_with(Cache, |cache| {
+        cache.restart(host_core::Restart::on_failure())
+    });
+}
+
+fn schedule_on_a_plain_hosted_service() {
+    Host::builder().add_periodic_instance(Cache, host_core::Schedule::every(std::time::Duration::from_secs(1)));
+}
 "#;
 
 fn workspace_root() -> PathBuf {
@@ -111,6 +134,13 @@ fn each_mistake_gets_a_hint_that_names_the_fix() {
         // A type that is no service at all.
         "`Plain` is not a hosted service",
         "implement `BackgroundService` (one `execute` loop, started and stopped for you)",
+        // A restart policy on a service with no `execute`.
+        "the method `restart` exists for mutable reference `&mut ServiceOptions<Cache>`, but its \
+         trait bounds were not satisfied",
+        "`Cache: BackgroundService`",
+        // A schedule for a service that is not periodic.
+        "`Cache` is not a periodic service",
+        "implement `PeriodicService` (one `run` per tick)",
     ];
     let missing: Vec<&str> = hints
         .iter()

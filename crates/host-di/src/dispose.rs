@@ -98,6 +98,26 @@ impl Disposer {
         self.name
     }
 
+    /// Disposes the instance now, for one its owner created outside the
+    /// container's lists (a fresh instance replacing another): runs the
+    /// sync disposal, or awaits the async one. A panic is caught and
+    /// returned as its message, naming the type.
+    ///
+    /// Cancellation: dropping the future before it completes drops an
+    /// async disposal midway (a sync one has run at the first poll).
+    pub async fn dispose(self) -> Result<(), String> {
+        let Disposer { name, action } = self;
+        match action {
+            Action::Sync(dispose) => run_sync(name, dispose),
+            Action::Async(dispose) => {
+                match await_disposal(name, dispose, pin!(std::future::pending::<()>())).await {
+                    Awaited::Done | Awaited::Expired => Ok(()),
+                    Awaited::Panicked(message) => Err(message),
+                }
+            }
+        }
+    }
+
     /// Whether disposal must be awaited.
     pub fn is_async(&self) -> bool {
         matches!(self.action, Action::Async(_))

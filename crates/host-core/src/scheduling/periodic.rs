@@ -53,6 +53,12 @@ use crate::{ApplicationLifetime, BackgroundService, Schedule, ServiceContext, Se
 /// let mut builder = Host::builder();
 /// builder.add_periodic_instance(Cleanup, Schedule::cron("0 */5 * * * *"));
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a periodic service",
+    label = "does not implement `PeriodicService`",
+    note = "implement `PeriodicService` (one `run` per tick) for `{Self}`, with `#[async_trait]`; \
+            a service with a loop of its own is a `BackgroundService`"
+)]
 #[async_trait]
 pub trait PeriodicService: Send + Sync + 'static {
     /// The name used in logs, errors and service states. Default: the type's

@@ -4,6 +4,9 @@
 use std::any::{TypeId, type_name};
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::Arc;
+
+use host_di::{DiError, Disposer, Injectable, ServiceProvider};
 use std::time::Duration;
 
 use crate::{BackgroundService, HostedService, Periodic, PeriodicService, Restart, Schedule};
@@ -79,7 +82,16 @@ pub(crate) struct ServiceSettings {
     pub(crate) schedule: Option<Schedule>,
     /// A periodic service's runs each get a scope of their own.
     pub(crate) scope_per_run: bool,
+    /// Makes a new instance for each restart, from the container.
+    pub(crate) fresh: Option<FreshInstance>,
 }
+
+/// Makes a fresh instance of a background service, with its disposal.
+pub(crate) type FreshInstance = Arc<
+    dyn Fn(&ServiceProvider) -> Result<(Arc<dyn BackgroundService>, Option<Disposer>), DiError>
+        + Send
+        + Sync,
+>;
 
 /// One "starts after" of a registration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,6 +238,44 @@ impl<T: BackgroundService> ServiceOptions<T> {
     }
 }
 
+impl<T: BackgroundService + Injectable> ServiceOptions<T> {
+    /// Runs each restart's `execute` on a new instance the container
+    /// builds (with its dependencies resolved again), instead of keeping
+    /// the registered one and whatever state it holds. The lifecycle hooks
+    /// (`before_start`, `after_stop`) stay with the registered instance;
+    /// each fresh one is disposed (`#[injectable(dispose)]`) when the next
+    /// replaces it, and the last when the service stops.
+    pub fn fresh_instance_on_restart(&mut self) -> &mut Self {
+        self.settings.fresh = Some(Arc::new(|provider| {
+            let created =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| T::create(provider)))
+                    .unwrap_or_else(|payload| {
+                        Err(DiError::custom(FreshPanicked(format!(
+                            "constructing a fresh `{}` panicked: {}",
+                            type_name::<T>(),
+                            crate::services::failure::panic_message(payload.as_ref())
+                        ))))
+                    })?;
+            let instance = Arc::new(created);
+            let disposer = T::disposer(&instance);
+            Ok((instance as Arc<dyn BackgroundService>, disposer))
+        }));
+        self
+    }
+}
+
+/// A fresh instance's constructor panicked.
+#[derive(Debug)]
+struct FreshPanicked(String);
+
+impl fmt::Display for FreshPanicked {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FreshPanicked {}
+
 impl<T: PeriodicService> ServiceOptions<Periodic<T>> {
     /// Gives each run a DI scope of its own ([`RunContext::services`](crate::RunContext::services)),
     /// closed when the run ends, so that scoped services (a unit of work, a
@@ -260,6 +310,7 @@ impl fmt::Debug for ServiceSettings {
             .field("last", &self.last)
             .field("schedule", &self.schedule)
             .field("scope_per_run", &self.scope_per_run)
+            .field("fresh_instance_on_restart", &self.fresh.is_some())
             .finish()
     }
 }

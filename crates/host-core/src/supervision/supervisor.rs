@@ -35,8 +35,18 @@ pub(crate) async fn supervise(
 ) {
     let mut history = RestartHistory::default();
     let mut restarted = false;
+    let mut fresh = Fresh::default();
+    let mut service = service;
     while let Some(token) = record.begin_run() {
         if restarted {
+            match fresh.next(&record).await {
+                Ok(Some(instance)) => service = instance,
+                Ok(None) => {}
+                Err(failure) => {
+                    report(&record, failure);
+                    break;
+                }
+            }
             cascade(&record);
         }
         restarted = true;
@@ -51,13 +61,13 @@ pub(crate) async fn supervise(
         record.mending.store(false, Ordering::Release);
         let next = decide(&record, &mut history, began, outcome, command);
         let resumed = match next {
-            Next::End => return,
+            Next::End => break,
             Next::Now => true,
             Next::After(delay) => wait(&record, Some(delay)).await,
             Next::Paused => wait(&record, None).await,
         };
         if !resumed {
-            return;
+            break;
         }
         record.advance(
             |state| {
@@ -68,6 +78,49 @@ pub(crate) async fn supervise(
             },
             ServiceState::Running,
         );
+    }
+    fresh.dispose(&record).await;
+}
+
+/// The fresh instance of the current run, when the registration asks for
+/// one per restart.
+#[derive(Default)]
+struct Fresh {
+    disposer: Option<host_di::Disposer>,
+}
+
+impl Fresh {
+    /// A new instance for the next run, if asked for; the previous fresh
+    /// one is disposed first.
+    async fn next(
+        &mut self,
+        record: &Arc<ServiceRecord>,
+    ) -> Result<Option<Arc<dyn BackgroundService>>, ServiceFailure> {
+        let Some(make) = &record.settings.fresh else {
+            return Ok(None);
+        };
+        self.dispose(record).await;
+        let Some(provider) = record.shared.provider() else {
+            return Ok(None);
+        };
+        let (instance, disposer) = make(&provider).map_err(|error| {
+            ServiceFailure::error(
+                record.name.clone(),
+                Phase::Execute,
+                anyhow::anyhow!("a fresh instance for its restart could not be built: {error}"),
+            )
+        })?;
+        self.disposer = disposer;
+        Ok(Some(instance))
+    }
+
+    async fn dispose(&mut self, record: &ServiceRecord) {
+        if let Some(disposer) = self.disposer.take()
+            && let Err(message) = disposer.dispose().await
+        {
+            tracing::error!(target: LIFETIME_TARGET, service = %record.name,
+                "disposing the instance of a previous run panicked: {message}");
+        }
     }
 }
 
