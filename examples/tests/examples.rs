@@ -15,6 +15,13 @@ fn start(name: &str, environment: &[(&str, &str)]) -> HostProcess {
     HostProcess::spawn(command)
 }
 
+/// Runs the example `name` with command-line `args`.
+fn start_with_args(name: &str, args: &[&str]) -> HostProcess {
+    let mut command = Command::new(example(name));
+    command.args(args).env_remove("RUST_LOG");
+    HostProcess::spawn(command)
+}
+
 /// Sends `signal` and returns the exit code.
 fn terminate(process: &mut HostProcess, signal: &str) -> i32 {
     process.signal(signal);
@@ -40,6 +47,22 @@ fn worker_says_hello_every_second_and_stops_on_sigterm_with_zero() {
             .lines()
             .iter()
             .any(|line| line.contains("Hosting environment: Production"))
+    );
+}
+
+#[test]
+fn the_workers_periodic_service_runs_on_the_schedule_from_the_command_line() {
+    let mut worker = start_with_args("worker", &["--services.Tidy.schedule.every=200ms"]);
+    worker.wait_for_times("tidying up", 3);
+    let code = terminate(&mut worker, "TERM");
+    assert_eq!(code, 0, "{}", worker.output());
+    assert!(
+        worker
+            .lines()
+            .iter()
+            .any(|line| line.contains("tidying up") && line.contains("run=3")),
+        "{}",
+        worker.output()
     );
 }
 

@@ -1,8 +1,10 @@
 //! The seed: one background service in a host, with an injected dependency
-//! and typed options from the configuration.
+//! and typed options from the configuration, restarted if it fails; and a
+//! periodic service beside it.
 //!
-//! `cargo run --example worker` logs `hello from service` once a second
-//! until Ctrl+C, then stops cleanly with exit code 0. With no file at all it
+//! `cargo run --example worker` logs `hello from service` once a second,
+//! and `tidying up` every five seconds, until Ctrl+C, then stops cleanly
+//! with exit code 0. With no file at all it
 //! runs on the built-in defaults; override them in `appsettings.toml` in the
 //! current directory:
 //!
@@ -13,7 +15,10 @@
 //! ```
 //!
 //! or with `APP_WORKER__MESSAGE="hi" cargo run --example worker`, or with
-//! `cargo run --example worker -- --worker.interval=2s`.
+//! `cargo run --example worker -- --worker.interval=2s`. The tidy-up's
+//! schedule comes from the `services` section when it is there
+//! (`--services.Tidy.schedule.every=1s`, or a cron expression:
+//! `[services.Tidy.schedule]` with `cron = "*/10 * * * * *"`).
 
 use host::prelude::*;
 use serde::Deserialize;
@@ -75,6 +80,18 @@ impl BackgroundService for Worker {
     }
 }
 
+/// Tidies up every few seconds; a run never overlaps the previous one.
+#[derive(Injectable)]
+struct Tidy;
+
+#[async_trait]
+impl PeriodicService for Tidy {
+    async fn run(&self, ctx: RunContext) -> Result<(), ServiceError> {
+        tracing::info!(run = ctx.number(), "tidying up");
+        Ok(())
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let mut builder = Host::builder();
@@ -88,6 +105,9 @@ async fn main() -> std::process::ExitCode {
     builder
         .services()
         .add_singleton::<dyn Greeter, ConfiguredGreeter>();
-    builder.add_hosted_service::<Worker>();
+    // If `execute` fails, it runs again after 1 s, 2 s, 4 s, ... (at most
+    // 30 s); more than 5 restarts within a minute stop the host.
+    builder.add_hosted_service_with::<Worker, _>(|worker| worker.restart(Restart::on_failure()));
+    builder.add_periodic::<Tidy>(Schedule::every(Duration::from_secs(5)));
     builder.run().await
 }

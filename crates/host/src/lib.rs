@@ -90,8 +90,9 @@ pub mod prelude {
     pub use host_core::{
         ApplicationLifetime, BackgroundService, BackgroundServiceFailure, CancellationToken,
         Context, Host, HostBuilder, HostEnvironment, HostError, HostOptions, HostedService,
-        HostedServiceCollectionExt, LifecycleContext, ServiceContext, ServiceError, anyhow,
-        async_trait, bail,
+        HostedServiceCollectionExt, LifecycleContext, Overlap, PeriodicService, Restart,
+        RunContext, Schedule, ServiceContext, ServiceControl, ServiceError, ServiceState,
+        ServiceStates, Unrecoverable, anyhow, async_trait, bail,
     };
     pub use host_di::{Injectable, Options, ServiceCollection, ServiceProvider};
     #[cfg(feature = "web")]
