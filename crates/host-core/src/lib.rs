@@ -87,6 +87,17 @@
 //! `build()` then keeps it and installs none (the `logging` section and
 //! `RUST_LOG` are then up to that subscriber).
 //!
+//! # Supervision and schedules
+//!
+//! Each background service runs under a supervisor: options set with the
+//! registration ([`HostBuilder::add_hosted_service_with`],
+//! [`ServiceOptions`]) or the `services` configuration section give it a
+//! [`Restart`] policy, start and stop timeouts, dependencies and readiness,
+//! and a heartbeat deadline; [`ServiceStates`] and its events, and
+//! [`ServiceControl`], watch and steer it at run time. A
+//! [`PeriodicService`] runs on a [`Schedule`]. See `docs/supervision.md`
+//! and `docs/scheduling.md`.
+//!
 //! # systemd
 //!
 //! Under systemd (`NOTIFY_SOCKET` set), the run-to-exit path
@@ -116,6 +127,8 @@
 //! | `croner` | cron expressions of 5, 6 or 7 fields, with defined daylight-saving behaviour (OCPS, see [`Schedule`]); `cron` requires seconds, `saffron` has no time zones |
 //! | `chrono`, `chrono-tz` | a cron schedule's time zone: the IANA database compiled in, the same on every machine (`chrono` as `croner` takes it) |
 //! | `humantime` | a schedule's durations and times in logs and errors (`every 1m 30s`) |
+//! | `metrics` | the facade services' transitions, restarts, start and stop durations and schedule lateness are recorded through, for whatever exporter the application installs (a no-op without one) |
+//! | `fastrand` | the random part of a restart's backoff (jitter): small, no system entropy call per draw |
 //! | `rustix` | `CLOCK_MONOTONIC` for systemd's `MONOTONIC_USEC` on reload, without unsafe code; `time` only (Unix, already in the tree through `tempfile`) |
 //!
 //! systemd's notifications take no crate: the `sd-notify` crate does not

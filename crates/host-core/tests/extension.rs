@@ -6,7 +6,11 @@ mod common;
 use std::sync::Arc;
 
 use common::test_builder;
-use host_core::{BackgroundService, HostBuilder, ServiceContext, ServiceError, async_trait};
+use std::time::Duration;
+
+use host_core::{
+    BackgroundService, HostBuilder, Restart, ServiceContext, ServiceError, async_trait,
+};
 use host_di::{Dependency, DiError, Injectable, ServiceProvider};
 
 /// What the extension registers for the application.
@@ -32,6 +36,9 @@ impl Injectable for MetricsExporter {
 #[async_trait]
 impl BackgroundService for MetricsExporter {
     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        if self.endpoint.0 == "broken" {
+            host_core::bail!("cannot reach the metrics endpoint");
+        }
         assert_eq!(self.endpoint.0, "http://127.0.0.1:9000");
         ctx.lifetime().stop_application();
         Ok(())
@@ -47,7 +54,12 @@ impl MetricsHostBuilderExt for HostBuilder {
     fn add_metrics(&mut self, endpoint: &str) -> &mut Self {
         self.services()
             .add_instance(Arc::new(MetricsEndpoint(endpoint.to_owned())));
-        self.add_hosted_service::<MetricsExporter>()
+        // With per-service options, and the builder handed back.
+        self.add_hosted_service_with::<MetricsExporter, _>(|exporter| {
+            exporter
+                .restart(Restart::on_failure())
+                .stop_timeout(Duration::from_secs(2))
+        })
     }
 }
 
@@ -69,6 +81,33 @@ async fn an_extension_registers_services_and_a_hosted_service() {
         states.snapshot()[0].name.as_ref(),
         "extension::MetricsExporter"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_extensions_options_apply_and_the_configuration_tunes_them() {
+    let mut builder = test_builder();
+    // The extension restarts on failure (1 s backoff, 5 restarts); the
+    // application's configuration shortens the backoff and the limit.
+    builder
+        .args([
+            "app",
+            "--services.MetricsExporter.restart.initial_delay=10ms",
+            "--services.MetricsExporter.restart.max_restarts=2",
+        ])
+        .add_metrics("broken");
+    let host = builder.build().unwrap();
+    let states = host.service_states();
+    let error = host.run().await.unwrap_err();
+    assert_eq!(error.exit_code(), 1);
+    assert!(
+        error
+            .to_string()
+            .contains("cannot reach the metrics endpoint"),
+        "{error}"
+    );
+    let status = &states.snapshot()[0];
+    assert_eq!(&*status.name, "extension::MetricsExporter");
+    assert_eq!(status.restarts, 2);
 }
 
 #[test]
