@@ -47,8 +47,17 @@ pub(crate) fn build(provider: &ServiceProvider, drain: Drain) -> Result<Router, 
                 .unwrap_or_else(|| environment.is_development()),
         };
         let health = Arc::new(health);
+        let live = health.clone();
+        let startup = health.clone();
         router = router
-            .route(&options.health.live_path, get(|| async { Health::live() }))
+            .route(
+                &options.health.live_path,
+                get(move || std::future::ready(live.live())),
+            )
+            .route(
+                &options.health.startup_path,
+                get(move || std::future::ready(startup.startup())),
+            )
             .route(
                 &options.health.ready_path,
                 get(move || {

@@ -36,7 +36,8 @@ pub trait WebHostBuilderExt {
     /// Adds routes to the web application (each call's are merged, in
     /// order). The first call adds the server: it reads the `web`
     /// configuration section ([`WebOptions`]), binds when it starts, after
-    /// every other hosted service has started, and stops first. It also
+    /// every other hosted service has started, and stops first (no service
+    /// may start after it: a build error). It also
     /// makes `--urls` on the command line an alias of `--web.urls`, as in
     /// ASP.NET Core.
     fn web(&mut self, routes: impl Fn(Router) -> Router + Send + Sync + 'static) -> &mut Self;
@@ -59,9 +60,12 @@ impl WebHostBuilderExt for HostBuilder {
                 .argument_alias(URLS_ARGUMENT, format!("{WEB_SECTION}.urls"));
             self.services()
                 .add_instance(Arc::new(ServerAddresses::default()));
-            // Last, whatever is registered after this call.
+            // Registered last, whatever is registered after this call, and
+            // marked `last`: it starts after every other service and stops
+            // first under any dependency order, and a service that would
+            // start after it is a build error naming it.
             self.before_build(|builder| {
-                builder.add_hosted_service::<WebServer>();
+                builder.add_hosted_service_with::<WebServer, _>(|server| server.last());
             });
         }
         self.services()

@@ -1,10 +1,10 @@
-//! Health: `HealthCheck`s registered through DI, and the live and ready
-//! endpoints that report them with every hosted service's state.
+//! Health: `HealthCheck`s registered through DI, and the live, startup and
+//! ready endpoints that report them with every hosted service's state.
 
 use std::borrow::Cow;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use axum::Json;
@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use host_core::{ApplicationLifetime, ServiceStates};
+use host_core::{ApplicationLifetime, ServiceStates, ServiceStatus};
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -165,12 +165,58 @@ struct Report {
     checks: Vec<CheckReport>,
 }
 
+/// `/health/live`'s body: the services that keep it failing, when some do.
+#[derive(Serialize)]
+struct LiveReport {
+    status: HealthStatus,
+    /// The services hung with no restart coming.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    hung: Vec<String>,
+}
+
+/// `/health/startup`'s body.
+#[derive(Serialize)]
+struct StartupReport {
+    status: HealthStatus,
+    host: &'static str,
+}
+
+/// One hosted service in the readiness report.
 #[derive(Serialize)]
 struct ServiceReport {
     name: String,
     state: &'static str,
+    /// Whether its state counts for readiness.
+    required: bool,
+    /// How often its `execute` was restarted.
+    restarts: u32,
+    /// When a periodic service runs next, in RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_run: Option<String>,
+    /// The current failure, when the service is failed (detailed only).
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The last failure, kept after a restart (detailed only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
+}
+
+impl ServiceReport {
+    fn new(status: &ServiceStatus, detailed: bool) -> Self {
+        Self {
+            name: status.name.to_string(),
+            state: status.state.as_str(),
+            required: status.required_for_readiness,
+            restarts: status.restarts,
+            next_run: status.next_run.and_then(rfc3339),
+            error: detailed
+                .then(|| status.state.failure().map(ToString::to_string))
+                .flatten(),
+            last_error: detailed
+                .then(|| status.last_failure.as_ref().map(ToString::to_string))
+                .flatten(),
+        }
+    }
 }
 
 #[derive(Clone, Serialize)]
@@ -183,37 +229,65 @@ struct CheckReport {
 }
 
 impl Health {
-    /// `/health/live`: the process is up and answering.
-    pub(crate) fn live() -> Response {
-        (
-            StatusCode::OK,
-            Json(serde_json::json!({ "status": HealthStatus::Healthy })),
-        )
-            .into_response()
+    /// `/health/live`: 503 while a service is hung with no restart coming
+    /// to mend it, naming it; a restart is the remedy a liveness probe
+    /// would bring, so the host's own restart policy is left to act first.
+    pub(crate) fn live(&self) -> Response {
+        // One snapshot, so that the body and the status code agree.
+        let hung: Vec<String> = self
+            .states
+            .snapshot()
+            .into_iter()
+            .filter(|status| status.hung_beyond_policy)
+            .map(|status| status.name.to_string())
+            .collect();
+        let (code, status) = if hung.is_empty() {
+            (StatusCode::OK, HealthStatus::Healthy)
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, HealthStatus::Unhealthy)
+        };
+        (code, Json(LiveReport { status, hung })).into_response()
     }
 
-    /// `/health/ready`: started, not stopping, every service and check well.
-    pub(crate) async fn ready(&self) -> Response {
-        let host = if self.lifetime.is_stop_requested() || self.lifetime.is_stopping() {
+    /// `/health/startup`: 200 from the host's start on, for good (the stop
+    /// included): a startup probe is consulted only until it first succeeds.
+    pub(crate) fn startup(&self) -> Response {
+        let (code, status) = if self.lifetime.is_started() {
+            (StatusCode::OK, HealthStatus::Healthy)
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, HealthStatus::Unhealthy)
+        };
+        let report = StartupReport {
+            status,
+            host: self.host(),
+        };
+        (code, Json(report)).into_response()
+    }
+
+    /// Where the host is in its life, as the bodies name it.
+    fn host(&self) -> &'static str {
+        if self.lifetime.is_stop_requested() || self.lifetime.is_stopping() {
             "stopping"
         } else if self.lifetime.is_started() {
             "started"
         } else {
             "starting"
-        };
+        }
+    }
+
+    /// `/health/ready`: started, not stopping, every service required for
+    /// readiness and every check well.
+    pub(crate) async fn ready(&self) -> Response {
+        let host = self.host();
         // One snapshot, so that the body and the status code agree.
         let snapshot = self.states.snapshot();
-        let services_healthy = snapshot.iter().all(|status| status.state.is_healthy());
+        let services_healthy = snapshot
+            .iter()
+            .filter(|status| status.required_for_readiness)
+            .all(|status| status.state.is_healthy());
         let services: Vec<ServiceReport> = snapshot
-            .into_iter()
-            .map(|status| ServiceReport {
-                name: status.name.to_string(),
-                state: status.state.as_str(),
-                error: self
-                    .detailed
-                    .then(|| status.state.failure().map(|failure| failure.to_string()))
-                    .flatten(),
-            })
+            .iter()
+            .map(|status| ServiceReport::new(status, self.detailed))
             .collect();
         let checks =
             futures::future::join_all(self.checks.iter().map(|slot| self.report(slot))).await;
@@ -279,6 +353,16 @@ impl Health {
     }
 }
 
+/// `time` in RFC 3339 (UTC, whole seconds); `None` outside what the format
+/// holds (before 1970 or past 9999), which would otherwise panic.
+fn rfc3339(time: SystemTime) -> Option<String> {
+    /// 10000-01-01T00:00:00Z, in seconds since the epoch.
+    const YEAR_10000: u64 = 253_402_300_800;
+    let since_epoch = time.duration_since(UNIX_EPOCH).ok()?;
+    (since_epoch.as_secs() < YEAR_10000)
+        .then(|| humantime::format_rfc3339_seconds(time).to_string())
+}
+
 /// Runs `check` within `timeout`; a panic or the timeout is unhealthy.
 async fn run(check: Arc<dyn HealthCheck>, timeout: Duration, detailed: bool) -> Ran {
     let began = Instant::now();
@@ -297,5 +381,21 @@ async fn run(check: Arc<dyn HealthCheck>, timeout: Duration, detailed: bool) -> 
             duration_ms: (ended - began).as_secs_f64() * 1000.0,
             description: result.description.filter(|_| detailed),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_in_utc_and_none_outside_its_range() {
+        assert_eq!(rfc3339(UNIX_EPOCH).as_deref(), Some("1970-01-01T00:00:00Z"));
+        let later = UNIX_EPOCH + Duration::from_millis(1_700_000_000_900);
+        assert_eq!(rfc3339(later).as_deref(), Some("2023-11-14T22:13:20Z"));
+        let last = UNIX_EPOCH + Duration::from_secs(253_402_300_799);
+        assert_eq!(rfc3339(last).as_deref(), Some("9999-12-31T23:59:59Z"));
+        assert_eq!(rfc3339(last + Duration::from_secs(1)), None);
+        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(1)), None);
     }
 }

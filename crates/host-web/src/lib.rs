@@ -37,8 +37,9 @@
 //!   started is stopped again. A malformed address is invalid configuration
 //!   (exit code 2, nothing started).
 //! - **Ready**: `/health/ready` answers 200 once the host has started, while
-//!   every hosted service is healthy (running, or completed without error)
-//!   and every [`HealthCheck`] passes (degraded still counts as ready).
+//!   every hosted service required for readiness is healthy (running, ready,
+//!   paused, or completed without error) and every [`HealthCheck`] passes
+//!   (degraded still counts as ready).
 //! - **Stop**, first of all services (at once with the others under
 //!   `services_stop_concurrently`): readiness answers 503 from the stop
 //!   request on; the server keeps serving for
@@ -64,12 +65,15 @@
 //!
 //! # Health
 //!
-//! `/health/live` answers 200 while the process is up; `/health/ready`
-//! answers with a JSON body:
+//! `/health/live` answers 503 while a service is hung (missed its heartbeat
+//! deadline) with no restart coming, naming it, and 200 otherwise;
+//! `/health/startup` answers 200 from the host's start on (the stop
+//! included); `/health/ready` answers with a JSON body:
 //!
 //! ```json
 //! {"status":"unhealthy","host":"started",
-//!  "services":[{"name":"app::Worker","state":"failed"},{"name":"host_web::WebServer","state":"running"}],
+//!  "services":[{"name":"app::Worker","state":"restarting","required":true,"restarts":2},
+//!              {"name":"host_web::WebServer","state":"running","required":true,"restarts":0}],
 //!  "checks":[{"name":"app::Database","status":"healthy","duration_ms":0.4}]}
 //! ```
 //!
@@ -77,8 +81,8 @@
 //! [`cache_for`](HealthOptions::cache_for) (default 2 s), and a check never
 //! runs twice at once; the host's state is read per request, so readiness
 //! turns 503 the moment the stop begins. Error text (a failed service's
-//! error, a check's description) is in the body only in Development or
-//! with `web.health.detailed_errors = true`.
+//! error, its last failure, a check's description) is in the body only in
+//! Development or with `web.health.detailed_errors = true`.
 //!
 //! # Dependencies
 //!
@@ -91,6 +95,7 @@
 //! | `tokio`, `tokio-util` | sockets, tasks, timers; tokens and the connection tracker |
 //! | `serde`, `serde_json` | the options and the health report |
 //! | `http-body-util` | collecting bodies in the [`TestClient`] |
+//! | `humantime` | a service's next run in the readiness report, in RFC 3339 (already a dependency of `host-core`) |
 //! | `futures`, `async-trait`, `anyhow`, `parking_lot`, `tracing` | futures, [`HealthCheck`], start errors, locks, logs |
 
 #![doc(test(attr(deny(warnings))))]

@@ -20,6 +20,7 @@ pub const DEFAULT_URL: &str = "127.0.0.1:8080";
 ///
 /// [web.health]
 /// live_path = "/health/live"
+/// startup_path = "/health/startup"
 /// ready_path = "/health/ready"
 /// check_timeout = "5s"
 /// cache_for = "2s"                  # a check's result is reused this long; "0s": not at all
@@ -78,11 +79,17 @@ impl Default for WebOptions {
 pub struct HealthOptions {
     /// Whether the endpoints are served. Default: `true`.
     pub enabled: bool,
-    /// Answers 200 while the process is up. Default: `/health/live`.
+    /// Answers 200 while no hosted service is hung (missed its heartbeat
+    /// deadline) with no restart coming; 503 naming the hung services
+    /// otherwise. Default: `/health/live`.
     pub live_path: String,
+    /// Answers 200 once the host has started, and from then on (the stop
+    /// included); 503 before. For Kubernetes' startup probe, which is
+    /// consulted only until it first succeeds. Default: `/health/startup`.
+    pub startup_path: String,
     /// Answers 200 once the host has started, until it begins to stop, while
-    /// every hosted service and health check is healthy; 503 otherwise.
-    /// Default: `/health/ready`.
+    /// every hosted service required for readiness and every health check is
+    /// healthy; 503 otherwise. Default: `/health/ready`.
     pub ready_path: String,
     /// How long one health check may take before it counts as unhealthy.
     /// Default: 5 s.
@@ -106,6 +113,7 @@ impl Default for HealthOptions {
         Self {
             enabled: true,
             live_path: "/health/live".to_owned(),
+            startup_path: "/health/startup".to_owned(),
             ready_path: "/health/ready".to_owned(),
             check_timeout: Duration::from_secs(5),
             cache_for: Duration::from_secs(2),
@@ -139,20 +147,26 @@ impl WebOptions {
                 format!("must be host:port, such as {DEFAULT_URL}: {problem}"),
             ));
         }
-        for (key, path) in [
+        let paths = [
             ("health.live_path", &self.health.live_path),
             ("health.ready_path", &self.health.ready_path),
-        ] {
+            ("health.startup_path", &self.health.startup_path),
+        ];
+        for (key, path) in paths {
             if !path.starts_with('/') {
                 return Err(ValidationError::key(key, "must start with `/`"));
             }
         }
         // The router would panic at start on a route added twice.
-        if self.health.enabled && self.health.live_path == self.health.ready_path {
-            return Err(ValidationError::key(
-                "health.ready_path",
-                "must differ from `health.live_path`",
-            ));
+        if self.health.enabled {
+            for (index, (key, path)) in paths.iter().enumerate() {
+                if let Some((earlier, _)) = paths[..index].iter().find(|(_, other)| other == path) {
+                    return Err(ValidationError::key(
+                        *key,
+                        format!("must differ from `{earlier}`, both are {path:?}"),
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -264,6 +278,17 @@ mod tests {
             ..WebOptions::default()
         };
         assert!(options.check().is_err());
+        let mut options = WebOptions::default();
+        options.health.startup_path = "/health/live".into();
+        assert_eq!(
+            options.check(),
+            Err(ValidationError::key(
+                "health.startup_path",
+                "must differ from `health.live_path`, both are \"/health/live\""
+            ))
+        );
+        options.health.enabled = false;
+        assert_eq!(options.check(), Ok(()), "no endpoints, no clash");
         let mut options = WebOptions::default();
         options.health.ready_path = "ready".into();
         assert_eq!(

@@ -4,8 +4,9 @@
 //! background service (under `Ignore`) makes it 503 and is named, its error
 //! shown only with `detailed_errors` or in Development; health checks:
 //! degraded keeps 200, unhealthy, timed out and panicking ones give 503;
-//! liveness, custom paths (a path without `/` or the same path twice is
-//! refused at build), and the endpoints turned off; a check's result is
+//! liveness, custom paths (a path without `/` or the same path twice,
+//! among the live, ready and startup paths, is refused at build), and the
+//! endpoints turned off; a check's result is
 //! cached for `cache_for` (concurrent requests share one run, within the
 //! period no rerun, after it a rerun, `0s` runs it per request but never
 //! twice at once) while the stop still turns readiness 503 at once.
@@ -129,6 +130,7 @@ async fn readiness_is_starting_on_a_built_host() {
         "not_started"
     );
     assert_eq!(client.get("/health/live").await.status(), 200);
+    assert_eq!(client.get("/health/startup").await.status(), 503);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -343,17 +345,21 @@ async fn liveness_custom_paths_and_no_endpoints() {
     let (mut host, address) = start(with_route(&[
         "--web.health.ready_path=/ready",
         "--web.health.live_path=/live",
+        "--web.health.startup_path=/started",
     ]))
     .await;
     assert_eq!(http_get(address, "/ready").await.0, 200);
     assert_eq!(http_get(address, "/live").await.0, 200);
+    assert_eq!(http_get(address, "/started").await.0, 200);
     assert_eq!(http_get(address, "/health/ready").await.0, 404);
     assert_eq!(http_get(address, "/health/live").await.0, 404);
+    assert_eq!(http_get(address, "/health/startup").await.0, 404);
     stop(&mut host).await;
 
     let (mut host, address) = start(with_route(&["--web.health.enabled=false"])).await;
     assert_eq!(http_get(address, "/health/ready").await.0, 404);
     assert_eq!(http_get(address, "/health/live").await.0, 404);
+    assert_eq!(http_get(address, "/health/startup").await.0, 404);
     assert_eq!(http_get(address, "/hello").await.0, 200);
     stop(&mut host).await;
 }
@@ -363,6 +369,8 @@ async fn a_bad_health_path_is_invalid_configuration() {
     for args in [
         &["--web.health.ready_path=ready"][..],
         &["--web.health.live_path=/health/ready"][..],
+        &["--web.health.startup_path=started"][..],
+        &["--web.health.startup_path=/health/live"][..],
         &[
             "--web.health.ready_path=/same",
             "--web.health.live_path=/same",
