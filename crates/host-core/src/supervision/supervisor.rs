@@ -58,8 +58,10 @@ pub(crate) async fn supervise(
         let run = AssertUnwindSafe(service.execute(context)).catch_unwind();
         let outcome = record.interrupt.guard(run).await;
         let command = record.take_command();
-        record.mending.store(false, Ordering::Release);
         let next = decide(&record, &mut history, began, outcome, command);
+        // After the state has left `hung`: a hung service being mended is
+        // never seen as hung beyond its policy in between.
+        record.mending.store(false, Ordering::Release);
         let resumed = match next {
             Next::End => break,
             Next::Now => true,
