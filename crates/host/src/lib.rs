@@ -64,6 +64,7 @@
 //! |---|---|---|
 //! | `derive` | yes | `#[derive(Injectable)]`, constructor injection without glue |
 //! | `web` | no | [`web`]: axum as a hosted service (`builder.web(...)`), `Inject<T>` in handlers, health endpoints, a bounded graceful drain |
+//! | `testing` | no | [`testing`]: the in-process test host (`TestHost`): events and log lines recorded, bounded waits for a service's state; for `[dev-dependencies]` (`host = { ..., features = ["testing"] }`) |
 #![doc(test(attr(deny(warnings))))]
 
 pub use host_core::*;
@@ -77,6 +78,13 @@ pub mod config {
 #[cfg(feature = "web")]
 pub mod web {
     pub use host_web::*;
+}
+
+/// The in-process test host: a host built for a test, its events and log
+/// lines recorded, bounded waits for a service's state.
+#[cfg(feature = "testing")]
+pub mod testing {
+    pub use host_testing::*;
 }
 
 /// The service container: registration, resolution, scopes, disposal.
