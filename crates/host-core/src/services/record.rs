@@ -161,6 +161,17 @@ pub(crate) struct RunSlot {
     pub(crate) number: u64,
 }
 
+/// What [`ServiceRecord::begin_run`] found.
+#[derive(Debug)]
+pub(crate) enum NextRun {
+    /// A run begins, with this token.
+    Run(CancellationToken),
+    /// Paused: no run until resumed.
+    Paused,
+    /// The host is stopping the service: no further run.
+    Stopped,
+}
+
 /// Why the supervisor ends a run that is going.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Command {
@@ -443,12 +454,17 @@ impl ServiceRecord {
         Ok(())
     }
 
-    /// The token of the next run, or `None` once the host has asked the
-    /// service to stop (or it is paused). Resets what a run reports.
-    pub(crate) fn begin_run(&self) -> Option<CancellationToken> {
+    /// Begins the next run: its token, unless the host has asked the
+    /// service to stop or it is paused (a pause asked before its first run
+    /// included). Resets what a run reports. A restart asked before this
+    /// run began is what this run is.
+    pub(crate) fn begin_run(&self) -> NextRun {
         let mut run = lock(&self.run);
-        if run.stop_begun || run.paused {
-            return None;
+        if run.stop_begun {
+            return NextRun::Stopped;
+        }
+        if run.paused {
+            return NextRun::Paused;
         }
         run.number += 1;
         run.command = None;
@@ -457,7 +473,7 @@ impl ServiceRecord {
         self.interrupt.reset();
         self.ready.store(false, Ordering::Release);
         self.beat();
-        Some(token)
+        NextRun::Run(token)
     }
 
     /// Ends the current run for `command` (cancels its token); past the

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use crate::logging::LIFETIME_TARGET;
 use crate::services::failure::ServiceFailure;
-use crate::services::record::{Command, ServiceRecord, lock};
+use crate::services::record::{Command, NextRun, ServiceRecord, lock};
 use crate::services::state::ServiceState;
 use crate::supervision::restart::{Decision, Ending, RestartHistory};
 use crate::{
@@ -37,7 +37,23 @@ pub(crate) async fn supervise(
     let mut restarted = false;
     let mut fresh = Fresh::default();
     let mut service = service;
-    while let Some(token) = record.begin_run() {
+    loop {
+        let token = match record.begin_run() {
+            NextRun::Run(token) => token,
+            NextRun::Stopped => break,
+            NextRun::Paused => {
+                // Paused before this run could begin.
+                record.set_state(ServiceState::Paused);
+                if wait(&record, None).await {
+                    record.advance(
+                        |state| matches!(state, ServiceState::Paused),
+                        ServiceState::Running,
+                    );
+                    continue;
+                }
+                break;
+            }
+        };
         if restarted {
             match fresh.next(&record).await {
                 Ok(Some(instance)) => service = instance,
@@ -184,21 +200,29 @@ fn decide(
         return Next::Now;
     }
     let hung = command == Some(Command::Hung);
+    // `cause` completes "`name` ..." in a log line; a failure reads as its
+    // own message.
     let (ending, cause) = match (&ended, hung) {
         (_, true) => (
             Ending::Failed(None),
             format!(
-                "missed its heartbeat deadline ({:?})",
+                "`{}` missed its heartbeat deadline ({:?})",
+                record.name,
                 record.settings.heartbeat.unwrap_or_default()
             ),
         ),
-        (Some(Ok(())), false) => (Ending::Completed, "completed".to_owned()),
-        (Some(Err(failure)), false) => (Ending::Failed(failure.service_error()), failure.cause()),
-        (None, false) => (Ending::Failed(None), "was interrupted".to_owned()),
+        (Some(Ok(())), false) => (Ending::Completed, format!("`{}` completed", record.name)),
+        (Some(Err(failure)), false) => {
+            (Ending::Failed(failure.service_error()), failure.to_string())
+        }
+        (None, false) => (
+            Ending::Failed(None),
+            format!("`{}` was interrupted", record.name),
+        ),
     };
     let policy = &record.settings.restart;
     if !policy.restarts_after(ending) || record.shared.winding_down() {
-        return end(record, ended, hung, cause);
+        return end(record, ended, hung);
     }
     match history.next(policy, began, Instant::now(), fastrand::f64()) {
         Decision::Restart { attempt, delay } => {
@@ -206,8 +230,7 @@ fn decide(
                 record.note_failure(failure);
             }
             tracing::warn!(target: LIFETIME_TARGET, service = %record.name, attempt,
-                delay = ?delay, "`{}` {cause}; restarting in {delay:?} (attempt {attempt})",
-                record.name);
+                delay = ?delay, "{cause}; restarting in {delay:?} (attempt {attempt})");
             record.count_restart();
             record.set_state(ServiceState::Restarting {
                 attempt,
@@ -217,26 +240,31 @@ fn decide(
         }
         Decision::GiveUp => {
             tracing::error!(target: LIFETIME_TARGET, service = %record.name,
-                "`{}` {cause}; giving up after {} restarts within {:?}", record.name,
+                "{cause}; giving up after {} restarts within {:?}",
                 policy.max_restarts(), policy.period());
-            end(record, ended, hung, cause)
+            end(record, ended, hung)
         }
     }
 }
 
 /// No further run: settles the last one.
-fn end(
-    record: &Arc<ServiceRecord>,
-    ended: Option<Result<(), ServiceFailure>>,
-    hung: bool,
-    cause: String,
-) -> Next {
+fn end(record: &Arc<ServiceRecord>, ended: Option<Result<(), ServiceFailure>>, hung: bool) -> Next {
     match ended {
         Some(ended) if !hung => settle(record, ended),
-        _ => report(
-            record,
-            ServiceFailure::error(record.name.clone(), Phase::Execute, anyhow::anyhow!(cause)),
-        ),
+        _ => {
+            let reason = if hung {
+                format!(
+                    "it missed its heartbeat deadline ({:?})",
+                    record.settings.heartbeat.unwrap_or_default()
+                )
+            } else {
+                "its run was interrupted".to_owned()
+            };
+            report(
+                record,
+                ServiceFailure::error(record.name.clone(), Phase::Execute, anyhow::anyhow!(reason)),
+            );
+        }
     }
     Next::End
 }
