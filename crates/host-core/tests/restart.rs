@@ -399,5 +399,4 @@ mod fresh {
         assert_eq!(DISPOSED.load(Ordering::SeqCst), 3);
     }
 
-    use std::time::Duration;
 }
