@@ -67,11 +67,15 @@ impl TestHost {
         let host = builder.build()?;
         let states = host.service_states();
         let events = EventLog::subscribe(&states);
+        // Built outside a runtime, the recorder waits for `start`.
+        let recorder = tokio::runtime::Handle::try_current()
+            .is_ok()
+            .then(|| events.spawn_recorder(&states));
         Ok(Self {
             host,
             states,
             events,
-            recorder: None,
+            recorder,
             wait_limit,
             logs,
             _content_dir: content_dir,

@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use host_core::{Restart, ServiceState};
 use host_testing::TestHost;
 use support::{FailsToStart, Flaky, Idle, Reporting};
@@ -164,4 +166,41 @@ async fn the_panic_message_lists_every_event_in_a_table() {
         ),
         "{message}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_long_test_that_never_reads_the_events_misses_none() {
+    let mut builder = TestHost::builder();
+    builder.add_hosted_service_instance(Reporting("app::Worker"));
+    let host = builder.start().await.unwrap();
+    // More restarts than the event stream buffers (1 024 events), waited
+    // for through the states, which read no event.
+    let states = host.states();
+    let restarted = |count: u32| {
+        let states = states.clone();
+        async move {
+            let mut changed = states.subscribe();
+            while !states.snapshot().iter().any(|status| {
+                status.restarts == count && matches!(status.state, ServiceState::Ready)
+            }) {
+                changed.changed().await.unwrap();
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), async {
+        restarted(0).await;
+        for count in 1..=600 {
+            host.control().restart("app::Worker").unwrap();
+            restarted(count).await;
+        }
+    })
+    .await
+    .expect("the restarts within the limit");
+    let restarts = host
+        .events()
+        .iter()
+        .filter(|event| event.to.as_str() == "restarting")
+        .count();
+    assert_eq!(restarts, 600);
+    host.stop().await.unwrap();
 }
