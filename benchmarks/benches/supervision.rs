@@ -50,6 +50,19 @@ pub(crate) struct Verdict {
     pub(crate) pass: bool,
 }
 
+/// `10 000`, with a narrow no-break space between thousands.
+pub(crate) fn thousands(n: impl std::fmt::Display) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push('\u{202f}');
+        }
+        out.push(digit);
+    }
+    out
+}
+
 /// Runs this binary as a child with `args`; returns its standard output.
 /// Standard error goes to /dev/null (the host's log lines are still
 /// formatted and written); `RUST_LOG` is removed so the host's default
@@ -84,6 +97,7 @@ pub(crate) fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
+/// A child process: `--child restart ...` or `--child lateness ...`.
 fn child(args: &[String]) -> ExitCode {
     match args.first().map(String::as_str) {
         Some("restart") => restart::child(&args[1..]),

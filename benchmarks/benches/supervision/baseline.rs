@@ -43,6 +43,7 @@ pub(crate) enum Side {
 }
 
 impl Side {
+    /// Its name in files and directories.
     pub(crate) fn key(self) -> &'static str {
         match self {
             Side::Baseline => "baseline",

@@ -23,6 +23,7 @@ pub(crate) enum Counted {
 }
 
 impl Counted {
+    /// Every phase, in the dumps' order.
     pub(crate) const ALL: [Counted; 4] =
         [Counted::Build, Counted::Start, Counted::Stop, Counted::Drop];
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use super::baseline::{self, Binaries};
 use super::callgrind::{self, Counted, Instructions};
-use crate::Verdict;
 use crate::common::{RunKind, median, ratio, verdict};
+use crate::{Verdict, thousands};
 
 /// The target of every ratio: this checkout / the baseline.
 const TARGET: f64 = 1.2;
@@ -31,6 +31,7 @@ struct Size {
     reps: usize,
 }
 
+/// A full run: enough processes for stable medians of the times.
 const FULL: [Size; 2] = [
     Size {
         n: 1_000,
@@ -44,6 +45,7 @@ const FULL: [Size; 2] = [
     },
 ];
 
+/// Quick mode: seconds.
 const QUICK: [Size; 2] = [
     Size {
         n: 1_000,
@@ -57,6 +59,7 @@ const QUICK: [Size; 2] = [
     },
 ];
 
+/// A smoke run: that every part works.
 const SMOKE: [Size; 1] = [Size {
     n: 100,
     processes: 1,
@@ -82,6 +85,7 @@ struct Run {
 }
 
 impl Run {
+    /// The time of `phase`, in ms.
     fn ms(&self, phase: Phase) -> f64 {
         let value = match phase {
             Phase::Build => self.build,
@@ -162,6 +166,7 @@ impl Process {
         median(&warm.iter().map(|run| run.ms(phase)).collect::<Vec<_>>())
     }
 
+    /// The first repetition's figure.
     fn cold(&self, phase: Phase) -> f64 {
         self.runs[0].ms(phase)
     }
@@ -334,6 +339,7 @@ const TIME_ROWS: [(&str, Phase, Option<&str>); 4] = [
     ),
 ];
 
+/// One N's table; its judged ratios go to `verdicts`.
 fn table(
     out: &mut String,
     binaries: &Binaries,
@@ -409,17 +415,4 @@ fn table(
             pass: value <= TARGET,
         });
     }
-}
-
-/// `10 000`, with a narrow no-break space between thousands.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index).is_multiple_of(3) {
-            out.push('\u{202f}');
-        }
-        out.push(digit);
-    }
-    out
 }

@@ -11,13 +11,12 @@
 //!   missed-tick behaviour, in a spawned task; `tick().await` returns the
 //!   tick's deadline, subtracted from `Instant::now()`.
 //!
-//! tokio's timer fires on whole milliseconds counted from the runtime's
-//! start, so every lateness includes the wait for the next millisecond,
-//! which depends on where a grid of ticks falls: a fresh host's schedule
+//! tokio's timer works in whole milliseconds counted from the runtime's
+//! start, so every lateness includes up to a millisecond or two of
+//! rounding, which depends on where the ticks fall: a fresh host's schedule
 //! falls anywhere. Each interval block is therefore laid on the grid of the
 //! host block just before it (its `start` a whole number of periods after
-//! that block's last tick), so that the two of a pair wait alike; the pairs
-//! sample the grid's position at random.
+//! that block's last tick), so that the two of a pair fall alike.
 //!
 //! Each block starts a fresh host (or interval) and drops its first tick,
 //! which pays for the block's start.
@@ -31,7 +30,7 @@ use host_core::{Host, PeriodicService, RunContext, Schedule, ServiceError, async
 use tokio::sync::Notify;
 
 use crate::common::{RunKind, ratio};
-use crate::{Verdict, run_child, runtime};
+use crate::{Verdict, run_child, runtime, thousands};
 
 /// The schedule's period.
 const PERIOD: Duration = Duration::from_millis(10);
@@ -53,6 +52,7 @@ struct Collector {
 }
 
 impl Collector {
+    /// A collector that rings once it holds `wanted` ticks.
     fn new(wanted: usize) -> Arc<Self> {
         Arc::new(Self {
             late: Mutex::new(Vec::with_capacity(wanted)),
@@ -218,13 +218,13 @@ pub(crate) fn run(kind: RunKind, out: &mut String, verdicts: &mut Vec<Verdict>) 
         out,
         "#### A periodic service's lateness\n\n\
          `Schedule::every(10 ms)` on a host with the defaults against `tokio::time::interval` \
-         (10 ms), {ticks} ticks each, in blocks of {block} alternated in one process: a fresh \
+         (10 ms), {} ticks each, in blocks of {block} alternated in one process: a fresh \
          host's block, then an interval's laid on the same grid of ticks (tokio's timer \
-         fires on whole milliseconds, so where the grid falls sets part of the lateness; \
-         the pairs sample it at random); each block's first tick dropped. Lateness = the \
-         run's start minus its scheduled time (host: wall clock read first thing in `run` \
-         minus `ctx.scheduled()`; interval: `Instant::now()` minus the deadline `tick()` \
-         returns). µs:\n"
+         works in whole milliseconds, so where the ticks fall sets part of the lateness); \
+         each block's first tick dropped. Lateness = the run's start minus its scheduled \
+         time (host: wall clock read first thing in `run` minus `ctx.scheduled()`; \
+         interval: `Instant::now()` minus the deadline `tick()` returns). µs:\n",
+        thousands(ticks)
     );
     let _ = writeln!(
         out,

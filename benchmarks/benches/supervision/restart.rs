@@ -21,7 +21,7 @@ use host_core::{BackgroundService, Host, Restart, ServiceContext, ServiceError, 
 use tokio::sync::Notify;
 
 use crate::common::{RunKind, median, ratio};
-use crate::{Verdict, run_child, runtime};
+use crate::{Verdict, run_child, runtime, thousands};
 
 /// The target: a restart ≤ 2x a raw respawn (the backoff is zero).
 const TARGET: f64 = 2.0;
@@ -40,8 +40,10 @@ enum Logging {
 }
 
 impl Logging {
+    /// Both kinds of child process, in the order they run.
     const BOTH: [Logging; 2] = [Logging::Defaults, Logging::Off];
 
+    /// Its name on the child's command line.
     fn key(self) -> &'static str {
         match self {
             Logging::Defaults => "defaults",
@@ -50,6 +52,7 @@ impl Logging {
     }
 }
 
+/// What is timed: the host's restarts, or a raw loop's respawns.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Contender {
     Host,
@@ -58,8 +61,10 @@ enum Contender {
 }
 
 impl Contender {
+    /// Every contender, in the first repetition's order.
     const ALL: [Contender; 3] = [Contender::Host, Contender::Raw, Contender::RawLogged];
 
+    /// Its name in the child's output.
     fn key(self) -> &'static str {
         match self {
             Contender::Host => "host",
@@ -68,6 +73,7 @@ impl Contender {
         }
     }
 
+    /// Its name in the table.
     fn label(self) -> &'static str {
         match self {
             Contender::Host => "host: `Restart::on_failure()`, zero backoff",
@@ -255,12 +261,13 @@ pub(crate) fn run(kind: RunKind, out: &mut String, verdicts: &mut Vec<Verdict>) 
         out,
         "#### A restart against a raw respawn\n\n\
          One service whose `execute` fails at once, registered with `Restart::on_failure()\
-         .backoff(ZERO, ZERO).jitter(0.0).limit(u32::MAX, 1 h)`, restarted {restarts} times per \
-         repetition; against {restarts} respawns of a failing task by a raw tokio loop on a \
+         .backoff(ZERO, ZERO).jitter(0.0).limit(u32::MAX, 1 h)`, restarted {count} times per \
+         repetition; against {count} respawns of a failing task by a raw tokio loop on a \
          task of its own. {reps} repetitions per contender and process (1 cold + {} warm), the \
          order rotated; warm medians. Each restart the supervisor logs at `warn` (to /dev/null \
          here); the logged raw loop does the same, for reference.\n",
-        reps - 1
+        reps - 1,
+        count = thousands(restarts),
     );
     let _ = writeln!(
         out,

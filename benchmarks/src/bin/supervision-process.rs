@@ -36,12 +36,14 @@ struct Polled {
 }
 
 impl Polled {
+    /// Counts one first poll; the last one wakes `main`.
     fn mark(&self) {
         if self.count.fetch_add(1, Ordering::AcqRel) + 1 == self.target {
             self.all.notify_one();
         }
     }
 
+    /// Waits until every service has been polled once.
     async fn wait(&self) {
         while self.count.load(Ordering::Acquire) < self.target {
             self.all.notified().await;
