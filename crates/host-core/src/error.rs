@@ -111,8 +111,10 @@ enum Kind {
         after: Duration,
     },
     Failed,
+    /// `after`: the host's shutdown timeout, when it expired; `None` when
+    /// only services' own stop timeouts did.
     ShutdownTimeout {
-        after: Duration,
+        after: Option<Duration>,
     },
     /// A [`ServiceControl`](crate::ServiceControl) request that cannot be
     /// carried out; the host is unaffected.
@@ -152,15 +154,17 @@ impl HostError {
         error
     }
 
-    /// Services failed while running or stopping (and possibly timed out).
+    /// Services failed while running or stopping (and possibly timed out:
+    /// at the host's `shutdown_timeout`, or at their own stop timeouts when
+    /// it is `None`).
     pub(crate) fn stopped_with(
         failures: Vec<ServiceFailure>,
         timed_out: Vec<Arc<str>>,
-        shutdown_timeout: Duration,
+        shutdown_timeout: impl Into<Option<Duration>>,
     ) -> Option<Self> {
         let kind = if !timed_out.is_empty() {
             Kind::ShutdownTimeout {
-                after: shutdown_timeout,
+                after: shutdown_timeout.into(),
             }
         } else if !failures.is_empty() {
             Kind::Failed
@@ -290,9 +294,14 @@ impl fmt::Display for HostError {
                 write!(f, "{first}")?;
             }
             Kind::Control(message) => f.write_str(message)?,
-            Kind::ShutdownTimeout { after } => write!(
+            Kind::ShutdownTimeout { after: Some(after) } => write!(
                 f,
                 "shutdown timed out after {after:?}; still running: {} (aborted)",
+                list(&self.timed_out)
+            )?,
+            Kind::ShutdownTimeout { after: None } => write!(
+                f,
+                "shutdown timed out; still running: {} (aborted)",
                 list(&self.timed_out)
             )?,
         }

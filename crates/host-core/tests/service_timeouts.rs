@@ -90,7 +90,10 @@ async fn a_stop_past_its_own_timeout_is_abandoned_and_named_while_the_others_sto
     );
     assert_eq!(error.exit_code(), 3);
     let message = error.to_string();
-    assert!(message.contains("still running: app::Stuck"), "{message}");
+    assert_eq!(
+        message,
+        "shutdown timed out; still running: app::Stuck (its stop timeout, 2s) (aborted)"
+    );
     assert!(!message.contains("app::First"), "{message}");
     assert!(matches!(
         states.get("app::First"),
@@ -126,5 +129,8 @@ async fn a_background_service_that_ignores_its_token_is_aborted_at_its_stop_time
         began.elapsed()
     );
     assert_eq!(error.exit_code(), 3);
-    assert!(error.to_string().contains("::Deaf (aborted)"), "{error}");
+    assert!(
+        error.to_string().contains("::Deaf (its stop timeout, 3s) (aborted)"),
+        "{error}"
+    );
 }

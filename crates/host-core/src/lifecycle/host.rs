@@ -724,16 +724,23 @@ impl Stop {
         let disposal = dispose(&self.provider, deadline).await;
         failures.extend(disposal.failures);
         timed_out.extend(disposal.skipped);
+        // Only services' own stop timeouts, or the host's as well.
+        let limit = bound
+            .past_deadline()
+            .then_some(self.options.shutdown_timeout);
         if !timed_out.is_empty() {
-            tracing::error!(target: LIFETIME_TARGET,
-                "shutdown timed out after {:?}; still running: {} (aborted)",
-                self.options.shutdown_timeout,
-                timed_out.iter().map(|n| &**n).collect::<Vec<_>>().join(", "));
+            let names = timed_out.iter().map(|n| &**n).collect::<Vec<_>>().join(", ");
+            match limit {
+                Some(limit) => tracing::error!(target: LIFETIME_TARGET,
+                    "shutdown timed out after {limit:?}; still running: {names} (aborted)"),
+                None => tracing::error!(target: LIFETIME_TARGET,
+                    "shutdown timed out; still running: {names} (aborted)"),
+            }
         }
         self.signals = None;
         StopReport {
             stopped,
-            error: HostError::stopped_with(failures, timed_out, self.options.shutdown_timeout),
+            error: HostError::stopped_with(failures, timed_out, limit),
             blocked,
         }
     }
@@ -754,7 +761,13 @@ async fn abort_stragglers(
     if unfinished.is_empty() {
         return (Vec::new(), Vec::new());
     }
-    let names: Vec<Arc<str>> = unfinished.iter().map(|r| r.name.clone()).collect();
+    let names: Vec<Arc<str>> = unfinished
+        .iter()
+        .map(|record| match record.own_stop_timeout_expired() {
+            Some(timeout) => Arc::from(format!("{} (its stop timeout, {timeout:?})", record.name)),
+            None => record.name.clone(),
+        })
+        .collect();
     let ends: Vec<_> = unfinished
         .iter()
         .filter_map(|record| record.abort_execute())

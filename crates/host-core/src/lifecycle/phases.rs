@@ -267,6 +267,7 @@ impl<'a> PhaseRun<'a> {
                 tracing::error!(target: LIFETIME_TARGET, service = %record.name,
                     "`{}` did not stop within its stop timeout ({timeout:?}); abandoning its \
                      stop", record.name);
+                record.mark_stop_timed_out();
                 record.mark_stop_returned();
                 return false;
             }

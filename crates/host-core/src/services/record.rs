@@ -129,6 +129,8 @@ pub(crate) struct ServiceRecord {
     dependents: Mutex<Vec<Weak<ServiceRecord>>>,
     /// Whether its `stop` call has returned (or was abandoned).
     stop_returned: AtomicBool,
+    /// Whether its own stop timeout expired during the host's stop.
+    stop_timed_out: AtomicBool,
     /// Notified when its `start` or `stop` call settles, for the services
     /// whose concurrent start or stop waits on it.
     pub(crate) settled: Notify,
@@ -230,6 +232,7 @@ impl ServiceRecord {
             dependencies: OnceLock::new(),
             dependents: Mutex::new(Vec::new()),
             stop_returned: AtomicBool::new(false),
+            stop_timed_out: AtomicBool::new(false),
             settled: Notify::new(),
             schedule: OnceLock::new(),
             shared,
@@ -349,6 +352,19 @@ impl ServiceRecord {
     pub(crate) fn mark_stop_returned(&self) {
         self.stop_returned.store(true, Ordering::Release);
         self.settled.notify_waiters();
+    }
+
+    /// Notes that its own stop timeout expired.
+    pub(crate) fn mark_stop_timed_out(&self) {
+        self.stop_timed_out.store(true, Ordering::Release);
+    }
+
+    /// Its own stop timeout, if it expired during the host's stop.
+    pub(crate) fn own_stop_timeout_expired(&self) -> Option<Duration> {
+        self.stop_timed_out
+            .load(Ordering::Acquire)
+            .then(|| self.settings.stop_timeout)
+            .flatten()
     }
 
     pub(crate) fn stop_returned(&self) -> bool {
