@@ -453,16 +453,20 @@ impl HostBuilder {
             .iter()
             .map(|service| unique_name(&mut seen, service.name()))
             .collect();
-        let mut settings: Vec<ServiceSettings> = hosted
+        let mut settings: Vec<Arc<ServiceSettings>> = hosted
             .iter()
             .map(|service| settings_for(&registered, service))
             .collect();
         // As registered, before the configuration: what a reload that no
         // longer sets a schedule returns to.
-        let code_schedules: Vec<Option<Schedule>> = settings
-            .iter()
-            .map(|settings| settings.schedule.clone())
-            .collect();
+        let code_schedules: Vec<Option<Schedule>> = if settings.iter().any(|s| s.schedule.is_some()) {
+            settings
+                .iter()
+                .map(|settings| settings.schedule.clone())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let service_section = bound.services.current();
         configured::apply(&service_section, &hosted, &names, &mut settings)?;
         let records: Vec<Arc<ServiceRecord>> = hosted

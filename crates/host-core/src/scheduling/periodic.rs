@@ -37,7 +37,6 @@ use crate::{ApplicationLifetime, BackgroundService, Schedule, ServiceContext, Se
 /// # Examples
 ///
 /// ```
-/// use std::time::Duration;
 /// use host_core::{Host, PeriodicService, RunContext, Schedule, ServiceError, async_trait};
 ///
 /// struct Cleanup;

@@ -97,7 +97,8 @@ pub(crate) struct ServiceRecord {
     pub(crate) name: Arc<str>,
     pub(crate) service: Arc<dyn HostedService>,
     pub(crate) span: tracing::Span,
-    pub(crate) settings: ServiceSettings,
+    /// Shared by every service registered without options.
+    pub(crate) settings: Arc<ServiceSettings>,
     status: Mutex<Status>,
     changed: Arc<watch::Sender<u64>>,
     start_completed: AtomicBool,
@@ -134,8 +135,8 @@ pub(crate) struct ServiceRecord {
     /// Notified when its `start` or `stop` call settles, for the services
     /// whose concurrent start or stop waits on it.
     pub(crate) settled: Notify,
-    /// A periodic service's schedule.
-    schedule: OnceLock<ScheduleSlot>,
+    /// A periodic service's schedule (boxed: most services have none).
+    schedule: OnceLock<Box<ScheduleSlot>>,
     pub(crate) shared: Arc<HostShared>,
 }
 
@@ -200,7 +201,7 @@ impl ServiceRecord {
     pub(crate) fn new(
         name: Arc<str>,
         service: Arc<dyn HostedService>,
-        settings: ServiceSettings,
+        settings: Arc<ServiceSettings>,
         changed: Arc<watch::Sender<u64>>,
         shared: Arc<HostShared>,
     ) -> Self {
@@ -363,7 +364,7 @@ impl ServiceRecord {
     pub(crate) fn own_stop_timeout_expired(&self) -> Option<Duration> {
         self.stop_timed_out
             .load(Ordering::Acquire)
-            .then(|| self.settings.stop_timeout)
+            .then_some(self.settings.stop_timeout)
             .flatten()
     }
 
@@ -372,12 +373,12 @@ impl ServiceRecord {
     }
 
     pub(crate) fn set_schedule(&self, slot: ScheduleSlot) {
-        let _ = self.schedule.set(slot);
+        let _ = self.schedule.set(Box::new(slot));
     }
 
     /// A periodic service's schedule.
     pub(crate) fn schedule(&self) -> Option<&ScheduleSlot> {
-        self.schedule.get()
+        self.schedule.get().map(|slot| &**slot)
     }
 
     pub(crate) fn set_dependencies(&self, dependencies: Vec<Edge>) {
@@ -488,7 +489,9 @@ impl ServiceRecord {
         run.token = Some(token.clone());
         self.interrupt.reset();
         self.ready.store(false, Ordering::Release);
-        self.beat();
+        if self.settings.heartbeat.is_some() {
+            self.beat();
+        }
         NextRun::Run(token)
     }
 

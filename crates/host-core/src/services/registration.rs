@@ -132,7 +132,7 @@ impl HostedServiceCollectionExt for ServiceCollection {
         self.add_hosted_service::<T>();
         self.add_instance(Arc::new(Registered {
             key: Key::Type(TypeId::of::<T>()),
-            settings: options.into_settings(),
+            settings: Arc::new(options.into_settings()),
         }));
         self
     }
@@ -149,7 +149,7 @@ impl HostedServiceCollectionExt for ServiceCollection {
         self.add_instance(service);
         self.add_instance(Arc::new(Registered {
             key,
-            settings: options.into_settings(),
+            settings: Arc::new(options.into_settings()),
         }));
         self
     }
@@ -183,7 +183,7 @@ impl HostedServiceCollectionExt for ServiceCollection {
         }
         self.add_instance(Arc::new(Registered {
             key: Key::Type(TypeId::of::<Periodic<T>>()),
-            settings: options.into_settings(),
+            settings: Arc::new(options.into_settings()),
         }));
         self
     }
@@ -206,7 +206,7 @@ impl HostedServiceCollectionExt for ServiceCollection {
         self.add_instance(service);
         self.add_instance(Arc::new(Registered {
             key,
-            settings: options.into_settings(),
+            settings: Arc::new(options.into_settings()),
         }));
         self
     }
@@ -216,7 +216,7 @@ impl HostedServiceCollectionExt for ServiceCollection {
 /// build by the service's type or instance.
 pub(crate) struct Registered {
     key: Key,
-    settings: ServiceSettings,
+    settings: Arc<ServiceSettings>,
 }
 
 /// What options were registered for.
@@ -230,11 +230,17 @@ enum Key {
 }
 
 /// The options registered for `service`: those given with its instance,
-/// else with its type, the last registration's; the defaults otherwise.
+/// else with its type, the last registration's; the defaults otherwise
+/// (one value, shared).
 pub(crate) fn settings_for(
     registered: &[Arc<Registered>],
     service: &Arc<dyn HostedService>,
-) -> ServiceSettings {
+) -> Arc<ServiceSettings> {
+    static DEFAULTS: std::sync::LazyLock<Arc<ServiceSettings>> =
+        std::sync::LazyLock::new(Arc::default);
+    if registered.is_empty() {
+        return DEFAULTS.clone();
+    }
     let instance = Key::Instance(Arc::as_ptr(service).cast::<()>() as usize);
     let any: &dyn Any = &**service;
     let of_type = Key::Type(any.type_id());
@@ -244,7 +250,7 @@ pub(crate) fn settings_for(
         .find(|entry| entry.key == instance)
         .or_else(|| registered.iter().rev().find(|entry| entry.key == of_type))
         .map(|entry| entry.settings.clone())
-        .unwrap_or_default()
+        .unwrap_or_else(|| DEFAULTS.clone())
 }
 
 /// Resolves `T`, turning a panic in its constructor (or in one of its

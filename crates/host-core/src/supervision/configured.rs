@@ -203,12 +203,16 @@ pub(crate) fn apply(
     section: &ServicesSection,
     services: &[Arc<dyn HostedService>],
     names: &[Arc<str>],
-    settings: &mut [ServiceSettings],
+    settings: &mut [Arc<ServiceSettings>],
 ) -> Result<(), HostError> {
     let mut problems = Vec::new();
     for (index, key, options) in match_keys(section, names)? {
-        if let Err(problem) =
-            options.apply(key, &*services[index], &names[index], &mut settings[index])
+        if let Err(problem) = options.apply(
+            key,
+            &*services[index],
+            &names[index],
+            Arc::make_mut(&mut settings[index]),
+        )
         {
             problems.push(problem);
         }

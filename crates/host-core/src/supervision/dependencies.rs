@@ -27,6 +27,13 @@ pub(crate) struct Edge {
 /// An unknown or ambiguous dependency, a dependency on a service that
 /// starts last, or a cycle: a build error naming them.
 pub(crate) fn order(records: &[Arc<ServiceRecord>]) -> Result<Vec<Arc<ServiceRecord>>, HostError> {
+    if records
+        .iter()
+        .all(|record| record.settings.after.is_empty() && !record.settings.last)
+    {
+        // Registration order, as it has always been.
+        return Ok(records.to_vec());
+    }
     let edges = resolve(records)?;
     for (index, record) in records.iter().enumerate() {
         let resolved: Vec<Edge> = edges[index]

@@ -1,7 +1,7 @@
 //! The lifecycle event stream: every state transition of every service, to
 //! subscribers, to tracing and to the `metrics` facade.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
@@ -126,6 +126,60 @@ pub(crate) struct EventHub {
     /// Our own count: the channel's takes a lock to read, and most hosts
     /// have no subscriber at all.
     subscribers: Arc<AtomicUsize>,
+    /// The host's metric handles, registered at its first transition (so
+    /// with the recorder the application installed before starting it):
+    /// building a key per transition would cost more than the rest of it.
+    metrics: OnceLock<Handles>,
+}
+
+/// The metrics every transition records, labelled by state, not service.
+struct Handles {
+    /// By the state entered, in [`state_index`] order.
+    transitions: Vec<metrics::Counter>,
+    start: metrics::Histogram,
+    stop: metrics::Histogram,
+}
+
+impl std::fmt::Debug for Handles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handles").finish_non_exhaustive()
+    }
+}
+
+/// Every state's name, for the transitions counter's `to` label.
+const STATES: [&str; 11] = [
+    "not_started",
+    "starting",
+    "running",
+    "ready",
+    "restarting",
+    "hung",
+    "paused",
+    "completed",
+    "failed",
+    "stopping",
+    "stopped",
+];
+
+/// The position of `state`'s name in [`STATES`].
+fn state_index(state: &ServiceState) -> usize {
+    STATES
+        .iter()
+        .position(|name| *name == state.as_str())
+        .unwrap_or(0)
+}
+
+impl Handles {
+    fn register() -> Self {
+        Self {
+            transitions: STATES
+                .iter()
+                .map(|to| metrics::counter!(names::TRANSITIONS, "to" => *to))
+                .collect(),
+            start: metrics::histogram!(names::START_SECONDS),
+            stop: metrics::histogram!(names::STOP_SECONDS),
+        }
+    }
 }
 
 impl EventHub {
@@ -133,6 +187,7 @@ impl EventHub {
         Arc::new(Self {
             sender: broadcast::Sender::new(CAPACITY),
             subscribers: Arc::new(AtomicUsize::new(0)),
+            metrics: OnceLock::new(),
         })
     }
 
@@ -142,6 +197,29 @@ impl EventHub {
             receiver: self.sender.subscribe(),
             subscribers: self.subscribers.clone(),
             missed: 0,
+        }
+    }
+
+    fn record_metrics(
+        &self,
+        service: &Arc<str>,
+        from: &ServiceState,
+        to: &ServiceState,
+        duration: Option<Duration>,
+    ) {
+        let handles = self.metrics.get_or_init(Handles::register);
+        handles.transitions[state_index(to)].increment(1);
+        if matches!(to, ServiceState::Restarting { .. }) {
+            // Rare: labelled by service.
+            metrics::counter!(names::RESTARTS, "service" => service.clone()).increment(1);
+        }
+        if let Some(duration) = duration {
+            let histogram = if matches!(from, ServiceState::Stopping) {
+                &handles.stop
+            } else {
+                &handles.start
+            };
+            histogram.record(duration.as_secs_f64());
         }
     }
 
@@ -156,7 +234,7 @@ impl EventHub {
     ) {
         tracing::debug!(target: SERVICES_TARGET, service = %service, from = from.as_str(),
             to = to.as_str(), duration = ?duration, "service state changed");
-        record_metrics(service, from, to, duration);
+        self.record_metrics(service, from, to, duration);
         if self.subscribers.load(Ordering::Relaxed) > 0 {
             let _ = self.sender.send(ServiceEvent {
                 service: service.clone(),
@@ -172,13 +250,13 @@ impl EventHub {
 
 /// The metric names, documented in `docs/supervision.md`.
 pub(crate) mod names {
-    /// Counter: state transitions, by service and the state entered.
+    /// Counter: state transitions, by the state entered (`to`).
     pub(crate) const TRANSITIONS: &str = "host_service_transitions_total";
     /// Counter: restarts of a service's `execute`.
     pub(crate) const RESTARTS: &str = "host_service_restarts_total";
-    /// Histogram: how long `start` took, in seconds.
+    /// Histogram: how long a service's `start` took, in seconds.
     pub(crate) const START_SECONDS: &str = "host_service_start_duration_seconds";
-    /// Histogram: how long `stop` took, in seconds.
+    /// Histogram: how long a service's `stop` took, in seconds.
     pub(crate) const STOP_SECONDS: &str = "host_service_stop_duration_seconds";
     /// Histogram: how late a periodic service's run began, in seconds.
     pub(crate) const LATENESS_SECONDS: &str = "host_schedule_lateness_seconds";
@@ -187,23 +265,3 @@ pub(crate) mod names {
     pub(crate) const SKIPPED: &str = "host_schedule_skipped_total";
 }
 
-fn record_metrics(
-    service: &Arc<str>,
-    from: &ServiceState,
-    to: &ServiceState,
-    duration: Option<Duration>,
-) {
-    metrics::counter!(names::TRANSITIONS, "service" => service.clone(), "to" => to.as_str())
-        .increment(1);
-    if matches!(to, ServiceState::Restarting { .. }) {
-        metrics::counter!(names::RESTARTS, "service" => service.clone()).increment(1);
-    }
-    if let Some(duration) = duration {
-        let name = if matches!(from, ServiceState::Stopping) {
-            names::STOP_SECONDS
-        } else {
-            names::START_SECONDS
-        };
-        metrics::histogram!(name, "service" => service.clone()).record(duration.as_secs_f64());
-    }
-}

@@ -81,6 +81,8 @@ pub(crate) async fn supervise(
         let resumed = match next {
             Next::End => break,
             Next::Now => true,
+            // No timer for no delay: a zero backoff restarts at once.
+            Next::After(delay) if delay.is_zero() => wait(&record, None).await,
             Next::After(delay) => wait(&record, Some(delay)).await,
             Next::Paused => wait(&record, None).await,
         };
