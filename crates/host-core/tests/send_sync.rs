@@ -24,6 +24,51 @@ fn shared_types_are_send_and_sync() {
     is_send_sync::<LogFormat>();
     is_send_sync::<std::sync::Arc<dyn HostedService>>();
     is_send_sync::<std::sync::Arc<dyn BackgroundService>>();
+    // Supervision and schedules.
+    is_send_sync::<ServiceControl>();
+    is_send_sync::<ServiceEvent>();
+    is_send_sync::<ServiceEvents>();
+    is_send_sync::<Restart>();
+    is_send_sync::<Unrecoverable>();
+    is_send_sync::<ServiceOptions<Worker>>();
+    is_send_sync::<Schedule>();
+    is_send_sync::<Overlap>();
+    is_send_sync::<ScheduleError>();
+    is_send_sync::<RunContext>();
+    is_send_sync::<Periodic<Tidy>>();
+    is_send_sync::<std::sync::Arc<dyn PeriodicService>>();
+}
+
+/// A background service, for the options' type.
+struct Worker;
+
+#[async_trait]
+impl BackgroundService for Worker {
+    async fn execute(&self, _ctx: ServiceContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+}
+
+/// A periodic service, for `Periodic<T>`.
+struct Tidy;
+
+#[async_trait]
+impl PeriodicService for Tidy {
+    async fn run(&self, _ctx: RunContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_supervision_futures_can_be_spawned() {
+    fn future_is_send<F: Future + Send + 'static>(_: F) {}
+    let mut builder = Host::builder();
+    builder.handle_signals(false).default_logging(false);
+    let host = builder.build().unwrap();
+    let states = host.service_states();
+    let mut events = states.events();
+    future_is_send(async move { events.next().await });
+    future_is_send(async move { states.wait_for("app::Worker", |_| true).await });
 }
 
 #[test]

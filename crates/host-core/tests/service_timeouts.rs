@@ -130,7 +130,9 @@ async fn a_background_service_that_ignores_its_token_is_aborted_at_its_stop_time
     );
     assert_eq!(error.exit_code(), 3);
     assert!(
-        error.to_string().contains("::Deaf (its stop timeout, 3s) (aborted)"),
+        error
+            .to_string()
+            .contains("::Deaf (its stop timeout, 3s) (aborted)"),
         "{error}"
     );
 }

@@ -459,7 +459,8 @@ impl HostBuilder {
             .collect();
         // As registered, before the configuration: what a reload that no
         // longer sets a schedule returns to.
-        let code_schedules: Vec<Option<Schedule>> = if settings.iter().any(|s| s.schedule.is_some()) {
+        let code_schedules: Vec<Option<Schedule>> = if settings.iter().any(|s| s.schedule.is_some())
+        {
             settings
                 .iter()
                 .map(|settings| settings.schedule.clone())

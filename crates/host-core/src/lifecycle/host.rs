@@ -729,7 +729,11 @@ impl Stop {
             .past_deadline()
             .then_some(self.options.shutdown_timeout);
         if !timed_out.is_empty() {
-            let names = timed_out.iter().map(|n| &**n).collect::<Vec<_>>().join(", ");
+            let names = timed_out
+                .iter()
+                .map(|n| &**n)
+                .collect::<Vec<_>>()
+                .join(", ");
             match limit {
                 Some(limit) => tracing::error!(target: LIFETIME_TARGET,
                     "shutdown timed out after {limit:?}; still running: {names} (aborted)"),

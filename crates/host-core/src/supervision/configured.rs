@@ -212,8 +212,7 @@ pub(crate) fn apply(
             &*services[index],
             &names[index],
             Arc::make_mut(&mut settings[index]),
-        )
-        {
+        ) {
             problems.push(problem);
         }
     }

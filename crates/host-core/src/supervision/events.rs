@@ -1,8 +1,8 @@
 //! The lifecycle event stream: every state transition of every service, to
 //! subscribers, to tracing and to the `metrics` facade.
 
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use futures::Stream;
@@ -264,4 +264,3 @@ pub(crate) mod names {
     /// by reason (`overlap`, `missed`).
     pub(crate) const SKIPPED: &str = "host_schedule_skipped_total";
 }
-
