@@ -258,6 +258,7 @@ impl Host {
             return Ok(());
         }
         self.progress = Progress::Started;
+        let _ = self.shared.runtime.set(tokio::runtime::Handle::current());
         if self.handle_signals {
             #[cfg(unix)]
             let listener = signals::Listener::start(self.lifetime().clone(), self.reloader());

@@ -44,6 +44,9 @@ pub(crate) struct HostShared {
     /// The host's shutdown timeout: how long a restart waits for a run to
     /// return when the service sets no stop timeout of its own.
     pub(crate) shutdown_timeout: Duration,
+    /// The runtime the host started on: the control handle may be called
+    /// from any thread, and a restart's abort timer runs there.
+    pub(crate) runtime: OnceLock<tokio::runtime::Handle>,
     /// The container, for periodic services' scopes; taken when the host
     /// has stopped or is dropped (the container holds the services' states,
     /// which hold this: keeping it would be a cycle).
@@ -59,6 +62,7 @@ impl HostShared {
     ) -> Self {
         Self {
             shutdown_timeout,
+            runtime: OnceLock::new(),
             provider: Mutex::new(None),
             lifetime,
             on_failure,
@@ -435,7 +439,11 @@ impl ServiceRecord {
         let Some((service, lifetime)) = self.target.get() else {
             return;
         };
-        let handle = tokio::spawn(InSpan {
+        let spawn = |future| match self.shared.runtime.get() {
+            Some(runtime) => runtime.spawn(future),
+            None => tokio::spawn(future),
+        };
+        let handle = spawn(InSpan {
             record: self.clone(),
             future: Some(supervisor::supervise(
                 self.clone(),
@@ -460,8 +468,8 @@ impl ServiceRecord {
         }
         {
             let mut run = lock(&self.run);
-            if run.stop_begun {
-                return Err("the host is stopping it".to_owned());
+            if run.stop_begun || self.shared.winding_down() {
+                return Err("the host is stopping".to_owned());
             }
             run.paused = false;
         }
@@ -514,8 +522,17 @@ impl ServiceRecord {
             run.number
         };
         self.wake.notify_one();
+        let Some(runtime) = self
+            .shared
+            .runtime
+            .get()
+            .cloned()
+            .or_else(|| tokio::runtime::Handle::try_current().ok())
+        else {
+            return true;
+        };
         let record = self.clone();
-        tokio::spawn(async move {
+        runtime.spawn(async move {
             tokio::time::sleep(stop_timeout).await;
             let still = {
                 let run = lock(&record.run);
