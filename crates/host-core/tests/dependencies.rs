@@ -2,28 +2,19 @@
 //! concurrent start and stop, readiness, the build errors, and restarts
 //! that cascade to dependents.
 
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::until;
 use host_core::{
     BackgroundService, HostedService, LifecycleContext, Restart, ServiceContext, ServiceError,
     ServiceState, async_trait, bail,
 };
 use host_testing::TestHost;
 use tokio::time::Instant;
-
-/// Waits on the paused clock until `done`, failing the test after an hour
-/// of it (a hang fails rather than waits forever).
-async fn until(what: &str, done: impl Fn() -> bool) {
-    for _ in 0..36_000 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("never: {what}");
-}
 
 /// What happened, in order: `start A`, `stop A`, with the time.
 #[derive(Clone, Default)]

@@ -1,10 +1,13 @@
 //! Restart policies: backoff, the limit, the stable period, `Unrecoverable`,
 //! the kept or fresh instance, and no restart once the stop has begun.
 
+mod common;
+
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::until;
 use host_core::{
     BackgroundService, BackgroundServiceFailure, Restart, ServiceContext, ServiceError,
     ServiceState, Unrecoverable, anyhow, async_trait, bail,
@@ -13,18 +16,6 @@ use host_testing::TestHost;
 use tokio::time::Instant;
 
 const NAME: &str = "restart::Flaky";
-
-/// Waits on the paused clock until `done`, failing the test after an hour
-/// of it (a hang fails rather than waits forever).
-async fn until(what: &str, done: impl Fn() -> bool) {
-    for _ in 0..36_000 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("never: {what}");
-}
 
 /// Fails its first `failures` runs, then runs until stopped; notes when
 /// each run began, on the instance itself (which survives restarts).
@@ -390,7 +381,7 @@ mod fresh {
                 .fresh_instance_on_restart()
         });
         let host = builder.start().await.unwrap();
-        super::until("three instances", || CREATED.load(Ordering::SeqCst) >= 3).await;
+        crate::until("three instances", || CREATED.load(Ordering::SeqCst) >= 3).await;
         // The registered instance, then two fresh ones; the first fresh one
         // was disposed when the second replaced it.
         assert_eq!(DISPOSED.load(Ordering::SeqCst), 1);

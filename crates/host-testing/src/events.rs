@@ -184,21 +184,6 @@ pub(crate) fn match_in_order(seen: &[(&str, &str)], expected: &[(&str, &str)]) -
     found
 }
 
-/// The names [`ServiceState::as_str`] gives, to point out a misspelt one.
-pub(crate) const STATE_NAMES: [&str; 11] = [
-    "not_started",
-    "starting",
-    "running",
-    "ready",
-    "restarting",
-    "hung",
-    "paused",
-    "completed",
-    "failed",
-    "stopping",
-    "stopped",
-];
-
 /// The message of a failed [`assert_events`](crate::TestHost::assert_events).
 pub(crate) fn mismatch(expected: &[(&str, &str)], found: &[usize], report: &str) -> String {
     let missing = found.len();
@@ -211,11 +196,11 @@ pub(crate) fn mismatch(expected: &[(&str, &str)], found: &[usize], report: &str)
     if missing > 0 {
         message.push_str(" after the events matched before it");
     }
-    if !STATE_NAMES.contains(&state) {
+    if !ServiceState::NAMES.contains(&state) {
         let _ = write!(
             message,
             " (`{state}` is not a state's name; they are: {})",
-            STATE_NAMES.join(", ")
+            ServiceState::NAMES.join(", ")
         );
     }
     message.push_str("\nexpected, in this order (other events may come between):");
@@ -328,7 +313,7 @@ mod tests {
             ServiceState::Stopping,
             ServiceState::Stopped,
         ] {
-            assert!(STATE_NAMES.contains(&state.as_str()), "{state}");
+            assert!(ServiceState::NAMES.contains(&state.as_str()), "{state}");
         }
     }
 }

@@ -144,13 +144,7 @@ impl HostedServiceCollectionExt for ServiceCollection {
     {
         let mut options = ServiceOptions::<T>::new();
         configure(&mut options);
-        let service: Arc<dyn HostedService> = Arc::new(service);
-        let key = Key::Instance(Arc::as_ptr(&service).cast::<()>() as usize);
-        self.add_instance(service);
-        self.add_instance(Arc::new(Registered {
-            key,
-            settings: Arc::new(options.into_settings()),
-        }));
+        register_instance(self, Arc::new(service), options.into_settings());
         self
     }
 
@@ -201,15 +195,25 @@ impl HostedServiceCollectionExt for ServiceCollection {
         let mut options = ServiceOptions::<Periodic<T>>::new();
         options.schedule(schedule.clone());
         configure(&mut options);
-        let service: Arc<dyn HostedService> = Arc::new(Periodic::new(Arc::new(service), schedule));
-        let key = Key::Instance(Arc::as_ptr(&service).cast::<()>() as usize);
-        self.add_instance(service);
-        self.add_instance(Arc::new(Registered {
-            key,
-            settings: Arc::new(options.into_settings()),
-        }));
+        let periodic = Periodic::new(Arc::new(service), schedule);
+        register_instance(self, Arc::new(periodic), options.into_settings());
         self
     }
+}
+
+/// Registers `service` as a hosted service, with the options found again
+/// at build by its address.
+fn register_instance(
+    services: &mut ServiceCollection,
+    service: Arc<dyn HostedService>,
+    settings: ServiceSettings,
+) {
+    let key = Key::Instance(Arc::as_ptr(&service).cast::<()>() as usize);
+    services.add_instance(service);
+    services.add_instance(Arc::new(Registered {
+        key,
+        settings: Arc::new(settings),
+    }));
 }
 
 /// The options a registration gave its hosted service, found again at

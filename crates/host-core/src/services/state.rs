@@ -52,6 +52,22 @@ pub enum ServiceState {
 }
 
 impl ServiceState {
+    /// Every state's name, as [`as_str`](Self::as_str) gives them (for a
+    /// metric's label, a check of a name a test or a tool is given).
+    pub const NAMES: [&'static str; 11] = [
+        "not_started",
+        "starting",
+        "running",
+        "ready",
+        "restarting",
+        "hung",
+        "paused",
+        "completed",
+        "failed",
+        "stopping",
+        "stopped",
+    ];
+
     /// The state's name: `not_started`, `starting`, `running`, `ready`,
     /// `restarting`, `hung`, `paused`, `completed`, `failed`, `stopping` or
     /// `stopped`.

@@ -134,7 +134,7 @@ pub(crate) struct EventHub {
 
 /// The metrics every transition records, labelled by state, not service.
 struct Handles {
-    /// By the state entered, in [`state_index`] order.
+    /// By the state entered, in [`ServiceState::NAMES`] order.
     transitions: Vec<metrics::Counter>,
     start: metrics::Histogram,
     stop: metrics::Histogram,
@@ -146,24 +146,9 @@ impl std::fmt::Debug for Handles {
     }
 }
 
-/// Every state's name, for the transitions counter's `to` label.
-const STATES: [&str; 11] = [
-    "not_started",
-    "starting",
-    "running",
-    "ready",
-    "restarting",
-    "hung",
-    "paused",
-    "completed",
-    "failed",
-    "stopping",
-    "stopped",
-];
-
-/// The position of `state`'s name in [`STATES`].
+/// The position of `state`'s name in [`ServiceState::NAMES`].
 fn state_index(state: &ServiceState) -> usize {
-    STATES
+    ServiceState::NAMES
         .iter()
         .position(|name| *name == state.as_str())
         .unwrap_or(0)
@@ -172,7 +157,7 @@ fn state_index(state: &ServiceState) -> usize {
 impl Handles {
     fn register() -> Self {
         Self {
-            transitions: STATES
+            transitions: ServiceState::NAMES
                 .iter()
                 .map(|to| metrics::counter!(names::TRANSITIONS, "to" => *to))
                 .collect(),

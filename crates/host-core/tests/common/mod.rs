@@ -158,3 +158,15 @@ pub fn test_builder() -> HostBuilder {
     builder.handle_signals(false).default_logging(false);
     builder
 }
+
+/// Waits on the (paused) tokio clock until `done`, failing the test after
+/// an hour of it: a hang fails rather than waits forever.
+pub async fn until(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..36_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("never: {what}");
+}
