@@ -311,7 +311,7 @@ impl<'a> PhaseRun<'a> {
                     // `execute` was spawned (waiting to be ready, say): no
                     // stop will come for it, so it ends here.
                     drop(record.abort_execute());
-                    record.settled.notify_waiters();
+                    record.notify_settled();
                 }
                 if self.phase == Phase::Stop {
                     record.mark_stop_returned();

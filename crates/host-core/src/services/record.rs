@@ -128,6 +128,9 @@ pub(crate) struct ServiceRecord {
     /// While hung, whether a restart is coming to mend it.
     pub(crate) mending: AtomicBool,
     restarts: AtomicU32,
+    /// When the `start` or `stop` call in progress began, in nanoseconds
+    /// since the host's epoch (0: none), for its duration.
+    call_began: AtomicU64,
     /// What it starts after, resolved at build.
     dependencies: OnceLock<Vec<Edge>>,
     /// What starts after it; weak, as they hold it.
@@ -139,6 +142,9 @@ pub(crate) struct ServiceRecord {
     /// Notified when its `start` or `stop` call settles, for the services
     /// whose concurrent start or stop waits on it.
     pub(crate) settled: Notify,
+    /// Whether it has dependencies or dependents: only then may anything
+    /// wait on `settled`.
+    linked: AtomicBool,
     /// A periodic service's schedule (boxed: most services have none).
     schedule: OnceLock<Box<ScheduleSlot>>,
     pub(crate) shared: Arc<HostShared>,
@@ -148,8 +154,6 @@ struct Status {
     state: ServiceState,
     last_failure: Option<ServiceFailure>,
     next_run: Option<SystemTime>,
-    /// When the `start` or `stop` call in progress began, for its duration.
-    call_began: Option<Instant>,
 }
 
 /// The current run of a background service's `execute`.
@@ -219,7 +223,6 @@ impl ServiceRecord {
                 state: ServiceState::NotStarted,
                 last_failure: None,
                 next_run: None,
-                call_began: None,
             }),
             changed,
             start_completed: AtomicBool::new(false),
@@ -234,11 +237,13 @@ impl ServiceRecord {
             waits_ready: AtomicBool::new(false),
             mending: AtomicBool::new(false),
             restarts: AtomicU32::new(0),
+            call_began: AtomicU64::new(0),
             dependencies: OnceLock::new(),
             dependents: Mutex::new(Vec::new()),
             stop_returned: AtomicBool::new(false),
             stop_timed_out: AtomicBool::new(false),
             settled: Notify::new(),
+            linked: AtomicBool::new(false),
             schedule: OnceLock::new(),
             shared,
         }
@@ -297,7 +302,22 @@ impl ServiceRecord {
 
     /// Notes that the `start` or `stop` call begins, for its duration.
     pub(crate) fn call_begins(&self) {
-        lock(&self.status).call_began = Some(Instant::now());
+        let nanos = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        // Never 0, which means "none".
+        self.call_began.store(nanos.max(1), Ordering::Release);
+    }
+
+    /// How long the `start` or `stop` call in progress has taken, once.
+    fn take_call_duration(&self) -> Option<Duration> {
+        match self.call_began.swap(0, Ordering::AcqRel) {
+            0 => None,
+            began => Some(
+                self.shared
+                    .epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_nanos(began)),
+            ),
+        }
     }
 
     /// Sets when a periodic service runs next.
@@ -325,7 +345,7 @@ impl ServiceRecord {
                 ServiceState::Running
                 | ServiceState::Ready
                 | ServiceState::Failed(_)
-                | ServiceState::Stopped => status.call_began.take().map(|began| began.elapsed()),
+                | ServiceState::Stopped => self.take_call_duration(),
                 _ => None,
             };
             (
@@ -350,13 +370,22 @@ impl ServiceRecord {
 
     pub(crate) fn mark_start_completed(&self) {
         self.start_completed.store(true, Ordering::Release);
-        self.settled.notify_waiters();
+        self.notify_settled();
     }
 
     /// Notes that its `stop` call has returned, or will never be waited for.
     pub(crate) fn mark_stop_returned(&self) {
         self.stop_returned.store(true, Ordering::Release);
-        self.settled.notify_waiters();
+        self.notify_settled();
+    }
+
+    /// Wakes what waits for its start or stop to settle: only a service
+    /// linked by a dependency has anything waiting (taking `Notify`'s lock
+    /// for the others costs every start and stop).
+    pub(crate) fn notify_settled(&self) {
+        if self.linked.load(Ordering::Acquire) {
+            self.settled.notify_waiters();
+        }
     }
 
     /// Notes that its own stop timeout expired.
@@ -386,6 +415,9 @@ impl ServiceRecord {
     }
 
     pub(crate) fn set_dependencies(&self, dependencies: Vec<Edge>) {
+        if !dependencies.is_empty() {
+            self.linked.store(true, Ordering::Release);
+        }
         let _ = self.dependencies.set(dependencies);
     }
 
@@ -395,6 +427,7 @@ impl ServiceRecord {
     }
 
     pub(crate) fn add_dependent(&self, dependent: Weak<ServiceRecord>) {
+        self.linked.store(true, Ordering::Release);
         lock(&self.dependents).push(dependent);
     }
 

@@ -44,7 +44,7 @@ pub(crate) async fn supervise(
             NextRun::Paused => {
                 // Paused before this run could begin.
                 record.set_state(ServiceState::Paused);
-                if wait(&record, None).await {
+                if Box::pin(wait(&record, None)).await {
                     record.advance(
                         |state| matches!(state, ServiceState::Paused),
                         ServiceState::Running,
@@ -55,7 +55,7 @@ pub(crate) async fn supervise(
             }
         };
         if restarted {
-            match fresh.next(&record).await {
+            match Box::pin(fresh.next(&record)).await {
                 Ok(Some(instance)) => service = instance,
                 Ok(None) => {}
                 Err(failure) => {
@@ -82,9 +82,11 @@ pub(crate) async fn supervise(
             Next::End => break,
             Next::Now => true,
             // No timer for no delay: a zero backoff restarts at once.
-            Next::After(delay) if delay.is_zero() => wait(&record, None).await,
-            Next::After(delay) => wait(&record, Some(delay)).await,
-            Next::Paused => wait(&record, None).await,
+            // Boxed, as the other rare waits: the task of a service that
+            // never restarts stays small.
+            Next::After(delay) if delay.is_zero() => Box::pin(wait(&record, None)).await,
+            Next::After(delay) => Box::pin(wait(&record, Some(delay))).await,
+            Next::Paused => Box::pin(wait(&record, None)).await,
         };
         if !resumed {
             break;
@@ -99,7 +101,9 @@ pub(crate) async fn supervise(
             ServiceState::Running,
         );
     }
-    fresh.dispose(&record).await;
+    if fresh.disposer.is_some() {
+        Box::pin(fresh.dispose(&record)).await;
+    }
 }
 
 /// The fresh instance of the current run, when the registration asks for
