@@ -346,8 +346,12 @@ fn follow(record: &Arc<ServiceRecord>, phase: Phase) -> Option<Waiting<'static>>
     }
     Some(Box::pin(async move {
         for other in awaited {
+            // Linked to this one, so it has links.
+            let Some(links) = other.links() else {
+                continue;
+            };
             loop {
-                let mut settled = std::pin::pin!(other.settled.notified());
+                let mut settled = std::pin::pin!(links.settled.notified());
                 settled.as_mut().enable();
                 let done = match phase {
                     Phase::Start => other.start_completed(),

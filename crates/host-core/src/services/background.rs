@@ -210,8 +210,12 @@ fn spawn_execute<T: BackgroundService>(ctx: &LifecycleContext) -> Result<(), Ser
 /// Completes when the service has reported ready; fails if it ends (for
 /// good: a restart keeps the wait going) before it does.
 async fn until_ready(record: &ServiceRecord) -> Result<(), ServiceError> {
+    // Something waits for it, so it has links.
+    let Some(links) = record.links() else {
+        return Ok(());
+    };
     loop {
-        let mut changed = std::pin::pin!(record.ready_changed.notified());
+        let mut changed = std::pin::pin!(links.ready_changed.notified());
         changed.as_mut().enable();
         if record.is_ready() {
             return Ok(());

@@ -121,7 +121,6 @@ pub(crate) struct ServiceRecord {
     /// the host's epoch.
     heartbeat: AtomicU64,
     ready: AtomicBool,
-    pub(crate) ready_changed: Notify,
     /// Whether something waits for it to report ready: its start lasts
     /// until it does.
     pub(crate) waits_ready: AtomicBool,
@@ -131,20 +130,13 @@ pub(crate) struct ServiceRecord {
     /// When the `start` or `stop` call in progress began, in nanoseconds
     /// since the host's epoch (0: none), for its duration.
     call_began: AtomicU64,
-    /// What it starts after, resolved at build.
-    dependencies: OnceLock<Vec<Edge>>,
-    /// What starts after it; weak, as they hold it.
-    dependents: Mutex<Vec<Weak<ServiceRecord>>>,
     /// Whether its `stop` call has returned (or was abandoned).
     stop_returned: AtomicBool,
     /// Whether its own stop timeout expired during the host's stop.
     stop_timed_out: AtomicBool,
-    /// Notified when its `start` or `stop` call settles, for the services
-    /// whose concurrent start or stop waits on it.
-    pub(crate) settled: Notify,
-    /// Whether it has dependencies or dependents: only then may anything
-    /// wait on `settled`.
-    linked: AtomicBool,
+    /// Its dependencies and dependents, for the few services that have
+    /// any (boxed: most have none).
+    links: OnceLock<Box<Links>>,
     /// A periodic service's schedule (boxed: most services have none).
     schedule: OnceLock<Box<ScheduleSlot>>,
     pub(crate) shared: Arc<HostShared>,
@@ -170,6 +162,20 @@ pub(crate) struct RunSlot {
     pub(crate) paused: bool,
     /// Counts runs, so that a late abort never hits a later run.
     pub(crate) number: u64,
+}
+
+/// A service's dependencies and dependents, and what waits on them.
+#[derive(Debug, Default)]
+pub(crate) struct Links {
+    /// What it starts after.
+    pub(crate) dependencies: Vec<Edge>,
+    /// What starts after it; weak, as they hold it.
+    pub(crate) dependents: Vec<Weak<ServiceRecord>>,
+    /// Notified when its `start` or `stop` call settles, for the services
+    /// whose concurrent start or stop waits on it.
+    pub(crate) settled: Notify,
+    /// Notified when it reports ready, or ends for good.
+    pub(crate) ready_changed: Notify,
 }
 
 /// What [`ServiceRecord::begin_run`] found.
@@ -233,17 +239,13 @@ impl ServiceRecord {
             interrupt: Interrupt::default(),
             heartbeat: AtomicU64::new(0),
             ready: AtomicBool::new(false),
-            ready_changed: Notify::new(),
             waits_ready: AtomicBool::new(false),
             mending: AtomicBool::new(false),
             restarts: AtomicU32::new(0),
             call_began: AtomicU64::new(0),
-            dependencies: OnceLock::new(),
-            dependents: Mutex::new(Vec::new()),
             stop_returned: AtomicBool::new(false),
             stop_timed_out: AtomicBool::new(false),
-            settled: Notify::new(),
-            linked: AtomicBool::new(false),
+            links: OnceLock::new(),
             schedule: OnceLock::new(),
             shared,
         }
@@ -380,11 +382,18 @@ impl ServiceRecord {
     }
 
     /// Wakes what waits for its start or stop to settle: only a service
-    /// linked by a dependency has anything waiting (taking `Notify`'s lock
-    /// for the others costs every start and stop).
+    /// linked by a dependency has anything waiting.
     pub(crate) fn notify_settled(&self) {
-        if self.linked.load(Ordering::Acquire) {
-            self.settled.notify_waiters();
+        if let Some(links) = self.links() {
+            links.settled.notify_waiters();
+        }
+    }
+
+    /// Wakes what waits for it to be ready (or to have ended for good):
+    /// only a service something depends on has anything waiting.
+    pub(crate) fn notify_ready_changed(&self) {
+        if let Some(links) = self.links() {
+            links.ready_changed.notify_waiters();
         }
     }
 
@@ -414,26 +423,27 @@ impl ServiceRecord {
         self.schedule.get().map(|slot| &**slot)
     }
 
-    pub(crate) fn set_dependencies(&self, dependencies: Vec<Edge>) {
-        if !dependencies.is_empty() {
-            self.linked.store(true, Ordering::Release);
-        }
-        let _ = self.dependencies.set(dependencies);
+    pub(crate) fn set_links(&self, links: Links) {
+        let _ = self.links.set(Box::new(links));
+    }
+
+    /// Its dependencies and dependents, if it has any.
+    pub(crate) fn links(&self) -> Option<&Links> {
+        self.links.get().map(|links| &**links)
     }
 
     /// What it starts after.
     pub(crate) fn dependencies(&self) -> &[Edge] {
-        self.dependencies.get().map(Vec::as_slice).unwrap_or(&[])
-    }
-
-    pub(crate) fn add_dependent(&self, dependent: Weak<ServiceRecord>) {
-        self.linked.store(true, Ordering::Release);
-        lock(&self.dependents).push(dependent);
+        self.links()
+            .map(|links| links.dependencies.as_slice())
+            .unwrap_or(&[])
     }
 
     /// What starts after it, while the host holds them.
     pub(crate) fn dependents(&self) -> Vec<Arc<ServiceRecord>> {
-        dependencies::alive(&lock(&self.dependents))
+        self.links()
+            .map(|links| dependencies::alive(&links.dependents))
+            .unwrap_or_default()
     }
 
     pub(crate) fn start_completed(&self) -> bool {
@@ -581,14 +591,11 @@ impl ServiceRecord {
         true
     }
 
-    /// The command that ended the last run, if any.
-    pub(crate) fn take_command(&self) -> Option<Command> {
-        lock(&self.run).command.take()
-    }
-
-    /// Whether the host has asked this service to stop.
-    pub(crate) fn stop_begun(&self) -> bool {
-        lock(&self.run).stop_begun
+    /// At the end of a run, in one look: the command that ended it, if
+    /// any, and whether the host has asked this service to stop.
+    pub(crate) fn end_of_run(&self) -> (Option<Command>, bool) {
+        let mut run = lock(&self.run);
+        (run.command.take(), run.stop_begun)
     }
 
     /// How long a restart or pause waits for its run to return.
@@ -614,7 +621,7 @@ impl ServiceRecord {
         if self.ready.swap(true, Ordering::AcqRel) {
             return;
         }
-        self.ready_changed.notify_waiters();
+        self.notify_ready_changed();
         self.advance(
             |state| matches!(state, ServiceState::Running | ServiceState::Starting),
             ServiceState::Ready,
@@ -800,3 +807,4 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
+

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 
 use crate::HostError;
-use crate::services::record::ServiceRecord;
+use crate::services::record::{Links, ServiceRecord};
 use crate::supervision::options::Target;
 
 /// One resolved dependency of a service.
@@ -35,23 +35,25 @@ pub(crate) fn order(records: &[Arc<ServiceRecord>]) -> Result<Vec<Arc<ServiceRec
         return Ok(records.to_vec());
     }
     let edges = resolve(records)?;
+    let mut links: Vec<Links> = records.iter().map(|_| Links::default()).collect();
     for (index, record) in records.iter().enumerate() {
-        let resolved: Vec<Edge> = edges[index]
-            .iter()
-            .map(|&(on, ready)| Edge {
-                on: records[on].clone(),
-                ready,
-            })
-            .collect();
-        for edge in &resolved {
-            if edge.ready {
-                edge.on
+        for &(on, ready) in &edges[index] {
+            if ready {
+                records[on]
                     .waits_ready
                     .store(true, std::sync::atomic::Ordering::Release);
             }
-            edge.on.add_dependent(Arc::downgrade(record));
+            links[on].dependents.push(Arc::downgrade(record));
+            links[index].dependencies.push(Edge {
+                on: records[on].clone(),
+                ready,
+            });
         }
-        record.set_dependencies(resolved);
+    }
+    for (record, links) in records.iter().zip(links) {
+        if !links.dependencies.is_empty() || !links.dependents.is_empty() {
+            record.set_links(links);
+        }
     }
     let sorted = sort(records, &edges)?;
     Ok(sorted

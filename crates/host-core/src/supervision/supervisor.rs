@@ -73,8 +73,8 @@ pub(crate) async fn supervise(
         let context = ServiceContext::supervised(record.clone(), token, lifetime.clone());
         let run = AssertUnwindSafe(service.execute(context)).catch_unwind();
         let outcome = record.interrupt.guard(run).await;
-        let command = record.take_command();
-        let next = decide(&record, &mut history, began, outcome, command);
+        let (command, stopping) = record.end_of_run();
+        let next = decide(&record, &mut history, began, outcome, command, stopping);
         // After the state has left `hung`: a hung service being mended is
         // never seen as hung beyond its policy in between.
         record.mending.store(false, Ordering::Release);
@@ -167,22 +167,23 @@ fn decide(
     began: Instant,
     outcome: RunOutcome,
     command: Option<Command>,
+    stopping: bool,
 ) -> Next {
     let ended = outcome.map(|outcome| {
         ServiceFailure::from_outcome(|| record.name.clone(), Phase::Execute, outcome)
     });
-    if record.stop_begun() {
+    if stopping {
         // The host's stop: what ended now is settled as before restarts
         // existed; an interrupted run has nothing to report.
         if let Some(ended) = ended {
-            settle(record, ended);
+            settle(record, ended, true);
         }
         return Next::End;
     }
     if command == Some(Command::Restart) && record.shared.winding_down() {
         // Asked to restart as the host began to stop: no restart begins.
         if let Some(ended) = ended {
-            settle(record, ended);
+            settle(record, ended, false);
         }
         return Next::End;
     }
@@ -256,7 +257,7 @@ fn decide(
 /// No further run: settles the last one.
 fn end(record: &Arc<ServiceRecord>, ended: Option<Result<(), ServiceFailure>>, hung: bool) -> Next {
     match ended {
-        Some(ended) if !hung => settle(record, ended),
+        Some(ended) if !hung => settle(record, ended, false),
         _ => {
             let reason = if hung {
                 format!(
@@ -275,11 +276,12 @@ fn end(record: &Arc<ServiceRecord>, ended: Option<Result<(), ServiceFailure>>, h
     Next::End
 }
 
-/// Settles a run's ending that no restart follows: completed, or a failure
-/// that goes to the host's failure behaviour.
-fn settle(record: &Arc<ServiceRecord>, ended: Result<(), ServiceFailure>) {
+/// Settles a run's ending that no restart follows: completed (unless the
+/// host is `stopping` the service), or a failure that goes to the host's
+/// failure behaviour.
+fn settle(record: &Arc<ServiceRecord>, ended: Result<(), ServiceFailure>, stopping: bool) {
     let Err(failure) = ended else {
-        if !record.stop_begun() {
+        if !stopping {
             tracing::debug!(target: LIFETIME_TARGET, service = %record.name,
                 "background service completed");
             record.advance(
@@ -291,7 +293,7 @@ fn settle(record: &Arc<ServiceRecord>, ended: Result<(), ServiceFailure>) {
                 },
                 ServiceState::Completed,
             );
-            record.ready_changed.notify_waiters();
+            record.notify_ready_changed();
         }
         return;
     };
@@ -302,7 +304,7 @@ fn settle(record: &Arc<ServiceRecord>, ended: Result<(), ServiceFailure>) {
 fn report(record: &Arc<ServiceRecord>, failure: ServiceFailure) {
     // Act before logging: a subscriber that panics must not lose the stop.
     record.fail(failure.clone());
-    record.ready_changed.notify_waiters();
+    record.notify_ready_changed();
     match record.shared.on_failure {
         BackgroundServiceFailure::StopHost => {
             record.shared.record_failure(failure.clone());
@@ -357,8 +359,12 @@ fn cascade(record: &Arc<ServiceRecord>) {
 
 /// Waits until `record` reports ready; `false` if its run ends first.
 async fn until_ready(record: &ServiceRecord) -> bool {
+    // It has dependents, so it has links.
+    let Some(links) = record.links() else {
+        return true;
+    };
     loop {
-        let mut changed = pin!(record.ready_changed.notified());
+        let mut changed = pin!(links.ready_changed.notified());
         changed.as_mut().enable();
         if record.is_ready() {
             return true;
