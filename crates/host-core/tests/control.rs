@@ -71,7 +71,11 @@ fn worker(behaviour: Behaviour) -> (Worker, Arc<Probe>) {
 impl BackgroundService for Worker {
     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
         let run = self.probe.runs.fetch_add(1, Ordering::SeqCst) + 1;
-        self.probe.restarts_seen.lock().unwrap().push(ctx.restarts());
+        self.probe
+            .restarts_seen
+            .lock()
+            .unwrap()
+            .push(ctx.restarts());
         self.probe.began.lock().unwrap().push(Instant::now());
         match self.behaviour {
             Behaviour::FailsFirst if run == 1 => bail!("run 1 failed on purpose"),
@@ -186,7 +190,11 @@ async fn a_run_that_ignores_its_token_is_aborted_after_its_stop_timeout_and_runs
     host.wait_for(WORKER, is_ready).await;
     assert_eq!(probe.runs(), 2);
     let second = probe.began.lock().unwrap()[1];
-    assert_eq!(second - asked, Duration::from_secs(2), "aborted at its stop timeout");
+    assert_eq!(
+        second - asked,
+        Duration::from_secs(2),
+        "aborted at its stop timeout"
+    );
     host.assert_logged(
         "`control::Worker` did not return within its stop timeout (2s) after being asked to \
          (restarted); its run was aborted",
@@ -359,7 +367,11 @@ async fn run_now_runs_a_periodic_service_at_once_and_is_refused_for_a_background
         }
         tokio::task::yield_now().await;
     }
-    assert_eq!(*runs.lock().unwrap(), [(1, true, asked)], "one run, at once");
+    assert_eq!(
+        *runs.lock().unwrap(),
+        [(1, true, asked)],
+        "one run, at once"
+    );
 
     let error = host.control().run_now(WORKER).unwrap_err();
     assert_eq!(
@@ -551,7 +563,10 @@ impl PeriodicService for Patient {
 async fn run_now_for_a_periodic_service_the_host_is_stopping_is_refused() {
     const PATIENT: &str = "control::Patient";
     let mut builder = TestHost::builder();
-    builder.add_periodic_instance(Patient, Schedule::every(Duration::from_secs(1)).starting_now());
+    builder.add_periodic_instance(
+        Patient,
+        Schedule::every(Duration::from_secs(1)).starting_now(),
+    );
     let mut host = builder.build().unwrap();
     host.start().await.unwrap();
     tokio::time::sleep(Duration::from_millis(10)).await;

@@ -398,5 +398,4 @@ mod fresh {
         // The last fresh one, and the registered one by the container.
         assert_eq!(DISPOSED.load(Ordering::SeqCst), 3);
     }
-
 }
