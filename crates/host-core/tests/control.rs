@@ -10,7 +10,7 @@ use std::time::Duration;
 use host_core::{
     BackgroundService, BackgroundServiceFailure, HostedService, LifecycleContext, PeriodicService,
     Restart, RunContext, Schedule, ServiceContext, ServiceControl, ServiceError, ServiceState,
-    async_trait, bail,
+    ServiceStates, async_trait, bail,
 };
 use host_testing::TestHost;
 use tokio::time::Instant;
@@ -381,6 +381,18 @@ async fn run_now_runs_a_periodic_service_at_once_and_is_refused_for_a_background
     host.stop().await.unwrap();
 }
 
+/// Waits until `name` is stopping; fails the test after a minute of
+/// tokio's clock.
+async fn stopping(states: &ServiceStates, name: &str) {
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        states.wait_for(name, |state| matches!(state, ServiceState::Stopping)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("`{name}` never stopping"))
+    .unwrap();
+}
+
 /// A plain hosted service, with a stop that takes a second.
 struct Plain;
 
@@ -457,10 +469,7 @@ async fn every_request_for_a_service_the_host_is_stopping_is_refused() {
     let states = host.states();
     let asked = async {
         // Its stop has begun; its run ignores the token, so it lasts.
-        states
-            .wait_for(WORKER, |state| matches!(state, ServiceState::Stopping))
-            .await
-            .unwrap();
+        stopping(&states, WORKER).await;
         [
             ("restart", control.restart(WORKER).unwrap_err()),
             ("pause", control.pause(WORKER).unwrap_err()),
@@ -573,10 +582,7 @@ async fn run_now_for_a_periodic_service_the_host_is_stopping_is_refused() {
     let control = host.control();
     let states = host.states();
     let asked = async {
-        states
-            .wait_for(PATIENT, |state| matches!(state, ServiceState::Stopping))
-            .await
-            .unwrap();
+        stopping(&states, PATIENT).await;
         control.run_now(PATIENT)
     };
     let (stopped, answer) = tokio::join!(host.host_mut().stop(), asked);

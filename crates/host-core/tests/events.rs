@@ -231,8 +231,12 @@ async fn the_events_are_a_stream() {
     host.wait_for(WORKER, |state| matches!(state, ServiceState::Ready))
         .await;
     host.host_mut().stop().await.unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(60), watcher)
+        .await
+        .expect("five events of the worker")
+        .unwrap();
     assert_eq!(
-        watcher.await.unwrap(),
+        seen,
         ["starting", "running", "ready", "stopping", "stopped"]
     );
 }

@@ -312,6 +312,15 @@ mod scopes {
 
     struct Job(mpsc::UnboundedSender<Seen>);
 
+    /// What the next run saw; fails the test if no run reports within a
+    /// minute of tokio's clock (a run that failed reports nothing).
+    async fn next(seen: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
+        tokio::time::timeout(Duration::from_secs(60), seen.recv())
+            .await
+            .expect("a run reports within a minute")
+            .expect("the service holds its sender")
+    }
+
     #[async_trait]
     impl PeriodicService for Job {
         async fn run(&self, ctx: RunContext) -> Result<(), ServiceError> {
@@ -350,7 +359,7 @@ mod scopes {
             let Seen::Scoped {
                 id,
                 disposed_before,
-            } = seen.recv().await.unwrap()
+            } = next(&mut seen).await
             else {
                 panic!("run {run} had no scope of its own");
             };
@@ -372,7 +381,7 @@ mod scopes {
         builder.add_periodic_instance(Job(sender), Schedule::every(Duration::from_secs(1)));
         let host = builder.start().await.unwrap();
         let root = host.services().get::<Settings>().unwrap();
-        let Seen::Root { scoped, settings } = seen.recv().await.unwrap() else {
+        let Seen::Root { scoped, settings } = next(&mut seen).await else {
             panic!("the run had a scope of its own");
         };
         assert_eq!(scoped, DiErrorKind::ScopedFromRoot);
