@@ -398,4 +398,5 @@ mod fresh {
         // The last fresh one, and the registered one by the container.
         assert_eq!(DISPOSED.load(Ordering::SeqCst), 3);
     }
+
 }
