@@ -130,7 +130,7 @@
 //! | `metrics` | the facade services' transitions, restarts, start and stop durations and schedule lateness are recorded through, for whatever exporter the application installs (a no-op without one) |
 //! | `fastrand` | the random part of a restart's backoff (jitter): small, no system entropy call per draw |
 //! | `rustix` | `CLOCK_MONOTONIC` for systemd's `MONOTONIC_USEC` on reload, without unsafe code; `time` only (Unix, already in the tree through `tempfile`) |
-//! | `metrics-util` (tests only) | `DebuggingRecorder`: the integration tests read what the `metrics` facade recorded, per service |
+//! | `metrics-util` (tests only) | `DebuggingRecorder`: the integration tests read what the `metrics` facade recorded |
 //!
 //! systemd's notifications take no crate: the `sd-notify` crate does not
 //! handle an abstract socket address (`@name`), and libsystemd is a whole C

@@ -528,8 +528,6 @@ impl HostedService for AsksOnStop {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: a restart asked once the host's stop has begun (the service already \
-            `stopping`, its own `stop` not yet called) returns Ok instead of being refused"]
 async fn a_restart_asked_once_the_hosts_stop_began_is_refused() {
     let (service, probe) = worker(Behaviour::Honours);
     let control = Arc::new(Mutex::new(None));
@@ -567,8 +565,6 @@ impl PeriodicService for Patient {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: run_now on a periodic service the host is stopping returns Ok (only the name \
-            and the kind are checked), where the other requests are refused"]
 async fn run_now_for_a_periodic_service_the_host_is_stopping_is_refused() {
     const PATIENT: &str = "control::Patient";
     let mut builder = TestHost::builder();

@@ -154,8 +154,6 @@ async fn the_next_run_in_the_state_moves_forward_with_each_tick() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "bug: `ServiceStatus::next_run` keeps the last tick once the service has stopped, \
-            where its docs say it is set while the service is scheduled"]
 async fn the_next_run_is_cleared_once_the_service_stops() {
     let (service, mut runs) = cleanup();
     let mut builder = TestHost::builder();

@@ -208,6 +208,7 @@ impl<T: PeriodicService> BackgroundService for Periodic<T> {
     }
 
     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
+        let record = ctx.record().cloned();
         let slot = ctx.record().and_then(|record| {
             let slot = record.schedule()?;
             Some((record.clone(), slot))
@@ -247,7 +248,7 @@ impl<T: PeriodicService> BackgroundService for Periodic<T> {
             run_now,
             events,
         };
-        run_schedule(inputs, move |info| {
+        let ran = run_schedule(inputs, move |info| {
             let inner = inner.clone();
             let name = name.clone();
             let lifetime = lifetime.clone();
@@ -278,7 +279,12 @@ impl<T: PeriodicService> BackgroundService for Periodic<T> {
                 result
             })
         })
-        .await
+        .await;
+        // No longer scheduled: no next run to show.
+        if let Some(record) = record {
+            record.set_next_run(None);
+        }
+        ran
     }
 }
 

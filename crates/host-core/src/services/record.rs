@@ -305,8 +305,9 @@ impl ServiceRecord {
     /// Notes that the `start` or `stop` call begins, for its duration.
     pub(crate) fn call_begins(&self) {
         let nanos = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        // Never 0, which means "none".
-        self.call_began.store(nanos.max(1), Ordering::Release);
+        // One more, never 0, which means "none".
+        self.call_began
+            .store(nanos.saturating_add(1), Ordering::Release);
     }
 
     /// How long the `start` or `stop` call in progress has taken, once.
@@ -317,7 +318,7 @@ impl ServiceRecord {
                 self.shared
                     .epoch
                     .elapsed()
-                    .saturating_sub(Duration::from_nanos(began)),
+                    .saturating_sub(Duration::from_nanos(began - 1)),
             ),
         }
     }
@@ -807,4 +808,3 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
-

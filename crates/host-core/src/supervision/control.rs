@@ -195,6 +195,11 @@ impl ServiceControl {
                  resumed)",
             ));
         }
+        if record.shared.winding_down() {
+            // No restart, nor any other change, once the stop has begun
+            // (or been asked for): the stop settles every service.
+            return Err(refused(action, record, "the host is stopping it"));
+        }
         Ok(record.clone())
     }
 }

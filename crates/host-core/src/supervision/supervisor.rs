@@ -84,7 +84,12 @@ pub(crate) async fn supervise(
             // No timer for no delay: a zero backoff restarts at once.
             // Boxed, as the other rare waits: the task of a service that
             // never restarts stays small.
-            Next::After(delay) if delay.is_zero() => Box::pin(wait(&record, None)).await,
+            // A zero backoff still gives the other tasks a turn: a service
+            // that fails at once must not keep its worker to itself.
+            Next::After(delay) if delay.is_zero() => {
+                tokio::task::yield_now().await;
+                Box::pin(wait(&record, None)).await
+            }
             Next::After(delay) => Box::pin(wait(&record, Some(delay))).await,
             Next::Paused => Box::pin(wait(&record, None)).await,
         };
