@@ -588,3 +588,44 @@ async fn run_now_for_a_periodic_service_the_host_is_stopping_is_refused() {
         "cannot run `control::Patient`: the host is stopping it"
     );
 }
+
+/// An admin thread outside the runtime (a CLI, a signal handler's thread)
+/// uses the handle as a task would: the abort timer of a run that ignores
+/// its token runs on the host's runtime.
+#[test]
+fn the_handle_works_from_a_thread_outside_the_runtime() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (service, probe) = worker(Behaviour::Deaf);
+    let host = runtime.block_on(async {
+        let mut builder = TestHost::builder();
+        builder.add_hosted_service_instance_with(service, |s| {
+            s.stop_timeout(Duration::from_millis(200))
+        });
+        builder.start().await.unwrap()
+    });
+    let control = host.control();
+    let asked = std::thread::spawn(move || control.restart(WORKER))
+        .join()
+        .unwrap();
+    assert!(asked.is_ok(), "{asked:?}");
+    runtime.block_on(async {
+        until_real(|| probe.runs() >= 2).await;
+        // The second run ignores its token too: the stop aborts it.
+        assert_eq!(host.stop().await.unwrap_err().exit_code(), 3);
+    });
+}
+
+/// Waits, on the real clock, until `done` (at most 10 s).
+async fn until_real(done: impl Fn() -> bool) {
+    for _ in 0..1000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never");
+}
