@@ -107,6 +107,9 @@ fn run_seed(seed: u64, strict: bool) -> (Option<String>, BTreeSet<Known>) {
         .start_paused(true)
         .build()
         .expect("a runtime for the test");
+    // The host draws its restarts' jitter from this thread's generator (the
+    // runtime runs every task here): seeded too, a seed replays exactly.
+    fastrand::seed(seed);
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| runtime.block_on(drive(&plan))));
     drop(runtime);
     let problems = match outcome {
@@ -128,7 +131,10 @@ fn run_seed(seed: u64, strict: bool) -> (Option<String>, BTreeSet<Known>) {
     let failing: Vec<String> = problems
         .iter()
         .filter(|problem| strict || problem.known.is_none())
-        .map(|problem| format!("seed {seed}: {}", problem.text))
+        .map(|problem| match problem.known {
+            Some(bug) => format!("seed {seed}: {} (known: {bug})", problem.text),
+            None => format!("seed {seed}: {}", problem.text),
+        })
         .collect();
     if failing.is_empty() {
         return (None, known);
