@@ -24,6 +24,10 @@
 
 #[path = "faults/check.rs"]
 mod check;
+#[path = "faults/draw.rs"]
+mod draw;
+#[path = "faults/exit_code.rs"]
+mod exit_code;
 #[path = "faults/found.rs"]
 mod found;
 #[path = "faults/known.rs"]
@@ -32,10 +36,14 @@ mod known;
 mod ledger;
 #[path = "faults/plan.rs"]
 mod plan;
+#[path = "faults/restarts.rs"]
+mod restarts;
 #[path = "faults/seeds.rs"]
 mod seeds;
 #[path = "faults/services.rs"]
 mod services;
+#[path = "faults/stops.rs"]
+mod stops;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
