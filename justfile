@@ -33,3 +33,10 @@ doc:
 # Everything CI does.
 ci:
     bash .ci/run
+
+# The fault-injection suite at length: 1 000 seeds of hosts of 100 faulty
+# services on a paused clock, then 100 seeds of host processes whose
+# threads block (see docs/testing.md). Replay a seed with HOST_FAULT_SEED=n.
+soak:
+    HOST_FAULT_SEEDS=1000 cargo test -p host-core --release --test faults -- --nocapture
+    HOST_FAULT_PROCESS_SEEDS=100 cargo test -p host-core --release --test faults_process -- --nocapture
