@@ -100,6 +100,9 @@ pub struct HostError {
     failures: Vec<ServiceFailure>,
     rolled_back: Vec<Arc<str>>,
     timed_out: Vec<Arc<str>>,
+    /// Of the timed-out services, those whose own stop timeout expired,
+    /// with it, for the message.
+    own_timeouts: Vec<(Arc<str>, Duration)>,
 }
 
 #[derive(Debug)]
@@ -176,6 +179,7 @@ impl HostError {
             failures,
             rolled_back: Vec::new(),
             timed_out,
+            own_timeouts: Vec::new(),
         })
     }
 
@@ -205,7 +209,30 @@ impl HostError {
             failures: Vec::new(),
             rolled_back: Vec::new(),
             timed_out: Vec::new(),
+            own_timeouts: Vec::new(),
         }
+    }
+
+    /// Notes the services, among the timed-out ones, that their own stop
+    /// timeout ended, so that the message says so.
+    pub(crate) fn with_own_timeouts(mut self, own: Vec<(Arc<str>, Duration)>) -> Self {
+        self.own_timeouts = own;
+        self
+    }
+
+    /// The timed-out services for the message: each with its own stop
+    /// timeout when that is what ended it.
+    fn timed_out_list(&self) -> String {
+        self.timed_out
+            .iter()
+            .map(
+                |name| match self.own_timeouts.iter().find(|(own, _)| own == name) {
+                    Some((_, timeout)) => format!("{name} (its stop timeout, {timeout:?})"),
+                    None => name.to_string(),
+                },
+            )
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// The process exit code for this error, from the [table](exit_code).
@@ -297,12 +324,12 @@ impl fmt::Display for HostError {
             Kind::ShutdownTimeout { after: Some(after) } => write!(
                 f,
                 "shutdown timed out after {after:?}; still running: {} (aborted)",
-                list(&self.timed_out)
+                self.timed_out_list()
             )?,
             Kind::ShutdownTimeout { after: None } => write!(
                 f,
                 "shutdown timed out; still running: {} (aborted)",
-                list(&self.timed_out)
+                self.timed_out_list()
             )?,
         }
         if !self.rolled_back.is_empty() {

@@ -17,9 +17,9 @@
 //! default 20), `HOST_FAULT_SEED=17` reruns one, `HOST_FAULT_LOG=debug`
 //! shows the host's log lines and `HOST_FAULT_PLAN=1` the host a seed
 //! draws (with `--nocapture`). A failure names its seed and the command
-//! that replays it. The bugs the suite found are tested in `faults/found.rs`
-//! and tolerated, exactly where they show, by `faults/known.rs`
-//! (`HOST_FAULT_STRICT=1` fails on them too). `faults_process.rs` covers
+//! that replays it. The bugs the suite found (fixed) are tested in
+//! `faults/found.rs`; `faults/known.rs` recognises their patterns, so that a
+//! failure says when one is back. `faults_process.rs` covers
 //! what needs a thread that really blocks. See docs/testing.md.
 
 #[path = "faults/check.rs"]
@@ -45,7 +45,6 @@ mod services;
 #[path = "faults/stops.rs"]
 mod stops;
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::panic::AssertUnwindSafe;
 use std::str::FromStr;
 use std::sync::Once;
@@ -53,7 +52,6 @@ use std::time::Duration;
 
 use check::{Observed, Problem, Stopped, check};
 use host_testing::TestHost;
-use known::Known;
 use ledger::{End, Ledger};
 use plan::Plan;
 use tokio::time::Instant;
@@ -72,24 +70,12 @@ const AFTERWARDS: Duration = Duration::from_secs(3600);
 fn random_faults_never_break_the_hosts_promises() {
     quiet_deliberate_panics();
     let seeds = seeds::seeds("HOST_FAULT_SEEDS", 20);
-    let strict = known::strict();
     let mut failed = Vec::new();
-    let mut explained: BTreeMap<Known, Vec<u64>> = BTreeMap::new();
     for &seed in &seeds {
-        let (report, known) = run_seed(seed, strict);
-        for bug in known {
-            explained.entry(bug).or_default().push(seed);
-        }
-        if let Some(report) = report {
+        if let Some(report) = run_seed(seed) {
             eprintln!("{report}");
             failed.push((seed, report));
         }
-    }
-    for (bug, seeds) in &explained {
-        println!(
-            "known bug, seen with {} seeds ({seeds:?}): {bug}",
-            seeds.len()
-        );
     }
     if let Some((_, first)) = failed.first() {
         let names: Vec<String> = failed.iter().map(|(seed, _)| seed.to_string()).collect();
@@ -103,9 +89,9 @@ fn random_faults_never_break_the_hosts_promises() {
 }
 
 /// Runs the host of `seed` on a paused clock of its own and checks it: the
-/// report of every broken promise no known bug explains (all of them, when
-/// `strict`), each line naming the seed, and the known bugs seen.
-fn run_seed(seed: u64, strict: bool) -> (Option<String>, BTreeSet<Known>) {
+/// report of every broken promise, each line naming the seed (and the bug
+/// found before, when it is that one come back).
+fn run_seed(seed: u64) -> Option<String> {
     let plan = Plan::draw(seed, SERVICES);
     if std::env::var_os("HOST_FAULT_PLAN").is_some() {
         println!("the host of seed {seed}:\n{plan}");
@@ -130,29 +116,25 @@ fn run_seed(seed: u64, strict: bool) -> (Option<String>, BTreeSet<Known>) {
             known: None,
         }],
     };
-    let known: BTreeSet<Known> = problems.iter().filter_map(|p| p.known).collect();
-    for problem in &problems {
-        if let Some(bug) = problem.known {
-            println!("seed {seed}: {} (known: {bug})", problem.text);
-        }
-    }
     let failing: Vec<String> = problems
         .iter()
-        .filter(|problem| strict || problem.known.is_none())
         .map(|problem| match problem.known {
-            Some(bug) => format!("seed {seed}: {} (known: {bug})", problem.text),
+            Some(bug) => format!(
+                "seed {seed}: {} (the return of a fixed bug: {bug})",
+                problem.text
+            ),
             None => format!("seed {seed}: {}", problem.text),
         })
         .collect();
     if failing.is_empty() {
-        return (None, known);
+        return None;
     }
     let report = format!(
         "{}\nreplay it: HOST_FAULT_SEED={seed} HOST_FAULT_LOG=debug cargo test -p host-core \
          --test faults -- --nocapture\nthe host of seed {seed}:\n{plan}",
         failing.join("\n")
     );
-    (Some(report), known)
+    Some(report)
 }
 
 /// Builds, starts, runs and stops the host of `plan`; what it saw.

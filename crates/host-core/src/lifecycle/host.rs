@@ -706,6 +706,7 @@ impl Stop {
         // Failures of `execute` that ended while stopping.
         failures.extend(self.shared.take_failures());
 
+        end_cut_short(&self.records).await;
         let (mut timed_out, blocked) = abort_stragglers(&started, &mut unfinished).await;
         // A start that never completed (failed elsewhere, timed out, or
         // interrupted) leaves no service `starting` once the host is down.
@@ -729,24 +730,45 @@ impl Stop {
         let limit = bound
             .past_deadline()
             .then_some(self.options.shutdown_timeout);
-        if !timed_out.is_empty() {
-            let names = timed_out
-                .iter()
-                .map(|n| &**n)
-                .collect::<Vec<_>>()
-                .join(", ");
-            match limit {
-                Some(limit) => tracing::error!(target: LIFETIME_TARGET,
-                    "shutdown timed out after {limit:?}; still running: {names} (aborted)"),
-                None => tracing::error!(target: LIFETIME_TARGET,
-                    "shutdown timed out; still running: {names} (aborted)"),
-            }
+        let own_timeouts: Vec<(Arc<str>, Duration)> = self
+            .records
+            .iter()
+            .filter_map(|record| Some((record.name.clone(), record.own_stop_timeout_expired()?)))
+            .collect();
+        let error = HostError::stopped_with(failures, timed_out, limit)
+            .map(|error| error.with_own_timeouts(own_timeouts));
+        if let Some(error) = error.as_ref().filter(|error| error.is_shutdown_timeout()) {
+            // The message's first line: "shutdown timed out ...; still running: ...".
+            let message = error.to_string();
+            let line = message.lines().next().unwrap_or_default();
+            tracing::error!(target: LIFETIME_TARGET, "{line}");
         }
         self.signals = None;
         StopReport {
             stopped,
-            error: HostError::stopped_with(failures, timed_out, limit),
+            error,
             blocked,
+        }
+    }
+}
+
+/// Ends the `execute` of background services whose start was cut short
+/// after it was spawned (a start that waited for their readiness, dropped
+/// when another service's start failed): no stop comes for a start that
+/// never completed. Asked through its token first, aborted past a short
+/// grace; not a timeout of the stop.
+async fn end_cut_short(records: &[Arc<ServiceRecord>]) {
+    let cut_short: Vec<&Arc<ServiceRecord>> = records
+        .iter()
+        .filter(|record| !record.start_completed() && record.execute_running())
+        .collect();
+    if cut_short.is_empty() {
+        return;
+    }
+    let asked = futures::future::join_all(cut_short.iter().map(|record| record.stop_execute()));
+    if tokio::time::timeout(ABORT_GRACE, asked).await.is_err() {
+        for record in &cut_short {
+            drop(record.abort_execute());
         }
     }
 }
@@ -766,13 +788,7 @@ async fn abort_stragglers(
     if unfinished.is_empty() {
         return (Vec::new(), Vec::new());
     }
-    let names: Vec<Arc<str>> = unfinished
-        .iter()
-        .map(|record| match record.own_stop_timeout_expired() {
-            Some(timeout) => Arc::from(format!("{} (its stop timeout, {timeout:?})", record.name)),
-            None => record.name.clone(),
-        })
-        .collect();
+    let names: Vec<Arc<str>> = unfinished.iter().map(|r| r.name.clone()).collect();
     let ends: Vec<_> = unfinished
         .iter()
         .filter_map(|record| record.abort_execute())

@@ -236,7 +236,7 @@ impl<'a> PhaseRun<'a> {
             _ => None,
         };
         let waiting = if self.runner.concurrent {
-            follow(&context.record, self.phase)
+            follow(&context.record, self.phase, context)
         } else {
             None
         };
@@ -327,7 +327,11 @@ impl<'a> PhaseRun<'a> {
 /// What a concurrent call waits for before it is made: a start, until
 /// what the service depends on has started (or become ready); a stop,
 /// until what depends on it has stopped. `None` when nothing.
-fn follow(record: &Arc<ServiceRecord>, phase: Phase) -> Option<Waiting<'static>> {
+fn follow(
+    record: &Arc<ServiceRecord>,
+    phase: Phase,
+    context: &LifecycleContext,
+) -> Option<Waiting<'static>> {
     let awaited: Vec<Arc<ServiceRecord>> = match phase {
         Phase::Start => record
             .dependencies()
@@ -344,7 +348,11 @@ fn follow(record: &Arc<ServiceRecord>, phase: Phase) -> Option<Waiting<'static>>
     if awaited.is_empty() {
         return None;
     }
-    Some(Box::pin(async move {
+    // A stop waits for its dependents' only until the deadline: past it,
+    // every stop still running gets the overtime, and this one is at least
+    // told to stop.
+    let deadline = (phase == Phase::Stop).then(|| context.token());
+    let waited = async move {
         for other in awaited {
             // Linked to this one, so it has links.
             let Some(links) = other.links() else {
@@ -362,6 +370,17 @@ fn follow(record: &Arc<ServiceRecord>, phase: Phase) -> Option<Waiting<'static>>
                 }
                 settled.await;
             }
+        }
+    };
+    Some(Box::pin(async move {
+        match deadline {
+            Some(deadline) => {
+                tokio::select! {
+                    () = waited => {}
+                    () = deadline.cancelled() => {}
+                }
+            }
+            None => waited.await,
         }
     }))
 }

@@ -96,6 +96,11 @@ pub(crate) async fn supervise(
         if !resumed {
             break;
         }
+        if record.shared.winding_down() {
+            // The stop was asked for while it waited: no restart begins;
+            // the stop settles it.
+            break;
+        }
         record.advance(
             |state| {
                 matches!(
@@ -328,6 +333,9 @@ fn report(record: &Arc<ServiceRecord>, failure: ServiceFailure) {
 /// just begun a new run: once it is ready, for those that wait for that.
 /// They cascade further through their own restarts.
 fn cascade(record: &Arc<ServiceRecord>) {
+    if record.shared.winding_down() {
+        return;
+    }
     let dependents: Vec<(Arc<ServiceRecord>, bool)> = record
         .dependents()
         .into_iter()

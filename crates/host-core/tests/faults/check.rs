@@ -13,8 +13,8 @@ use crate::known::Known;
 use crate::ledger::{Call, End, Entry};
 use crate::plan::{Kind, Plan};
 
-/// A broken promise: what happened, and the known bug that explains it, if
-/// one does.
+/// A broken promise: what happened, and the bug found before that it is
+/// the return of, if it matches one.
 #[derive(Debug, Clone)]
 pub(crate) struct Problem {
     pub(crate) text: String,
@@ -26,12 +26,12 @@ pub(crate) struct Problem {
 pub(crate) struct Problems(Vec<Problem>);
 
 impl Problems {
-    /// A broken promise no known bug explains.
+    /// A broken promise no bug found before matches.
     pub(crate) fn push(&mut self, text: String) {
         self.0.push(Problem { text, known: None });
     }
 
-    /// A broken promise that `known`, when `Some`, explains.
+    /// A broken promise that is the return of the bug `known`, when `Some`.
     pub(crate) fn explained(&mut self, text: String, known: Option<Known>) {
         self.0.push(Problem { text, known });
     }

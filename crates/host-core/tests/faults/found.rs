@@ -47,7 +47,6 @@ impl HostedService for Noted {
 /// says every later call of a phase gets one poll past the deadline, "so
 /// every service is at least told to stop", as the in-order stop does.
 #[tokio::test(start_paused = true)]
-#[ignore = "host-core bug: a concurrent stop never calls the stop of a service whose dependent's stop outlives the shutdown timeout"]
 async fn a_concurrent_stop_still_stops_a_service_whose_dependent_hangs() {
     let database = Arc::new(AtomicBool::new(false));
     let mut builder = TestHost::builder();
@@ -107,7 +106,6 @@ impl BackgroundService for Awaited {
 /// rollback nor the stop ends it, and it runs on after the failed start
 /// has returned (for good, on the application's runtime).
 #[tokio::test(start_paused = true)]
-#[ignore = "host-core bug: a background service's execute outlives a failed start that cut short its wait for readiness"]
 async fn a_failed_start_leaves_no_execute_running() {
     let running = Arc::new(AtomicBool::new(false));
     let mut builder = TestHost::builder();
@@ -187,7 +185,6 @@ impl BackgroundService for FailsOnce {
 /// services that depend on it. docs/supervision.md: once a stop is
 /// requested, "no restart begins".
 #[tokio::test(start_paused = true)]
-#[ignore = "host-core bug: a restart whose backoff ends after the stop was requested still begins"]
 async fn no_restart_begins_after_the_stop_was_requested() {
     let runs = Arc::new(AtomicU32::new(0));
     let late = Arc::new(AtomicBool::new(false));

@@ -1,8 +1,7 @@
-//! The host-core bugs the suite found and that are not fixed yet, each
-//! shown by an ignored test in `found.rs`, and the exact patterns of broken
-//! promises each explains. The suite reports those as known instead of
-//! failing on them (unless `HOST_FAULT_STRICT=1`); any other broken promise
-//! fails it. Remove a bug here once host-core is fixed.
+//! The host-core bugs the suite found (all fixed), each kept as a test in
+//! `found.rs`, and the exact patterns of broken promises each made: a
+//! broken promise that matches one fails the suite all the same, its report
+//! naming the bug come back.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -12,7 +11,7 @@ use host_core::ServiceState;
 use crate::check::Observed;
 use crate::plan::Plan;
 
-/// A bug found and not yet fixed.
+/// A bug the suite found, fixed since.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Known {
     /// `found::a_concurrent_stop_still_stops_a_service_whose_dependent_hangs`
@@ -40,11 +39,6 @@ impl fmt::Display for Known {
             }
         })
     }
-}
-
-/// Whether known bugs fail the suite too.
-pub(crate) fn strict() -> bool {
-    std::env::var("HOST_FAULT_STRICT").is_ok_and(|value| value == "1")
 }
 
 /// The services the host names as timed out.
