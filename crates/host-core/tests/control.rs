@@ -605,7 +605,11 @@ fn the_handle_works_from_a_thread_outside_the_runtime() {
         builder.add_hosted_service_instance_with(service, |s| {
             s.stop_timeout(Duration::from_millis(200))
         });
-        builder.start().await.unwrap()
+        let host = builder.start().await.unwrap();
+        // Its first run under way (a restart asked before it begins is
+        // that run).
+        host.wait_for(WORKER, is_ready).await;
+        host
     });
     let control = host.control();
     let asked = std::thread::spawn(move || control.restart(WORKER))
