@@ -64,6 +64,23 @@ impl HostedService for Slow {
     }
 }
 
+/// Beats every 50 ms for half a second, then never again.
+struct GoesSilent;
+
+#[host_core::async_trait]
+impl host_core::BackgroundService for GoesSilent {
+    async fn execute(&self, ctx: host_core::ServiceContext) -> Result<(), ServiceError> {
+        for _ in 0..10 {
+            if !ctx.delay(Duration::from_millis(50)).await {
+                return Ok(());
+            }
+            ctx.heartbeat();
+        }
+        ctx.stopping().await;
+        Ok(())
+    }
+}
+
 /// The host process. Does nothing unless started by a test below.
 #[test]
 fn child() {
@@ -124,6 +141,14 @@ fn child() {
             second.run().await.unwrap();
             std::process::ExitCode::SUCCESS
         }),
+        // A worker that beats for a while, then goes silent: hung, with
+        // no restart policy to mend it.
+        "hangs" => {
+            builder.add_hosted_service_instance_with(GoesSilent, |s| {
+                s.heartbeat(Duration::from_millis(300))
+            });
+            builder.run_blocking()
+        }
         other => panic!("unknown scenario {other}"),
     };
     host_test::exit_with(code);
@@ -293,6 +318,30 @@ fn the_watchdog_is_fed_at_half_its_interval() {
         listener.received,
         host.output()
     );
+    host.signal("TERM");
+    exits_with(host, &mut listener, 0);
+}
+
+#[test]
+fn a_hung_service_stops_the_watchdog_being_fed() {
+    let mut listener = Listener::path();
+    let mut command = command("hangs", &listener);
+    command.env("WATCHDOG_USEC", "200000");
+    let mut host = HostProcess::spawn(command);
+    listener.wait_for("READY=1", &host);
+    host.wait_for("no longer feeding systemd's watchdog");
+    // Whatever was on its way when it stopped, then nothing more.
+    listener.drain_for(Duration::from_millis(300));
+    let fed = listener.count("WATCHDOG=1");
+    listener.drain_for(Duration::from_millis(1000));
+    assert_eq!(
+        listener.count("WATCHDOG=1"),
+        fed,
+        "{:?}\n{}",
+        listener.received,
+        host.output()
+    );
+    assert!(fed >= 1, "fed while it beat: {:?}", listener.received);
     host.signal("TERM");
     exits_with(host, &mut listener, 0);
 }
