@@ -81,11 +81,10 @@ pub(crate) async fn supervise(
         let resumed = match next {
             Next::End => break,
             Next::Now => true,
-            // No timer for no delay: a zero backoff restarts at once.
-            // Boxed, as the other rare waits: the task of a service that
-            // never restarts stays small.
-            // A zero backoff still gives the other tasks a turn: a service
-            // that fails at once must not keep its worker to itself.
+            // The waits are boxed: the task of a service that never
+            // restarts stays small. A zero backoff needs no timer, but
+            // still gives the other tasks a turn: a service that fails at
+            // once must not keep its worker to itself.
             Next::After(delay) if delay.is_zero() => {
                 tokio::task::yield_now().await;
                 Box::pin(wait(&record, None)).await
