@@ -64,6 +64,7 @@
 //! |---|---|---|
 //! | `derive` | yes | `#[derive(Injectable)]`, constructor injection without glue |
 //! | `web` | no | [`web`]: axum as a hosted service (`builder.web(...)`), `Inject<T>` in handlers, health endpoints, a bounded graceful drain |
+//! | `cluster` | no | [`cluster`]: lease stores with fencing tokens (`LeaseStore`, `InProcessStore`), the ground of cluster-singleton services |
 //! | `testing` | no | [`testing`]: the in-process test host (`TestHost`): events and log lines recorded, bounded waits for a service's state; for `[dev-dependencies]` (`host = { ..., features = ["testing"] }`) |
 #![doc(test(attr(deny(warnings))))]
 
@@ -78,6 +79,12 @@ pub mod config {
 #[cfg(feature = "web")]
 pub mod web {
     pub use host_web::*;
+}
+
+/// Scale-out: lease stores with fencing tokens (the `cluster` feature).
+#[cfg(feature = "cluster")]
+pub mod cluster {
+    pub use host_cluster::*;
 }
 
 /// The in-process test host: a host built for a test, its events and log

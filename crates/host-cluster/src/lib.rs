@@ -1,0 +1,45 @@
+//! Scale-out for the host: a [`LeaseStore`] grants at most one valid lease
+//! per name at a time, and each new term of a lease carries a strictly
+//! larger [`FencingToken`].
+//!
+//! A lease makes duplicate work rare; it cannot make it impossible (a
+//! leader paused past its lease still believes it leads until it looks).
+//! Exclusive effects need every write to carry the fencing token of its
+//! term, checked by the target, or work that is idempotent.
+//!
+//! ```
+//! use std::time::Duration;
+//! use host_cluster::{InProcessStore, LeaseStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), host_cluster::ClusterError> {
+//! let store = InProcessStore::new();
+//! let ttl = Duration::from_secs(15);
+//! let lease = store.try_acquire("billing", "instance-a", ttl).await?.expect("free");
+//! // Another instance finds it taken, and sees who holds it.
+//! assert!(store.try_acquire("billing", "instance-b", ttl).await?.is_none());
+//! assert_eq!(store.current("billing").await?.unwrap().holder(), "instance-a");
+//! assert!(store.renew(&lease, ttl).await?);
+//! store.release(&lease).await?;
+//! // The next term's token is larger.
+//! let next = store.try_acquire("billing", "instance-b", ttl).await?.unwrap();
+//! assert!(next.token() > lease.token());
+//! # Ok(()) }
+//! ```
+//!
+//! # Dependencies
+//!
+//! | crate | why |
+//! |---|---|
+//! | `async-trait` | an object-safe [`LeaseStore`], held as `Arc<dyn LeaseStore>` |
+//! | `thiserror` | [`ClusterError`] |
+//! | `tokio` | the in-process store's clock (`tokio::time::Instant`, so that tests run on paused time) |
+
+mod error;
+mod in_process;
+mod lease;
+mod store;
+
+pub use error::ClusterError;
+pub use in_process::InProcessStore;
+pub use lease::{FencingToken, Lease, LeaseInfo};
+pub use store::LeaseStore;
