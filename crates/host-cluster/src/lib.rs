@@ -31,15 +31,18 @@
 //! | crate | why |
 //! |---|---|
 //! | `async-trait` | an object-safe [`LeaseStore`], held as `Arc<dyn LeaseStore>` |
+//! | `fs4` | the file-lock store's `flock`, without unsafe code; std's `File::try_lock` needs Rust 1.89, above the workspace's 1.88 |
 //! | `thiserror` | [`ClusterError`] |
-//! | `tokio` | the in-process store's clock (`tokio::time::Instant`, so that tests run on paused time) |
+//! | `tokio` | the in-process store's clock (`tokio::time::Instant`, so that tests run on paused time); its blocking pool for the file-lock store's file operations |
 
 mod error;
+mod file_lock;
 mod in_process;
 mod lease;
 mod store;
 
 pub use error::ClusterError;
+pub use file_lock::FileLockStore;
 pub use in_process::InProcessStore;
 pub use lease::{FencingToken, Lease, LeaseInfo};
 pub use store::LeaseStore;
