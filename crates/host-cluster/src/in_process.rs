@@ -14,7 +14,7 @@ use crate::{ClusterError, FencingToken, Lease, LeaseInfo, LeaseStore};
 /// [`new`](Self::new) share nothing (each is its own namespace).
 ///
 /// Nothing outlives the process: for several processes on one machine use
-/// the file-lock store, across machines a database.
+/// the [`FileLockStore`](crate::FileLockStore), across machines a database.
 #[derive(Debug, Clone, Default)]
 pub struct InProcessStore {
     leases: Arc<Mutex<HashMap<Arc<str>, Entry>>>,
