@@ -47,10 +47,9 @@ impl InProcessStore {
     }
 }
 
-/// `now + ttl`, or as far as an instant goes.
+/// `now + ttl` on tokio's clock, or as far as an instant goes.
 fn until(now: Instant, ttl: Duration) -> Instant {
-    now.checked_add(ttl)
-        .unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 30))
+    Instant::from_std(crate::lease::until(now.into_std(), ttl))
 }
 
 #[async_trait]

@@ -88,3 +88,10 @@ impl LeaseInfo {
         self.expires_in
     }
 }
+
+/// `now + ttl`, or as far as an instant goes (a time to live too long for
+/// an instant never ends).
+pub(crate) fn until(now: std::time::Instant, ttl: Duration) -> std::time::Instant {
+    now.checked_add(ttl)
+        .unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 30))
+}

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use fs4::FileExt;
 
+use crate::lease::until;
 use crate::{ClusterError, FencingToken, Lease, LeaseInfo, LeaseStore};
 use record::Record;
 
@@ -380,12 +381,6 @@ fn since_epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-}
-
-/// `now + ttl`, or as far as an instant goes.
-fn until(now: Instant, ttl: Duration) -> Instant {
-    now.checked_add(ttl)
-        .unwrap_or_else(|| now + Duration::from_secs(86400 * 365 * 30))
 }
 
 #[async_trait]
