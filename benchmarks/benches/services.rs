@@ -40,11 +40,13 @@
 //! median over the repetitions. Beside it, for reference, the same at N = 1
 //! (the fixed part) and what each further service adds.
 
+#[path = "common/child.rs"]
+mod child;
 mod common;
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -55,6 +57,7 @@ use tokio::task::JoinSet;
 use tokio_graceful_shutdown::{SubsystemBuilder, SubsystemHandle, Toplevel};
 use tokio_util::sync::CancellationToken;
 
+use child::{Logging, run_child};
 use common::{RunKind, median, ratio, verdict};
 
 /// How long an idle service sleeps between two looks at nothing.
@@ -73,40 +76,6 @@ const SMOKE_SIZES: [(usize, usize); 1] = [(200, 2)];
 
 /// Memory processes per (contender, N): full, quick, smoke.
 const MEMORY_REPS: [usize; 3] = [3, 1, 1];
-
-/// Whether the host installs its default subscriber, and so what kind of
-/// process a timing child is.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Logging {
-    /// `Host::builder()` as it comes: the default subscriber at info.
-    Defaults,
-    /// `default_logging(false)`: no subscriber is ever installed.
-    Off,
-}
-
-impl Logging {
-    const BOTH: [Logging; 2] = [Logging::Defaults, Logging::Off];
-
-    fn key(self) -> &'static str {
-        match self {
-            Logging::Defaults => "defaults",
-            Logging::Off => "logging-off",
-        }
-    }
-
-    fn from_key(key: &str) -> Option<Self> {
-        Self::BOTH.into_iter().find(|logging| logging.key() == key)
-    }
-
-    fn process(self) -> &'static str {
-        match self {
-            Logging::Defaults => {
-                "the process where the host's default subscriber (info, to standard error) is installed"
-            }
-            Logging::Off => "the process where no subscriber is ever installed",
-        }
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Contender {
@@ -463,31 +432,6 @@ fn usage() -> ExitCode {
          services --child memory defaults|logging-off <contender> <n>"
     );
     ExitCode::from(2)
-}
-
-/// Runs this binary as a child with `args`; returns its standard output.
-/// Standard error goes to /dev/null (the host's log lines are still
-/// formatted and written); `RUST_LOG` is removed so the host's default
-/// level (info) applies.
-fn run_child(args: &[String]) -> String {
-    let exe = std::env::current_exe().expect("the bench knows its own path");
-    let output = Command::new(exe)
-        .arg("--child")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .expect("the bench can run itself");
-    assert!(
-        output.status.success(),
-        "the child `{}` failed: {} (its standard error went to /dev/null: run it by hand \
-         with `--child {}` to see it)",
-        args.join(" "),
-        output.status,
-        args.join(" ")
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// What one timing child measured: per contender, its runs in repetition

@@ -26,6 +26,8 @@
 mod baseline;
 #[path = "supervision/callgrind.rs"]
 mod callgrind;
+#[path = "common/child.rs"]
+mod child;
 mod common;
 #[path = "supervision/idle.rs"]
 mod idle;
@@ -35,9 +37,10 @@ mod lateness;
 mod restart;
 
 use std::fmt::Write as _;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::Instant;
 
+use child::run_child;
 use common::verdict;
 
 /// One target's line for the summary at the end: what, measured, verdict.
@@ -61,31 +64,6 @@ pub(crate) fn thousands(n: impl std::fmt::Display) -> String {
         out.push(digit);
     }
     out
-}
-
-/// Runs this binary as a child with `args`; returns its standard output.
-/// Standard error goes to /dev/null (the host's log lines are still
-/// formatted and written); `RUST_LOG` is removed so the host's default
-/// level (info) applies.
-pub(crate) fn run_child(args: &[String]) -> String {
-    let exe = std::env::current_exe().expect("the bench knows its own path");
-    let output = Command::new(exe)
-        .arg("--child")
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .expect("the bench can run itself");
-    assert!(
-        output.status.success(),
-        "the child `{}` failed: {} (its standard error went to /dev/null: run it by hand \
-         with `--child {}` to see it)",
-        args.join(" "),
-        output.status,
-        args.join(" ")
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// `#[tokio::main]`, written out: the child's thread drives everything from

@@ -20,37 +20,16 @@ use std::time::{Duration, Instant};
 use host_core::{BackgroundService, Host, Restart, ServiceContext, ServiceError, async_trait};
 use tokio::sync::Notify;
 
+use crate::child::{Logging, run_child};
 use crate::common::{RunKind, median, ratio};
-use crate::{Verdict, run_child, runtime, thousands};
+use crate::{Verdict, runtime, thousands};
 
 /// The target: a restart ≤ 2x a raw respawn (the backoff is zero).
 const TARGET: f64 = 2.0;
 
 /// Restarts per repetition, and repetitions per contender and process (the
 /// first is the cold one): full, quick, smoke.
-/// With the zero backoff as it is now (a timer round of about a
-/// millisecond per restart), 2 000 restarts take about 2 s.
 const PLANS: [(u64, usize); 3] = [(2_000, 5), (500, 3), (20, 2)];
-
-/// Whether the host installs its default subscriber.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Logging {
-    Defaults,
-    Off,
-}
-
-impl Logging {
-    /// Both kinds of child process, in the order they run.
-    const BOTH: [Logging; 2] = [Logging::Defaults, Logging::Off];
-
-    /// Its name on the child's command line.
-    fn key(self) -> &'static str {
-        match self {
-            Logging::Defaults => "defaults",
-            Logging::Off => "logging-off",
-        }
-    }
-}
 
 /// What is timed: the host's restarts, or a raw loop's respawns.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -183,10 +162,8 @@ async fn raw(restarts: u64, logged: bool) -> Duration {
 /// so that its subscriber is installed before anything logs); prints
 /// `restart <rep> <contender> <ns>`.
 pub(crate) fn child(args: &[String]) -> ExitCode {
-    let logging = match args.first().map(String::as_str) {
-        Some("defaults") => Logging::Defaults,
-        Some("logging-off") => Logging::Off,
-        _ => return ExitCode::from(2),
+    let Some(logging) = args.first().and_then(|key| Logging::from_key(key)) else {
+        return ExitCode::from(2);
     };
     let (Some(restarts), Some(reps)) = (
         args.get(1).and_then(|value| value.parse::<u64>().ok()),
