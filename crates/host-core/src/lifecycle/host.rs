@@ -730,11 +730,18 @@ impl Stop {
         let limit = bound
             .past_deadline()
             .then_some(self.options.shutdown_timeout);
-        let own_timeouts: Vec<(Arc<str>, Duration)> = self
-            .records
-            .iter()
-            .filter_map(|record| Some((record.name.clone(), record.own_stop_timeout_expired()?)))
-            .collect();
+        // Looked for only when something timed out: a clean stop of many
+        // services need not walk them again.
+        let own_timeouts: Vec<(Arc<str>, Duration)> = if timed_out.is_empty() {
+            Vec::new()
+        } else {
+            self.records
+                .iter()
+                .filter_map(|record| {
+                    Some((record.name.clone(), record.own_stop_timeout_expired()?))
+                })
+                .collect()
+        };
         let error = HostError::stopped_with(failures, timed_out, limit)
             .map(|error| error.with_own_timeouts(own_timeouts));
         if let Some(error) = error.as_ref().filter(|error| error.is_shutdown_timeout()) {

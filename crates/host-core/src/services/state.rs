@@ -72,18 +72,23 @@ impl ServiceState {
     /// `restarting`, `hung`, `paused`, `completed`, `failed`, `stopping` or
     /// `stopped`.
     pub fn as_str(&self) -> &'static str {
+        Self::NAMES[self.index()]
+    }
+
+    /// The position of its name in [`NAMES`](Self::NAMES).
+    pub(crate) fn index(&self) -> usize {
         match self {
-            ServiceState::NotStarted => "not_started",
-            ServiceState::Starting => "starting",
-            ServiceState::Running => "running",
-            ServiceState::Ready => "ready",
-            ServiceState::Restarting { .. } => "restarting",
-            ServiceState::Hung => "hung",
-            ServiceState::Paused => "paused",
-            ServiceState::Completed => "completed",
-            ServiceState::Failed(_) => "failed",
-            ServiceState::Stopping => "stopping",
-            ServiceState::Stopped => "stopped",
+            ServiceState::NotStarted => 0,
+            ServiceState::Starting => 1,
+            ServiceState::Running => 2,
+            ServiceState::Ready => 3,
+            ServiceState::Restarting { .. } => 4,
+            ServiceState::Hung => 5,
+            ServiceState::Paused => 6,
+            ServiceState::Completed => 7,
+            ServiceState::Failed(_) => 8,
+            ServiceState::Stopping => 9,
+            ServiceState::Stopped => 10,
         }
     }
 

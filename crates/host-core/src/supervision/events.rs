@@ -146,14 +146,6 @@ impl std::fmt::Debug for Handles {
     }
 }
 
-/// The position of `state`'s name in [`ServiceState::NAMES`].
-fn state_index(state: &ServiceState) -> usize {
-    ServiceState::NAMES
-        .iter()
-        .position(|name| *name == state.as_str())
-        .unwrap_or(0)
-}
-
 impl Handles {
     fn register() -> Self {
         Self {
@@ -193,7 +185,7 @@ impl EventHub {
         duration: Option<Duration>,
     ) {
         let handles = self.metrics.get_or_init(Handles::register);
-        handles.transitions[state_index(to)].increment(1);
+        handles.transitions[to.index()].increment(1);
         if matches!(to, ServiceState::Restarting { .. }) {
             // Rare: labelled by service.
             metrics::counter!(names::RESTARTS, "service" => service.clone()).increment(1);
