@@ -210,26 +210,14 @@ fn spawn_execute<T: BackgroundService>(ctx: &LifecycleContext) -> Result<(), Ser
 /// Completes when the service has reported ready; fails if it ends (for
 /// good: a restart keeps the wait going) before it does.
 async fn until_ready(record: &ServiceRecord) -> Result<(), ServiceError> {
-    // Something waits for it, so it has links.
-    let Some(links) = record.links() else {
-        return Ok(());
-    };
-    loop {
-        let mut changed = std::pin::pin!(links.ready_changed.notified());
-        changed.as_mut().enable();
-        if record.is_ready() {
-            return Ok(());
+    let ended =
+        |state: &ServiceState| matches!(state, ServiceState::Failed(_) | ServiceState::Completed);
+    match record.until_ready(|state| !ended(state)).await {
+        Ok(()) => Ok(()),
+        Err(ServiceState::Failed(failure)) => {
+            anyhow::bail!("it failed before it reported ready: {}", failure.cause())
         }
-        match record.state() {
-            ServiceState::Failed(failure) => {
-                anyhow::bail!("it failed before it reported ready: {}", failure.cause())
-            }
-            ServiceState::Completed => {
-                anyhow::bail!("its `execute` returned before it reported ready (`ctx.ready()`)")
-            }
-            _ => {}
-        }
-        changed.await;
+        Err(_) => anyhow::bail!("its `execute` returned before it reported ready (`ctx.ready()`)"),
     }
 }
 

@@ -633,6 +633,30 @@ impl ServiceRecord {
         self.ready.load(Ordering::Acquire)
     }
 
+    /// Waits until `execute` reports ready; `Err` with the state as soon
+    /// as the state is one `waiting` gives up on. A service with no links
+    /// has nothing waiting for its readiness: at once.
+    pub(crate) async fn until_ready(
+        &self,
+        waiting: impl Fn(&ServiceState) -> bool,
+    ) -> Result<(), ServiceState> {
+        let Some(links) = self.links() else {
+            return Ok(());
+        };
+        loop {
+            let mut changed = std::pin::pin!(links.ready_changed.notified());
+            changed.as_mut().enable();
+            if self.is_ready() {
+                return Ok(());
+            }
+            let state = self.state();
+            if !waiting(&state) {
+                return Err(state);
+            }
+            changed.await;
+        }
+    }
+
     /// Asks `execute` to return and waits until the supervisor has ended.
     pub(crate) async fn stop_execute(&self) {
         {

@@ -355,7 +355,14 @@ fn cascade(record: &Arc<ServiceRecord>) {
         let mut waited_ready = false;
         for (dependent, ready) in dependents {
             if ready && !waited_ready {
-                if !until_ready(&record).await {
+                // Its run going (or hung): keep waiting; ended: no cascade.
+                let running = |state: &ServiceState| {
+                    matches!(
+                        state,
+                        ServiceState::Running | ServiceState::Starting | ServiceState::Hung
+                    )
+                };
+                if record.until_ready(running).await.is_err() {
                     return;
                 }
                 waited_ready = true;
@@ -367,28 +374,6 @@ fn cascade(record: &Arc<ServiceRecord>) {
             }
         }
     });
-}
-
-/// Waits until `record` reports ready; `false` if its run ends first.
-async fn until_ready(record: &ServiceRecord) -> bool {
-    // It has dependents, so it has links.
-    let Some(links) = record.links() else {
-        return true;
-    };
-    loop {
-        let mut changed = pin!(links.ready_changed.notified());
-        changed.as_mut().enable();
-        if record.is_ready() {
-            return true;
-        }
-        if !matches!(
-            record.state(),
-            ServiceState::Running | ServiceState::Starting | ServiceState::Hung
-        ) {
-            return false;
-        }
-        changed.await;
-    }
 }
 
 /// Waits out a backoff (`Some`) or a pause (`None`), and then while the
