@@ -121,6 +121,7 @@
 //! | `tokio-util` | `CancellationToken` for stopping and deadlines; `AbortOnDropHandle` (feature `rt`) for the systemd tasks that end with the start, the stop or the run |
 //! | `async-trait` | object-safe async traits, stored as `Arc<dyn HostedService>` |
 //! | `futures` | catching panics in futures, running phases concurrently, the watchdog's wait |
+//! | `futures-timer` | the moment [`Host::stop`] gives up on a stop, on a timer thread of its own: tokio's timers do not fire while the worker that drives them is blocked |
 //! | `pin-project-lite` | a background service's task, run in its span without a second handle on it (already a dependency of tokio) |
 //! | `tracing`, `tracing-subscriber` | logs and spans; the default subscriber (its reloadable filter, JSON format) |
 //! | `anyhow` | [`ServiceError`]: any error converts with `?` |

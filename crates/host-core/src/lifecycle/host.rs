@@ -1,14 +1,17 @@
 //! The built host: start, wait for shutdown, stop.
 
 use std::fmt;
+use std::pin::pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::{self, Either};
 use host_di::ServiceProvider;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::lifecycle::backstop;
 use crate::lifecycle::bound::Bound;
 use crate::lifecycle::exit_guard;
 use crate::lifecycle::lifetime::Event;
@@ -518,9 +521,10 @@ impl Host {
         };
         // Dropped here, the task goes on and stays in `self.progress`.
         let joined = match *give_up {
-            Some(give_up) => match tokio::time::timeout_at(give_up, &mut *task).await {
-                Ok(joined) => joined,
-                Err(_) => {
+            Some(give_up) => match future::select(&mut *task, pin!(backstop::until(give_up))).await
+            {
+                Either::Left((joined, _)) => joined,
+                Either::Right(_) => {
                     self.progress = Progress::Stopped;
                     let report = self.abandoned_stop();
                     self.blocked.extend(report.blocked.iter().cloned());

@@ -2,6 +2,7 @@
 //! phase within bounds, the application lifetime, signals, and the
 //! watchdogs that end a process whose stop cannot make progress.
 
+pub(crate) mod backstop;
 pub(crate) mod bound;
 pub(crate) mod exit_guard;
 pub(crate) mod host;
