@@ -35,12 +35,14 @@
 //! | `thiserror` | [`ClusterError`] |
 //! | `tokio` | the in-process store's clock (`tokio::time::Instant`, so that tests run on paused time); its blocking pool for the file-lock store's file operations |
 
+mod claims;
 mod error;
 mod file_lock;
 mod in_process;
 mod lease;
 mod store;
 
+pub use claims::{Claim, ClaimOutcome, ClaimStore};
 pub use error::ClusterError;
 pub use file_lock::FileLockStore;
 pub use in_process::InProcessStore;

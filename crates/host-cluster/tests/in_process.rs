@@ -19,6 +19,11 @@ async fn the_in_process_store_keeps_the_contract() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_in_process_store_keeps_the_claim_contract() {
+    contract::claims::every_check(Arc::new(InProcessStore::new()), "in-process", TIMINGS).await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn clones_share_the_leases_and_new_stores_share_nothing() {
     let store = InProcessStore::new();
     let clone = store.clone();
@@ -49,6 +54,8 @@ fn its_types_are_send_and_sync() {
     fn is_send_sync<T: Send + Sync>() {}
     is_send_sync::<InProcessStore>();
     is_send_sync::<Arc<dyn LeaseStore>>();
+    is_send_sync::<Arc<dyn host_cluster::ClaimStore>>();
+    is_send_sync::<host_cluster::Claim>();
     is_send_sync::<host_cluster::Lease>();
     is_send_sync::<host_cluster::LeaseInfo>();
     is_send_sync::<host_cluster::ClusterError>();

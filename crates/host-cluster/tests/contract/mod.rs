@@ -4,6 +4,8 @@
 //! time to live a test uses is short.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod claims;
+
 use std::sync::Arc;
 use std::time::Duration;
 
