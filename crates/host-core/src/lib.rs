@@ -128,6 +128,7 @@
 //! | `croner` | cron expressions of 5, 6 or 7 fields, with defined daylight-saving behaviour (OCPS, see [`Schedule`]); `cron` requires seconds, `saffron` has no time zones |
 //! | `chrono`, `chrono-tz` | a cron schedule's time zone: the IANA database compiled in, the same on every machine (`chrono` as `croner` takes it) |
 //! | `humantime` | a schedule's durations and times in logs and errors (`every 1m 30s`) |
+//! | `host-cluster` | the lease store a cluster singleton campaigns in (the file lock by default), without its database backends |
 //! | `metrics` | the facade services' transitions, restarts, start and stop durations and schedule lateness are recorded through, for whatever exporter the application installs (a no-op without one) |
 //! | `fastrand` | the random part of a restart's backoff (jitter): small, no system entropy call per draw |
 //! | `rustix` | `CLOCK_MONOTONIC` for systemd's `MONOTONIC_USEC` on reload, without unsafe code; `time` only (Unix, already in the tree through `tempfile`) |
@@ -161,11 +162,12 @@ pub use services::background::{BackgroundService, ServiceContext, Ticker};
 pub use services::failure::{Phase, ServiceFailure};
 pub use services::hosted::{HostedService, LifecycleContext, LifecycleFuture};
 pub use services::registration::HostedServiceCollectionExt;
-pub use services::state::{ServiceState, ServiceStates, ServiceStatus};
+pub use services::state::{Leadership, ServiceState, ServiceStates, ServiceStatus};
 pub use supervision::control::ServiceControl;
 pub use supervision::events::{SERVICES_TARGET, ServiceEvent, ServiceEvents};
 pub use supervision::options::ServiceOptions;
 pub use supervision::restart::{Restart, Unrecoverable};
+pub use supervision::singleton::Singleton;
 
 /// `async_trait`, re-exported so that implementations need no extra dependency.
 pub use async_trait::async_trait;
@@ -176,6 +178,8 @@ pub use async_trait::async_trait;
 /// that a service needs no `anyhow` dependency of its own.
 pub use anyhow::{Context, anyhow, bail};
 
+/// The fencing token of a cluster singleton's term (from `host-cluster`).
+pub use host_cluster::FencingToken;
 /// The token [`ServiceContext::stopping_token`] hands out, and the type
 /// clients that take a cancellation token expect.
 pub use tokio_util::sync::CancellationToken;

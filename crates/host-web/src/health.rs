@@ -199,6 +199,23 @@ struct ServiceReport {
     /// The last failure, kept after a restart (detailed only).
     #[serde(skip_serializing_if = "Option::is_none")]
     last_error: Option<String>,
+    /// A cluster singleton's leadership, as this instance sees it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leadership: Option<LeadershipReport>,
+}
+
+/// Who leads a cluster singleton.
+#[derive(Serialize)]
+struct LeadershipReport {
+    singleton: String,
+    /// This instance's id.
+    instance: String,
+    leading: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    leader: Option<String>,
+    /// The fencing token of the leader's term.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<u64>,
 }
 
 impl ServiceReport {
@@ -215,6 +232,16 @@ impl ServiceReport {
             last_error: detailed
                 .then(|| status.last_failure.as_ref().map(ToString::to_string))
                 .flatten(),
+            leadership: status
+                .leadership
+                .as_ref()
+                .map(|leadership| LeadershipReport {
+                    singleton: leadership.singleton.to_string(),
+                    instance: leadership.instance.to_string(),
+                    leading: leadership.leading,
+                    leader: leadership.leader.as_deref().map(str::to_owned),
+                    token: leadership.token,
+                }),
         }
     }
 }

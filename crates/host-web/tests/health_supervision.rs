@@ -147,6 +147,62 @@ async fn liveness_holds_while_a_restart_mends_a_hung_service() {
     stop(&mut host).await;
 }
 
+/// Two instances of one application share a lease store: the one that
+/// stands by is ready, and its report shows who leads with which token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_singleton_is_ready_and_shows_who_leads() {
+    let store = host_cluster::InProcessStore::new();
+    let mut instances = Vec::new();
+    for id in ["a", "b"] {
+        let mut builder = with_server(&[&format!("--cluster.instance_id={id}")]);
+        builder.lease_store(store.clone());
+        builder.add_hosted_service_instance_with(Waits, |waits| {
+            waits.cluster_singleton(
+                host_core::Singleton::new("reports")
+                    .lease(Duration::from_millis(1500))
+                    .renew_deadline(Duration::from_secs(1))
+                    .retry_period(Duration::from_millis(100)),
+            )
+        });
+        let (host, address) = start(builder).await;
+        let states = host.service_states();
+        bounded(&format!("{id} leads or stands by"), async {
+            loop {
+                let seen = states
+                    .status(std::any::type_name::<Waits>())
+                    .and_then(|status| status.leadership)
+                    .is_some_and(|leadership| leadership.leader.is_some());
+                if seen {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        instances.push((host, address));
+    }
+    let name = std::any::type_name::<Waits>();
+    let (status, ready) = get_json(instances[1].1, "/health/ready").await;
+    assert_eq!(status, 200, "{ready}");
+    let entry = service(&ready, name);
+    assert_eq!(entry["state"], "standby", "{ready}");
+    assert_eq!(
+        entry["leadership"],
+        json!({ "singleton": "reports", "instance": "b", "leading": false, "leader": "a", "token": 1 }),
+        "{ready}"
+    );
+    let (status, ready) = get_json(instances[0].1, "/health/ready").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(
+        service(&ready, name)["leadership"]["leading"],
+        true,
+        "{ready}"
+    );
+    for (mut host, _) in instances {
+        stop(&mut host).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_is_503_before_the_start_and_200_from_then_on() {
     let mut host = with_server(&["--web.shutdown_delay=1s"]).build().unwrap();

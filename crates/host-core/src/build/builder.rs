@@ -6,10 +6,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Weak};
 
+use host_cluster::LeaseStore;
 use host_config::{ConfigurationBuilder, OptionsBinding};
 use host_di::{Injectable, ServiceCollection};
 use serde::de::DeserializeOwned;
 
+use crate::build::cluster;
 use crate::build::configure::{BoundConfiguration, PendingBinding};
 use crate::services::record::{HostShared, ServiceRecord};
 use crate::services::registration::{
@@ -72,6 +74,7 @@ pub struct HostBuilder {
     configuration: ConfigurationBuilder,
     bindings: Vec<Box<dyn PendingBinding>>,
     before_build: Vec<BeforeBuild>,
+    lease_store: Option<Arc<dyn LeaseStore>>,
 }
 
 /// A registration an extension makes last, at `build()`.
@@ -92,6 +95,7 @@ impl HostBuilder {
             configuration: ConfigurationBuilder::new(),
             bindings: Vec::new(),
             before_build: Vec::new(),
+            lease_store: None,
         }
     }
 
@@ -354,6 +358,15 @@ impl HostBuilder {
         self
     }
 
+    /// The lease store cluster singletons campaign in, instead of the file
+    /// lock under the content root (`cluster.directory`, by default
+    /// `.host/leases`), which serves the instances of one machine. See
+    /// `docs/scale-out.md`.
+    pub fn lease_store(&mut self, store: impl LeaseStore) -> &mut Self {
+        self.lease_store = Some(Arc::new(store));
+        self
+    }
+
     /// Whether the host listens for SIGINT, SIGTERM and SIGQUIT (Ctrl+C on
     /// other platforms), from its start until its stop has completed; after
     /// that, while no other host listens, a signal has its default action
@@ -422,6 +435,7 @@ impl HostBuilder {
             configuration,
             bindings,
             before_build: _,
+            lease_store,
         } = self;
         let bound = BoundConfiguration::read(&configuration, &environment, bindings, &mut services)
             .map_err(HostError::configuration)?;
@@ -485,6 +499,12 @@ impl HostBuilder {
             })
             .collect();
         configured::compile_schedules(&records)?;
+        cluster::elect(
+            &records,
+            &bound.cluster,
+            lease_store,
+            environment.content_root(),
+        )?;
         states.set_records(records.clone());
         control.set_records(records.clone());
         let watched: Vec<Weak<ServiceRecord>> = records.iter().map(Arc::downgrade).collect();

@@ -12,6 +12,7 @@ use host_di::ServiceCollection;
 use serde::de::DeserializeOwned;
 
 use crate::HostEnvironment;
+use crate::build::cluster::{self, ClusterSection};
 use crate::build::options::HostOptionsSection;
 use crate::logging::{self, LoggingOptions};
 use crate::supervision::configured::{self, ServicesSection};
@@ -51,6 +52,8 @@ impl<T: DeserializeOwned + Send + Sync + 'static> PendingBinding for OptionsBind
 /// The configuration, read and bound.
 pub(crate) struct BoundConfiguration {
     pub(crate) host_options: HostOptionsSection,
+    /// `cluster`: the lease store and this instance's id.
+    pub(crate) cluster: ClusterSection,
     /// `services.<name>`: per-service options; schedules follow reloads.
     pub(crate) services: OptionsMonitor<ServicesSection>,
     logging: OptionsMonitor<LoggingOptions>,
@@ -76,6 +79,10 @@ impl BoundConfiguration {
             .get::<HostOptionsSection>(HostOptionsSection::KEY)
             .map_err(|error| errors.push(error))
             .ok();
+        let cluster = configuration
+            .get::<ClusterSection>(cluster::KEY)
+            .map_err(|error| errors.push(error))
+            .ok();
         let service_options = configuration
             .bind(OptionsBinding::<ServicesSection>::new(configured::KEY))
             .map_err(|error| errors.push(error))
@@ -95,20 +102,22 @@ impl BoundConfiguration {
             host_options,
             service_options,
             logging,
+            cluster,
             ConfigError::combine(errors),
         ) {
-            (Some(host_options), Some(service_options), Some(logging), None) => {
+            (Some(host_options), Some(service_options), Some(logging), Some(cluster), None) => {
                 services.add_options_monitor(logging.clone());
                 let unknown_keys = configuration.unknown_keys();
                 services.add_instance(Arc::new(configuration));
                 Ok(Self {
                     host_options,
+                    cluster,
                     services: service_options,
                     logging,
                     unknown_keys,
                 })
             }
-            (_, _, _, Some(error)) => Err(error),
+            (_, _, _, _, Some(error)) => Err(error),
             _ => unreachable!("a section that did not bind reported an error"),
         }
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use host_cluster::FencingToken;
 use tokio::time::{Instant, Interval, MissedTickBehavior};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
@@ -290,6 +291,29 @@ impl ServiceContext {
     /// The host's record of the service, when the host runs it.
     pub(crate) fn record(&self) -> Option<&Arc<ServiceRecord>> {
         self.record.as_ref()
+    }
+
+    /// The fencing token of the term this instance leads, for a cluster
+    /// singleton ([`ServiceOptions::cluster_singleton`](crate::ServiceOptions::cluster_singleton))
+    /// that leads; `None` otherwise. Write it beside every effect the work
+    /// makes, and have the target reject a token lower than the highest it
+    /// has seen: a lease alone cannot stop a leader that was paused past it.
+    pub fn fencing_token(&self) -> Option<FencingToken> {
+        self.record
+            .as_ref()
+            .and_then(|record| record.fencing_token())
+            .map(FencingToken::new)
+    }
+
+    /// Steps down from leading this cluster singleton: the stopping token
+    /// is cancelled, and once `execute` has returned the lease is released
+    /// and this instance waits two retry periods before campaigning
+    /// again, so that another instance takes over. Does nothing for a
+    /// service that does not lead.
+    pub fn step_down(&self) {
+        if let Some(record) = &self.record {
+            record.step_down();
+        }
     }
 
     /// How often the service's `execute` has been restarted so far (0 in

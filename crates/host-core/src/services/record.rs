@@ -18,8 +18,9 @@ use host_di::ServiceProvider;
 
 use crate::scheduling::periodic::ScheduleSlot;
 use crate::services::failure::ServiceFailure;
-use crate::services::state::{ServiceState, ServiceStatus};
+use crate::services::state::{Leadership, ServiceState, ServiceStatus};
 use crate::supervision::dependencies::{self, Edge};
+use crate::supervision::election::Election;
 use crate::supervision::events::EventHub;
 use crate::supervision::options::ServiceSettings;
 use crate::supervision::supervisor;
@@ -139,6 +140,8 @@ pub(crate) struct ServiceRecord {
     links: OnceLock<Box<Links>>,
     /// A periodic service's schedule (boxed: most services have none).
     schedule: OnceLock<Box<ScheduleSlot>>,
+    /// A cluster singleton's election (boxed: most services are none).
+    pub(crate) election: OnceLock<Box<Election>>,
     pub(crate) shared: Arc<HostShared>,
 }
 
@@ -146,6 +149,7 @@ struct Status {
     state: ServiceState,
     last_failure: Option<ServiceFailure>,
     next_run: Option<SystemTime>,
+    leadership: Option<Leadership>,
 }
 
 /// The current run of a background service's `execute`.
@@ -198,6 +202,12 @@ pub(crate) enum Command {
     Restart,
     /// It missed its heartbeat deadline and its policy restarts it.
     Hung,
+    /// A cluster singleton lost its lease: it campaigns again once its run
+    /// has returned.
+    Revoked,
+    /// A cluster singleton steps down (from its `execute` or the control
+    /// handle): it releases its lease once its run has returned.
+    StepDown,
 }
 
 /// The supervisor's task.
@@ -229,6 +239,7 @@ impl ServiceRecord {
                 state: ServiceState::NotStarted,
                 last_failure: None,
                 next_run: None,
+                leadership: None,
             }),
             changed,
             start_completed: AtomicBool::new(false),
@@ -247,6 +258,7 @@ impl ServiceRecord {
             stop_timed_out: AtomicBool::new(false),
             links: OnceLock::new(),
             schedule: OnceLock::new(),
+            election: OnceLock::new(),
             shared,
         }
     }
@@ -266,7 +278,35 @@ impl ServiceRecord {
             required_for_readiness: self.settings.required_for_readiness.unwrap_or(true),
             hung_beyond_policy: matches!(status.state, ServiceState::Hung)
                 && !self.mending.load(Ordering::Acquire),
+            leadership: status.leadership.clone(),
         }
+    }
+
+    /// A cluster singleton's leadership as this instance now sees it.
+    pub(crate) fn set_leadership(&self, leadership: Option<Leadership>) {
+        {
+            let mut status = lock(&self.status);
+            if status.leadership == leadership {
+                return;
+            }
+            status.leadership = leadership;
+        }
+        self.notify();
+    }
+
+    /// Ends the run of a singleton that leads, to release its lease.
+    /// Returns whether it led.
+    pub(crate) fn step_down(self: &Arc<Self>) -> bool {
+        self.fencing_token().is_some() && self.end_run(Command::StepDown, self.stop_timeout())
+    }
+
+    /// The fencing token of the term this instance leads, if it leads.
+    pub(crate) fn fencing_token(&self) -> Option<u64> {
+        lock(&self.status)
+            .leadership
+            .as_ref()
+            .filter(|leadership| leadership.leading)
+            .and_then(|leadership| leadership.token)
     }
 
     pub(crate) fn restarts(&self) -> u32 {
@@ -710,6 +750,8 @@ impl Command {
             Command::Pause => "paused",
             Command::Restart => "restarted",
             Command::Hung => "restarted after missing its heartbeat",
+            Command::Revoked => "stopped as it lost its cluster lease",
+            Command::StepDown => "stepped down from leading its cluster singleton",
         }
     }
 }

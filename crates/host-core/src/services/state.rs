@@ -45,6 +45,9 @@ pub enum ServiceState {
     Failed(ServiceFailure),
     /// Its `stopping` hook or `stop` is running.
     Stopping,
+    /// A cluster singleton that another instance leads: it campaigns, and
+    /// runs `execute` once it leads (see [`ServiceStatus::leadership`]).
+    Standby,
     /// Its `stop` returned, or it was aborted at the shutdown timeout, or its
     /// start never completed and the host has stopped (its `stop` is never
     /// called).
@@ -54,7 +57,7 @@ pub enum ServiceState {
 impl ServiceState {
     /// Every state's name, as [`as_str`](Self::as_str) gives them (for a
     /// metric's label, a check of a name a test or a tool is given).
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 12] = [
         "not_started",
         "starting",
         "running",
@@ -66,11 +69,12 @@ impl ServiceState {
         "failed",
         "stopping",
         "stopped",
+        "standby",
     ];
 
     /// The state's name: `not_started`, `starting`, `running`, `ready`,
-    /// `restarting`, `hung`, `paused`, `completed`, `failed`, `stopping` or
-    /// `stopped`.
+    /// `restarting`, `hung`, `paused`, `completed`, `failed`, `stopping`,
+    /// `stopped` or `standby`.
     pub fn as_str(&self) -> &'static str {
         Self::NAMES[self.index()]
     }
@@ -89,11 +93,13 @@ impl ServiceState {
             ServiceState::Failed(_) => 8,
             ServiceState::Stopping => 9,
             ServiceState::Stopped => 10,
+            ServiceState::Standby => 11,
         }
     }
 
     /// Whether the service is doing what it should: running, ready,
-    /// paused on purpose, or completed without error.
+    /// paused on purpose, completed without error, or standing by while
+    /// another instance leads it.
     pub fn is_healthy(&self) -> bool {
         matches!(
             self,
@@ -101,6 +107,7 @@ impl ServiceState {
                 | ServiceState::Ready
                 | ServiceState::Paused
                 | ServiceState::Completed
+                | ServiceState::Standby
         )
     }
 
@@ -143,6 +150,25 @@ pub struct ServiceStatus {
     /// policy, or its policy gave up): `/health/live` fails and systemd's
     /// watchdog is no longer fed.
     pub hung_beyond_policy: bool,
+    /// For a cluster singleton: who leads it, as this instance last saw.
+    pub leadership: Option<Leadership>,
+}
+
+/// A cluster singleton's leadership, as one instance sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Leadership {
+    /// The singleton's (its lease's) name.
+    pub singleton: Arc<str>,
+    /// This instance's holder id.
+    pub instance: Arc<str>,
+    /// Whether this instance leads.
+    pub leading: bool,
+    /// Who leads, when known: this instance, or the holder the store
+    /// reported at the last try.
+    pub leader: Option<Arc<str>>,
+    /// The fencing token of the leader's term, when known.
+    pub token: Option<u64>,
 }
 
 /// The states of the host's hosted services, in registration order.
@@ -215,6 +241,15 @@ impl ServiceStates {
             .iter()
             .find(|record| &*record.name == name)
             .map(|record| record.state())
+    }
+
+    /// The status of the service called `name` (its state, restarts,
+    /// leadership...), if there is one.
+    pub fn status(&self, name: &str) -> Option<ServiceStatus> {
+        self.records()
+            .iter()
+            .find(|record| &*record.name == name)
+            .map(|record| record.status())
     }
 
     /// The names of the services whose state is `wanted`, in registration

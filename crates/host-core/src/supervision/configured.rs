@@ -11,6 +11,7 @@ use crate::scheduling::periodic::ScheduleSlot;
 use crate::services::record::ServiceRecord;
 use crate::supervision::dependencies::short_name;
 use crate::supervision::options::ServiceSettings;
+use crate::supervision::singleton::SingletonSection;
 use crate::{HostError, HostedService, Restart, Schedule};
 
 /// `services.<name>`: each key present overrides the registration's option.
@@ -27,6 +28,8 @@ pub(crate) struct ServiceSection {
     restart: Option<RestartSection>,
     /// A periodic service's schedule (reloadable).
     schedule: Option<Schedule>,
+    /// Makes a background service a cluster singleton.
+    cluster_singleton: Option<SingletonSection>,
 }
 
 /// `services.<name>.restart`.
@@ -136,6 +139,7 @@ impl ServiceSection {
         for (present, option) in [
             (self.restart.is_some(), "restart"),
             (self.heartbeat.is_some(), "heartbeat"),
+            (self.cluster_singleton.is_some(), "cluster_singleton"),
         ] {
             if present && !background {
                 return Err(format!(
@@ -161,6 +165,9 @@ impl ServiceSection {
         }
         if self.schedule.is_some() {
             settings.schedule = self.schedule.clone();
+        }
+        if let Some(singleton) = &self.cluster_singleton {
+            settings.singleton = Some(singleton.clone().into_singleton());
         }
         Ok(())
     }

@@ -160,6 +160,35 @@ impl ServiceControl {
         Ok(())
     }
 
+    /// Makes a cluster singleton that leads step down: its run ends, its
+    /// lease is released once `execute` has returned, and this instance
+    /// waits two retry periods before campaigning again, so that another
+    /// instance takes over.
+    ///
+    /// # Errors
+    ///
+    /// No such background service, it is not a cluster singleton, or it
+    /// does not lead here.
+    pub fn step_down(&self, name: &str) -> Result<(), HostError> {
+        let record = self.background(name, "step down")?;
+        if record.election.get().is_none() {
+            return Err(refused(
+                "step down",
+                &record,
+                "it is not a cluster singleton (`cluster_singleton`)",
+            ));
+        }
+        if record.step_down() {
+            Ok(())
+        } else {
+            Err(refused(
+                "step down",
+                &record,
+                "this instance does not lead it",
+            ))
+        }
+    }
+
     fn end_run(
         &self,
         record: &Arc<ServiceRecord>,

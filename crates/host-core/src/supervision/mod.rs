@@ -4,8 +4,11 @@
 pub(crate) mod configured;
 pub(crate) mod control;
 pub(crate) mod dependencies;
+pub(crate) mod election;
 pub(crate) mod events;
+pub(crate) mod leadership;
 pub(crate) mod liveness;
 pub(crate) mod options;
 pub(crate) mod restart;
+pub(crate) mod singleton;
 pub(crate) mod supervisor;

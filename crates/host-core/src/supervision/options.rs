@@ -9,7 +9,9 @@ use std::sync::Arc;
 use host_di::{DiError, Disposer, Injectable, ServiceProvider};
 use std::time::Duration;
 
-use crate::{BackgroundService, HostedService, Periodic, PeriodicService, Restart, Schedule};
+use crate::{
+    BackgroundService, HostedService, Periodic, PeriodicService, Restart, Schedule, Singleton,
+};
 
 /// The options of one hosted service, set where it is registered
 /// ([`add_hosted_service_with`](crate::HostBuilder::add_hosted_service_with))
@@ -84,6 +86,8 @@ pub(crate) struct ServiceSettings {
     pub(crate) scope_per_run: bool,
     /// Makes a new instance for each restart, from the container.
     pub(crate) fresh: Option<FreshInstance>,
+    /// Runs `execute` only while this instance leads the singleton.
+    pub(crate) singleton: Option<Singleton>,
 }
 
 /// Makes a fresh instance of a background service, with its disposal.
@@ -236,6 +240,31 @@ impl<T: BackgroundService> ServiceOptions<T> {
         self.settings.heartbeat = Some(deadline);
         self
     }
+
+    /// Makes it a cluster singleton: every instance of the application
+    /// campaigns for the lease `singleton` names, in the host's lease store
+    /// (the `cluster` configuration section; a file lock under the content
+    /// root by default), and only the leader runs `execute`. Its context
+    /// carries the fencing token of its term
+    /// ([`ServiceContext::fencing_token`](crate::ServiceContext::fencing_token)),
+    /// and its stopping token is also cancelled when the term is lost, at
+    /// the renew deadline at the latest. See [`Singleton`] for the timings
+    /// and `docs/scale-out.md` for what a lease can and cannot promise.
+    ///
+    /// ```
+    /// # use host_core::{BackgroundService, Host, ServiceContext, ServiceError, async_trait};
+    /// # struct Billing;
+    /// # #[async_trait]
+    /// # impl BackgroundService for Billing {
+    /// #     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> { Ok(()) }
+    /// # }
+    /// let mut builder = Host::builder();
+    /// builder.add_hosted_service_instance_with(Billing, |billing| billing.cluster_singleton("billing"));
+    /// ```
+    pub fn cluster_singleton(&mut self, singleton: impl Into<Singleton>) -> &mut Self {
+        self.settings.singleton = Some(singleton.into());
+        self
+    }
 }
 
 impl<T: BackgroundService + Injectable> ServiceOptions<T> {
@@ -311,6 +340,7 @@ impl fmt::Debug for ServiceSettings {
             .field("schedule", &self.schedule)
             .field("scope_per_run", &self.scope_per_run)
             .field("fresh_instance_on_restart", &self.fresh.is_some())
+            .field("cluster_singleton", &self.singleton)
             .finish()
     }
 }

@@ -10,11 +10,14 @@ use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::logging::LIFETIME_TARGET;
 use crate::services::failure::ServiceFailure;
 use crate::services::record::{Command, NextRun, ServiceRecord, lock};
 use crate::services::state::ServiceState;
+use crate::supervision::election::Term;
+use crate::supervision::leadership;
 use crate::supervision::restart::{Decision, Ending, RestartHistory};
 use crate::{
     ApplicationLifetime, BackgroundService, BackgroundServiceFailure, Phase, ServiceContext,
@@ -26,92 +29,137 @@ use crate::{
 type RunOutcome = Option<Result<Result<(), ServiceError>, Box<dyn std::any::Any + Send>>>;
 
 /// Runs `execute` until the host stops the service, restarting it as its
-/// policy says. Every ending is settled here: a failure the policy does not
-/// mend goes to the host's failure behaviour.
+/// policy says; a cluster singleton's only while this instance leads it.
+/// Every ending is settled here: a failure the policy does not mend goes to
+/// the host's failure behaviour.
 pub(crate) async fn supervise(
     record: Arc<ServiceRecord>,
     service: Arc<dyn BackgroundService>,
     lifetime: ApplicationLifetime,
 ) {
-    let mut history = RestartHistory::default();
-    let mut restarted = false;
-    let mut fresh = Fresh::default();
-    let mut service = service;
-    loop {
-        let token = match record.begin_run() {
-            NextRun::Run(token) => token,
-            NextRun::Stopped => break,
-            NextRun::Paused => {
-                // Paused before this run could begin.
-                record.set_state(ServiceState::Paused);
-                if Box::pin(wait(&record, None)).await {
-                    record.advance(
-                        |state| matches!(state, ServiceState::Paused),
-                        ServiceState::Running,
-                    );
-                    continue;
-                }
-                break;
-            }
-        };
-        if restarted {
-            match Box::pin(fresh.next(&record)).await {
-                Ok(Some(instance)) => service = instance,
-                Ok(None) => {}
-                Err(failure) => {
-                    report(&record, failure);
-                    break;
-                }
-            }
-            cascade(&record);
+    let mut runs = Runs {
+        service,
+        history: RestartHistory::default(),
+        restarted: false,
+        fresh: Fresh::default(),
+    };
+    match record.election.get() {
+        None => {
+            runs.run(&record, &lifetime, None).await;
         }
-        restarted = true;
-        if record.settings.heartbeat.is_some() {
-            record.shared.liveness.notify_one();
-        }
-        let began = Instant::now();
-        let context = ServiceContext::supervised(record.clone(), token, lifetime.clone());
-        let run = AssertUnwindSafe(service.execute(context)).catch_unwind();
-        let outcome = record.interrupt.guard(run).await;
-        let (command, stopping) = record.end_of_run();
-        let next = decide(&record, &mut history, began, outcome, command, stopping);
-        // After the state has left `hung`: a hung service being mended is
-        // never seen as hung beyond its policy in between.
-        record.mending.store(false, Ordering::Release);
-        let resumed = match next {
-            Next::End => break,
-            Next::Now => true,
-            // The waits are boxed: the task of a service that never
-            // restarts stays small. A zero backoff needs no timer, but
-            // still gives the other tasks a turn: a service that fails at
-            // once must not keep its worker to itself.
-            Next::After(delay) if delay.is_zero() => {
-                tokio::task::yield_now().await;
-                Box::pin(wait(&record, None)).await
-            }
-            Next::After(delay) => Box::pin(wait(&record, Some(delay))).await,
-            Next::Paused => Box::pin(wait(&record, None)).await,
-        };
-        if !resumed {
-            break;
-        }
-        if record.shared.winding_down() {
-            // The stop was asked for while it waited: no restart begins;
-            // the stop settles it.
-            break;
-        }
-        record.advance(
-            |state| {
-                matches!(
-                    state,
-                    ServiceState::Restarting { .. } | ServiceState::Paused | ServiceState::Hung
-                )
-            },
-            ServiceState::Running,
-        );
+        Some(election) => Box::pin(leadership::lead(&record, &lifetime, election, &mut runs)).await,
     }
-    if fresh.disposer.is_some() {
-        Box::pin(fresh.dispose(&record)).await;
+    if runs.fresh.disposer.is_some() {
+        Box::pin(runs.fresh.dispose(&record)).await;
+    }
+}
+
+/// How a stretch of runs ended.
+pub(super) enum Ended {
+    /// No further run: the host stops the service, or it completed or
+    /// failed for good.
+    Done,
+    /// A cluster singleton's term is over (lost, or stepped down from):
+    /// its run has returned.
+    TermOver(Command),
+}
+
+/// What carries over from one run to the next: the instance, the restart
+/// history, a fresh instance's disposal.
+pub(super) struct Runs {
+    service: Arc<dyn BackgroundService>,
+    history: RestartHistory,
+    restarted: bool,
+    fresh: Fresh,
+}
+
+impl Runs {
+    /// Runs `execute`, again and again as the policy says, until the
+    /// service is done or (for a singleton) `term` is over.
+    pub(super) async fn run(
+        &mut self,
+        record: &Arc<ServiceRecord>,
+        lifetime: &ApplicationLifetime,
+        term: Option<&Term>,
+    ) -> Ended {
+        let revoked = term.map(|term| &term.revoked);
+        loop {
+            if revoked.is_some_and(CancellationToken::is_cancelled) {
+                return Ended::TermOver(Command::Revoked);
+            }
+            let token = match record.begin_run() {
+                NextRun::Run(token) => token,
+                NextRun::Stopped => return Ended::Done,
+                NextRun::Paused => {
+                    // Paused before this run could begin.
+                    record.set_state(ServiceState::Paused);
+                    if Box::pin(wait(record, None, revoked)).await {
+                        record.advance(
+                            |state| matches!(state, ServiceState::Paused),
+                            ServiceState::Running,
+                        );
+                        continue;
+                    }
+                    return Ended::Done;
+                }
+            };
+            if self.restarted {
+                match Box::pin(self.fresh.next(record)).await {
+                    Ok(Some(instance)) => self.service = instance,
+                    Ok(None) => {}
+                    Err(failure) => {
+                        report(record, failure);
+                        return Ended::Done;
+                    }
+                }
+                cascade(record);
+            }
+            self.restarted = true;
+            if record.settings.heartbeat.is_some() {
+                record.shared.liveness.notify_one();
+            }
+            let began = Instant::now();
+            let context = ServiceContext::supervised(record.clone(), token, lifetime.clone());
+            let run = AssertUnwindSafe(self.service.execute(context)).catch_unwind();
+            let outcome = record.interrupt.guard(run).await;
+            let (command, stopping) = record.end_of_run();
+            let next = decide(record, &mut self.history, began, outcome, command, stopping);
+            // After the state has left `hung`: a hung service being mended is
+            // never seen as hung beyond its policy in between.
+            record.mending.store(false, Ordering::Release);
+            let resumed = match next {
+                Next::End => return Ended::Done,
+                Next::TermOver(command) => return Ended::TermOver(command),
+                Next::Now => true,
+                // The waits are boxed: the task of a service that never
+                // restarts stays small. A zero backoff needs no timer, but
+                // still gives the other tasks a turn: a service that fails at
+                // once must not keep its worker to itself.
+                Next::After(delay) if delay.is_zero() => {
+                    tokio::task::yield_now().await;
+                    Box::pin(wait(record, None, revoked)).await
+                }
+                Next::After(delay) => Box::pin(wait(record, Some(delay), revoked)).await,
+                Next::Paused => Box::pin(wait(record, None, revoked)).await,
+            };
+            if !resumed {
+                return Ended::Done;
+            }
+            if record.shared.winding_down() {
+                // The stop was asked for while it waited: no restart begins;
+                // the stop settles it.
+                return Ended::Done;
+            }
+            record.advance(
+                |state| {
+                    matches!(
+                        state,
+                        ServiceState::Restarting { .. } | ServiceState::Paused | ServiceState::Hung
+                    )
+                },
+                ServiceState::Running,
+            );
+        }
     }
 }
 
@@ -168,6 +216,8 @@ enum Next {
     After(Duration),
     /// Wait until resumed.
     Paused,
+    /// A cluster singleton's term is over: no run until it leads again.
+    TermOver(Command),
 }
 
 fn decide(
@@ -188,6 +238,13 @@ fn decide(
             settle(record, ended, true);
         }
         return Next::End;
+    }
+    if let Some(command @ (Command::Revoked | Command::StepDown)) = command {
+        // Ended because its term is over: not a failure of the service.
+        if let Some(Err(failure)) = ended {
+            record.note_failure(failure);
+        }
+        return Next::TermOver(command);
     }
     if command == Some(Command::Restart) && record.shared.winding_down() {
         // Asked to restart as the host began to stop: no restart begins.
@@ -378,8 +435,12 @@ fn cascade(record: &Arc<ServiceRecord>) {
 
 /// Waits out a backoff (`Some`) or a pause (`None`), and then while the
 /// service is paused; `false` if the host asked the service to stop
-/// meanwhile.
-async fn wait(record: &ServiceRecord, delay: Option<Duration>) -> bool {
+/// meanwhile. A singleton's wait also ends when its term is `revoked`.
+pub(super) async fn wait(
+    record: &ServiceRecord,
+    delay: Option<Duration>,
+    revoked: Option<&CancellationToken>,
+) -> bool {
     // A delay too long for an instant never ends: only the stop does.
     let deadline = delay.map(|delay| Instant::now().checked_add(delay));
     let mut waited = deadline.is_none();
@@ -393,15 +454,25 @@ async fn wait(record: &ServiceRecord, delay: Option<Duration>) -> bool {
             }
             run.paused
         };
-        if waited && !paused {
+        if (waited && !paused) || revoked.is_some_and(CancellationToken::is_cancelled) {
             return true;
         }
+        let revoked = async {
+            match revoked {
+                Some(revoked) => revoked.cancelled().await,
+                None => std::future::pending().await,
+            }
+        };
         match deadline.flatten().filter(|_| !waited) {
             Some(deadline) => tokio::select! {
                 () = tokio::time::sleep_until(deadline) => waited = true,
                 () = woken => {}
+                () = revoked => {}
             },
-            None => woken.await,
+            None => tokio::select! {
+                () = woken => {}
+                () = revoked => {}
+            },
         }
     }
 }
