@@ -1,6 +1,7 @@
 //! The file-lock lease store: several processes on one machine, the
 //! embedded default.
 
+mod claims;
 mod naming;
 mod record;
 
@@ -45,6 +46,9 @@ use record::Record;
 ///   holder id from another store or process does not extend it. Two
 ///   stores on one directory exclude each other, within one process too
 ///   (`flock` locks belong to each open file).
+/// - **Claims** on schedule ticks ([`ClaimStore`](crate::ClaimStore)) live
+///   in `claims/` beside the lease files, a file per job, each call under
+///   that job's lock only; their deadlines count on the wall clock.
 ///
 /// File names are escaped lease names (see [`FileLockStore::new`]). Each
 /// call does a few small file operations and an `fsync` on tokio's blocking

@@ -1,5 +1,5 @@
-//! Which file holds which lease: a reversible, portable file name per lease
-//! name.
+//! Which file holds which lease or job: a reversible, portable file name
+//! per name.
 
 use std::fmt::Write as _;
 
@@ -19,6 +19,15 @@ const KEPT: usize = 160;
 /// short form, so the two forms cannot meet). The file also records its
 /// lease name, and the store refuses a file that names another.
 pub(super) fn file_name(name: &str) -> String {
+    let mut file = stem(name);
+    file.push_str(".lease");
+    file
+}
+
+/// The escaped form of `name` that [`file_name`] suffixes, for the other
+/// files kept per name (a job's claims): it never holds a `.`, so each
+/// suffix keeps its kind of file apart.
+pub(super) fn stem(name: &str) -> String {
     let mut escaped = String::with_capacity(name.len() + 6);
     for byte in name.bytes() {
         if byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'_' {
@@ -32,7 +41,6 @@ pub(super) fn file_name(name: &str) -> String {
         escaped.truncate(KEPT);
         let _ = write!(escaped, "~{:016x}", fnv1a(name.as_bytes()));
     }
-    escaped.push_str(".lease");
     escaped
 }
 
@@ -57,6 +65,14 @@ mod tests {
     fn separators_dots_spaces_and_capitals_are_escaped() {
         assert_eq!(file_name("../a b/C"), "%2E%2E%2Fa%20b%2F%43.lease");
         assert_ne!(file_name("Billing"), file_name("billing"));
+    }
+
+    #[test]
+    fn stems_hold_no_dot_so_suffixes_stay_apart() {
+        for name in ["a.lease", "../x", &".".repeat(300)] {
+            assert!(!stem(name).contains('.'), "{name:?}");
+        }
+        assert_eq!(file_name("a.b"), format!("{}.lease", stem("a.b")));
     }
 
     #[test]
