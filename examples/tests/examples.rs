@@ -206,3 +206,44 @@ fn worker_refuses_a_bad_interval_with_exit_code_2() {
             .contains("`worker.interval` must be longer than zero, found \"0s\"")
     );
 }
+
+/// Starts the cluster example in `dir`, its content root.
+fn start_cluster_in(dir: &std::path::Path) -> HostProcess {
+    let mut command = Command::new(example("cluster"));
+    command.current_dir(dir).env_remove("RUST_LOG");
+    HostProcess::spawn(command)
+}
+
+#[test]
+fn cluster_runs_billing_on_one_instance_and_hands_over_on_kill_and_on_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = start_cluster_in(dir.path());
+    a.wait_for("leads `billing` (fencing token 1)");
+    a.wait_for("billing run 1 (fencing token 1)");
+    let mut b = start_cluster_in(dir.path());
+    b.wait_for("stands by:");
+    // kill -9: the operating system drops a's file lock.
+    a.signal("KILL");
+    b.wait_for("leads `billing` (fencing token 2)");
+    b.wait_for("billing run 1 (fencing token 2)");
+    let mut c = start_cluster_in(dir.path());
+    c.wait_for("stands by:");
+    // A graceful stop: the lease is released once the work has returned.
+    let code = terminate(&mut b, "TERM");
+    assert_eq!(code, 0, "{}", b.output());
+    assert!(
+        b.lines()
+            .iter()
+            .any(|line| line.contains("no longer leads `billing`: its work has returned")),
+        "{}",
+        b.output()
+    );
+    c.wait_for("leads `billing` (fencing token 3)");
+    c.wait_for("billing run 1 (fencing token 3)");
+    assert!(
+        dir.path().join(".host/leases").is_dir(),
+        "the default store lives under the content root"
+    );
+    let code = terminate(&mut c, "TERM");
+    assert_eq!(code, 0, "{}", c.output());
+}
