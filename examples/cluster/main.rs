@@ -20,6 +20,9 @@
 //! for the instances of one machine. Across machines, a PostgreSQL lease
 //! store takes one key (see `docs/scale-out.md`).
 //!
+//! The timings come from the command line too (`--services.Billing.cluster_singleton.lease=6s`,
+//! with `name`, `renew_deadline` and `retry_period` beside it).
+//!
 //! The work writes its fencing token beside what it does: a lease makes
 //! two leaders rare, the token lets the target refuse a stale one.
 
@@ -38,7 +41,10 @@ impl BackgroundService for Billing {
         let mut run = 0;
         while every.tick().await {
             run += 1;
-            tracing::info!(token = token.get(), "billing run {run} (fencing token {token})");
+            tracing::info!(
+                token = token.get(),
+                "billing run {run} (fencing token {token})"
+            );
         }
         tracing::info!("billing stops (fencing token {token})");
         Ok(())
@@ -48,6 +54,7 @@ impl BackgroundService for Billing {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let mut builder = Host::builder();
+    builder.args(std::env::args());
     // A free port for each instance: three terminals, no collision.
     builder
         .configuration()

@@ -247,3 +247,62 @@ fn cluster_runs_billing_on_one_instance_and_hands_over_on_kill_and_on_stop() {
     let code = terminate(&mut c, "TERM");
     assert_eq!(code, 0, "{}", c.output());
 }
+
+/// Short timings for the cluster example, from the command line.
+const SHORT_TIMINGS: [&str; 4] = [
+    "--services.Billing.cluster_singleton.name=billing",
+    "--services.Billing.cluster_singleton.lease=1s",
+    "--services.Billing.cluster_singleton.renew_deadline=700ms",
+    "--services.Billing.cluster_singleton.retry_period=200ms",
+];
+
+/// The timestamp a log line starts with (RFC 3339, UTC, fixed width).
+fn timestamp(line: &str) -> &str {
+    line.split_whitespace().next().unwrap_or_default()
+}
+
+/// A stopped leader (SIGSTOP) keeps the file lock past its lease: nobody
+/// else acts meanwhile. Continued, it finds its term over, stops its work
+/// and releases; then one instance leads with a larger token.
+#[test]
+fn a_stopped_cluster_leader_keeps_the_lock_and_hands_over_once_continued() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = |dir: &std::path::Path| {
+        let mut command = Command::new(example("cluster"));
+        command
+            .current_dir(dir)
+            .args(SHORT_TIMINGS)
+            .env_remove("RUST_LOG");
+        HostProcess::spawn(command)
+    };
+    let mut a = start(dir.path());
+    a.wait_for("billing run 1 (fencing token 1)");
+    let mut b = start(dir.path());
+    b.wait_for("stands by:");
+    a.signal("STOP");
+    // Three leases long: b keeps standing by, as the lock is still held.
+    std::thread::sleep(Duration::from_secs(3));
+    a.signal("CONT");
+    a.wait_for("lost the lead of `billing`");
+    b.wait_for("leads `billing` (fencing token 2)");
+    let lost = a
+        .lines()
+        .iter()
+        .find(|line| line.contains("lost the lead of `billing`"))
+        .cloned()
+        .unwrap();
+    let led = b
+        .lines()
+        .iter()
+        .find(|line| line.contains("leads `billing` (fencing token 2)"))
+        .cloned()
+        .unwrap();
+    assert!(
+        timestamp(&led) >= timestamp(&lost),
+        "b led before a's term was over:\n{lost}\n{led}"
+    );
+    for mut instance in [a, b] {
+        let code = terminate(&mut instance, "TERM");
+        assert_eq!(code, 0, "{}", instance.output());
+    }
+}
