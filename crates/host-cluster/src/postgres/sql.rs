@@ -2,9 +2,11 @@
 //!
 //! Every statement goes out as one simple query: no prepared statement,
 //! named or unnamed, outlives it, so a transaction pooler may hand each
-//! statement to any server connection. (sqlx's unprepared queries still
-//! parse and bind in two round trips, between which a pooler in
-//! transaction mode may switch server connections.)
+//! statement to any server connection. sqlx's unprepared queries
+//! (`persistent(false)`) are not enough: they parse, then bind, each
+//! ending in a Sync, and between the two PgBouncer in transaction mode may
+//! move the client to another server connection, where the bind fails or,
+//! worse, runs another client's unnamed statement.
 
 use std::fmt::Write as _;
 use std::time::Duration;
