@@ -20,7 +20,7 @@ use contract::Timings;
 use host_cluster::PostgresStore;
 use host_cluster::postgres::{Namespace, PostgresOptions};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{Executor as _, PgPool};
+use sqlx::{Connection as _, Executor as _};
 
 const PGBOUNCER: &str = "/usr/sbin/pgbouncer";
 
@@ -162,30 +162,47 @@ fn server(test: &str) -> Option<PgConnectOptions> {
     Some(url.parse().unwrap())
 }
 
-/// A store through the bouncer on a schema of its own, and the direct
-/// pool that drops the schema at the end.
-async fn store(
-    bouncer: &Bouncer,
-    server: &PgConnectOptions,
-    test: &str,
-) -> (PostgresStore, PgPool, String) {
-    let schema = format!("hc_{test}_{:08x}", fastrand::u32(..));
-    println!("{test}: schema {schema}");
-    let store = PostgresOptions::new(&bouncer.url(server))
+/// A store through the bouncer on a schema of its own.
+async fn store(bouncer: &Bouncer, server: &PgConnectOptions, schema: &str) -> PostgresStore {
+    PostgresOptions::new(&bouncer.url(server))
         .unwrap()
-        .namespace(Namespace::new(&schema, "host_").unwrap())
+        .namespace(Namespace::new(schema, "host_").unwrap())
         // More clients than pgbouncer's two server connections.
         .max_connections(8)
         .connect()
         .await
-        .unwrap();
-    let direct = PgPool::connect_with(server.clone()).await.unwrap();
-    (store, direct, schema)
+        .unwrap()
 }
 
-async fn drop_schema(direct: &PgPool, schema: &str) {
-    let sql = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-    direct.execute(sql.as_str()).await.unwrap();
+/// Drops the schema, directly on the server, when the test ends, passed or
+/// failed (on a thread and runtime of its own: the test's may be
+/// unwinding).
+struct Schema {
+    server: PgConnectOptions,
+    name: String,
+}
+
+impl Drop for Schema {
+    fn drop(&mut self) {
+        let (server, sql) = (
+            self.server.clone(),
+            format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.name),
+        );
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let mut conn = sqlx::PgConnection::connect_with(&server).await?;
+                conn.execute(sql.as_str()).await
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(_))) {
+            eprintln!("schema {} was not dropped: {dropped:?}", self.name);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,12 +211,14 @@ async fn through_pgbouncer_in_transaction_mode_the_contracts_hold() {
         return;
     };
     let bouncer = Bouncer::start(&server);
-    let (store, direct, schema) = store(&bouncer, &server, "bouncer").await;
-    let store = Arc::new(store);
+    let schema = Schema {
+        name: format!("hc_bouncer_{:08x}", fastrand::u32(..)),
+        server: server.clone(),
+    };
+    println!("pgbouncer: schema {}", schema.name);
+    let store = Arc::new(store(&bouncer, &server, &schema.name).await);
     contract::every_check(store.clone(), "bouncer", TIMINGS).await;
     contract::claims::every_check(store.clone(), "bouncer", TIMINGS).await;
     // Migrating again through the pooler is a no-op as well.
     store.migrate().await.unwrap();
-    drop_schema(&direct, &schema).await;
-    drop(bouncer);
 }

@@ -14,7 +14,7 @@ use host_cluster::postgres::{Fence, FenceError, Namespace, PostgresOptions};
 use host_cluster::{
     ClaimOutcome, ClaimStore, ClusterError, FencingToken, LeaseStore, PostgresStore,
 };
-use sqlx::{Executor as _, PgPool, Row};
+use sqlx::{Connection as _, Executor as _, PgPool, Row};
 
 /// Short, with room for the database's clock and a busy machine.
 const TIMINGS: Timings = Timings {
@@ -31,9 +31,10 @@ fn url(test: &str) -> Option<String> {
     url
 }
 
-/// A schema of the test's own, so that runs never meet; dropped by
-/// [`Fresh::drop_schema`] at the end (a failed test leaves it, named).
+/// A schema of the test's own, so that runs never meet; dropped when the
+/// test ends, passed or failed.
 struct Fresh {
+    url: String,
     admin: PgPool,
     namespace: Namespace,
 }
@@ -44,6 +45,7 @@ impl Fresh {
         println!("{test}: schema {schema}");
         let admin = PgPool::connect(url).await.unwrap();
         Self {
+            url: url.to_owned(),
             admin,
             namespace: Namespace::new(&schema, "host_").unwrap(),
         }
@@ -62,10 +64,34 @@ impl Fresh {
     fn schema(&self) -> &str {
         self.namespace.schema()
     }
+}
 
-    async fn drop_schema(self) {
-        let sql = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.schema());
-        self.admin.execute(sql.as_str()).await.unwrap();
+impl Drop for Fresh {
+    fn drop(&mut self) {
+        drop_schema(&self.url, self.schema());
+    }
+}
+
+/// Drops `schema` on a thread and runtime of its own: a test's runtime
+/// may be unwinding.
+fn drop_schema(url: &str, schema: &str) {
+    let (url, sql) = (
+        url.to_owned(),
+        format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"),
+    );
+    let dropped = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut conn = sqlx::PgConnection::connect(&url).await?;
+            conn.execute(sql.as_str()).await
+        })
+    })
+    .join();
+    if !matches!(dropped, Ok(Ok(_))) {
+        eprintln!("schema {schema} was not dropped: {dropped:?}");
     }
 }
 
@@ -77,7 +103,6 @@ async fn the_postgres_store_keeps_the_lease_contract() {
     let fresh = Fresh::new(&url, "leases").await;
     let store = fresh.store(&url).await;
     contract::every_check(Arc::new(store), "pg", TIMINGS).await;
-    fresh.drop_schema().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +113,6 @@ async fn the_postgres_store_keeps_the_claim_contract() {
     let fresh = Fresh::new(&url, "claims").await;
     let store = fresh.store(&url).await;
     contract::claims::every_check(Arc::new(store), "pg", TIMINGS).await;
-    fresh.drop_schema().await;
 }
 
 #[tokio::test]
@@ -109,7 +133,6 @@ async fn quotes_and_backslashes_in_names_round_trip() {
         ClaimOutcome::Claimed(claim) => assert_eq!(claim.holder(), holder),
         other => panic!("{other:?}"),
     }
-    fresh.drop_schema().await;
 }
 
 /// The rows of the crate's migrations table, with when each was applied.
@@ -137,7 +160,6 @@ async fn migrating_twice_changes_nothing() {
     store.migrate().await.unwrap();
     fresh.store(&url).await;
     assert_eq!(applied(&fresh.admin, fresh.schema()).await, first);
-    fresh.drop_schema().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +192,6 @@ async fn stores_starting_together_all_migrate() {
             .is_none()
     );
     stores[0].release(&lease).await.unwrap();
-    fresh.drop_schema().await;
 }
 
 #[tokio::test]
@@ -219,7 +240,6 @@ async fn an_applications_own_sqlx_migrations_are_left_alone() {
     // And the application's migrator still finds only its own.
     migrator.run(&app).await.unwrap();
     assert_eq!(applied(&fresh.admin, fresh.schema()).await.len(), 1);
-    fresh.drop_schema().await;
 }
 
 #[tokio::test]
@@ -249,7 +269,6 @@ async fn the_migration_sql_applied_by_hand_serves_the_store() {
         .unwrap();
     store.migrate().await.unwrap();
     assert_eq!(applied(&fresh.admin, fresh.schema()).await, first);
-    fresh.drop_schema().await;
 }
 
 #[tokio::test]
@@ -325,7 +344,6 @@ async fn a_terminated_backend_leaves_no_lease_beyond_its_ttl() {
         .unwrap()
         .expect("free for another");
     assert!(next.token() > lease.token());
-    fresh.drop_schema().await;
 }
 
 #[tokio::test]
@@ -465,7 +483,6 @@ async fn the_fence_accepts_equal_and_higher_tokens_and_turns_lower_away() {
     })
     .await
     .unwrap();
-    fresh.drop_schema().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -519,5 +536,14 @@ async fn the_lease_row_check_turns_away_an_expired_or_replaced_term() {
         written(&pool, &table).await,
         [a.token().get() as i64, b.token().get() as i64]
     );
-    fresh.drop_schema().await;
+}
+
+#[test]
+fn its_types_are_send_and_sync() {
+    fn is_send_sync<T: Send + Sync + 'static>() {}
+    is_send_sync::<PostgresStore>();
+    is_send_sync::<PostgresOptions>();
+    is_send_sync::<Namespace>();
+    is_send_sync::<Fence>();
+    is_send_sync::<FenceError>();
 }
