@@ -547,3 +547,29 @@ fn its_types_are_send_and_sync() {
     is_send_sync::<Fence>();
     is_send_sync::<FenceError>();
 }
+
+#[tokio::test]
+async fn the_urls_application_name_is_kept() {
+    let Some(url) = url("application_name") else {
+        return;
+    };
+    let fresh = Fresh::new(&url, "app_name").await;
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let named = format!("{url}{separator}application_name=orders_api");
+    let store = fresh.options(&named).connect().await.unwrap();
+    let shown: String = store
+        .pool()
+        .fetch_one("SELECT current_setting('application_name')")
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shown, "orders_api");
+    let store = fresh.store(&url).await;
+    let shown: String = store
+        .pool()
+        .fetch_one("SELECT current_setting('application_name')")
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(shown, "host-cluster");
+}

@@ -73,8 +73,13 @@ impl PostgresOptions {
     /// likes.
     pub fn from_connect_options(connect: PgConnectOptions) -> Self {
         let address = Arc::from(address::of_options(&connect));
+        // An application_name from the URL or the options stays.
+        let connect = match connect.get_application_name() {
+            Some(_) => connect,
+            None => connect.application_name("host-cluster"),
+        };
         Self {
-            connect: connect.application_name("host-cluster"),
+            connect,
             address,
             namespace: Namespace::default(),
             max_connections: 4,
@@ -92,8 +97,8 @@ impl PostgresOptions {
         self
     }
 
-    /// The pool's largest number of connections. Default: 4 (each
-    /// operation is one short statement).
+    /// The pool's largest number of connections, at least 1. Default: 4
+    /// (each operation is one short statement).
     pub fn max_connections(mut self, max: u32) -> Self {
         self.max_connections = max.max(1);
         self
@@ -125,7 +130,7 @@ impl PostgresOptions {
     }
 
     /// The `application_name` the connections show in `pg_stat_activity`.
-    /// Default: `host-cluster`.
+    /// Default: the URL's `application_name`, else `host-cluster`.
     pub fn application_name(mut self, name: &str) -> Self {
         self.connect = self.connect.application_name(name);
         self
@@ -133,7 +138,9 @@ impl PostgresOptions {
 
     /// Whether [`connect`](Self::connect) applies the crate's migrations.
     /// Default: `true`. Turn it off to run them yourself, from
-    /// [`Namespace::migration_sql`] or [`PostgresStore::migrate`].
+    /// [`Namespace::migration_sql`] or [`PostgresStore::migrate`], and for
+    /// a role that may not create tables (even `IF NOT EXISTS` checks that
+    /// right).
     pub fn migrate_on_connect(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
         self
