@@ -32,6 +32,7 @@
 //! |---|---|
 //! | `async-trait` | an object-safe [`LeaseStore`], held as `Arc<dyn LeaseStore>` |
 //! | `fs4` | the file-lock store's `flock`, without unsafe code; std's `File::try_lock` needs Rust 1.89, above the workspace's 1.88 |
+//! | `sqlx` (feature `postgres`, on by default) | the PostgreSQL store and fence: its pool, TLS (rustls) and authentication from the connection URL, and the PostgreSQL wire protocol; only `postgres`, `runtime-tokio` and `tls-rustls-ring-webpki` |
 //! | `thiserror` | [`ClusterError`] |
 //! | `tokio` | the in-process store's clock (`tokio::time::Instant`, so that tests run on paused time); its blocking pool for the file-lock store's file operations |
 
@@ -40,6 +41,8 @@ mod error;
 mod file_lock;
 mod in_process;
 mod lease;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod store;
 
 pub use claims::{Claim, ClaimOutcome, ClaimStore};
@@ -47,4 +50,6 @@ pub use error::ClusterError;
 pub use file_lock::FileLockStore;
 pub use in_process::InProcessStore;
 pub use lease::{FencingToken, Lease, LeaseInfo};
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 pub use store::LeaseStore;

@@ -1,0 +1,84 @@
+//! What errors and `Debug` show of a connection: never the password.
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::ClusterError;
+
+/// `postgres://user@host:port/database`, from parsed options (the
+/// password, wherever the URL gave it, is not among what is shown).
+pub(crate) fn of_options(options: &PgConnectOptions) -> String {
+    let host = match options.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => options.get_host().to_owned(),
+    };
+    format!(
+        "postgres://{}@{host}:{}/{}",
+        options.get_username(),
+        options.get_port(),
+        options.get_database().unwrap_or(options.get_username()),
+    )
+}
+
+/// A URL that did not parse, reduced to scheme, user, host and path: the
+/// password in the user info and the whole query (which may carry
+/// `password=`) are dropped.
+pub(crate) fn of_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "postgres (a connection URL without `://`)".to_owned();
+    };
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let rest = &rest[..end];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info
+                .split_once(':')
+                .map_or(user_info, |(user, _)| user);
+            format!("{user}@{host}")
+        }
+        None => authority.to_owned(),
+    };
+    format!("{scheme}://{authority}{path}")
+}
+
+/// A failure of the store at `address`.
+pub(crate) fn store_error(
+    address: &str,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> ClusterError {
+    ClusterError::Store {
+        store: address.to_owned(),
+        source: source.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_url_loses_its_password_and_query() {
+        assert_eq!(
+            of_url("postgres://app:s3cret@db.example:5432/orders?password=s3cret&sslmode=x"),
+            "postgres://app@db.example:5432/orders"
+        );
+        assert_eq!(of_url("postgres://h:p@"), "postgres://h@");
+        assert_eq!(
+            of_url("nonsense s3cret"),
+            "postgres (a connection URL without `://`)"
+        );
+    }
+
+    #[test]
+    fn parsed_options_show_no_password() {
+        let options: PgConnectOptions =
+            "postgres://app:s3cret@db.example:6543/orders?password=s3cret"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            of_options(&options),
+            "postgres://app@db.example:6543/orders"
+        );
+    }
+}
