@@ -41,6 +41,7 @@ mod error;
 mod file_lock;
 mod in_process;
 mod lease;
+mod open;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 mod store;
@@ -50,6 +51,7 @@ pub use error::ClusterError;
 pub use file_lock::FileLockStore;
 pub use in_process::InProcessStore;
 pub use lease::{FencingToken, Lease, LeaseInfo};
+pub use open::lease_store_for_url;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use store::LeaseStore;

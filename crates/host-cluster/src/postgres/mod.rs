@@ -49,6 +49,7 @@
 mod address;
 mod claims;
 mod fence;
+mod lazy;
 mod leases;
 mod migrations;
 mod namespace;
@@ -65,6 +66,7 @@ use sqlx::PgPool;
 use crate::ClusterError;
 
 pub use fence::{Fence, FenceError};
+pub use lazy::LazyPostgresStore;
 pub use namespace::Namespace;
 pub use options::PostgresOptions;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use super::{Namespace, PostgresStore, address, migrations};
+use super::{LazyPostgresStore, Namespace, PostgresStore, address, migrations};
 use crate::ClusterError;
 
 /// How a [`PostgresStore`] connects: the URL's host, user, password, TLS
@@ -144,6 +144,13 @@ impl PostgresOptions {
     pub fn migrate_on_connect(mut self, migrate: bool) -> Self {
         self.migrate = migrate;
         self
+    }
+
+    /// A store that connects (and migrates) at its first use, and tries
+    /// again at the next use after a failed connect: for a host built
+    /// before the database answers.
+    pub fn connect_lazily(self) -> LazyPostgresStore {
+        LazyPostgresStore::new(self)
     }
 
     /// Connects (one connection at once, to fail early), then migrates
