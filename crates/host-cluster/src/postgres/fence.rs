@@ -96,8 +96,11 @@ RETURNING token",
             fences = self.tables.fences,
             name = text(name),
         );
-        let row = sqlx::raw_sql(&sql)
-            .fetch_one(&mut *conn)
+        // Through the executor's own method, whose future is `Send` for any
+        // caller: `RawSql`'s generic async methods are not provably so, and
+        // a fence must work inside a spawned task or an `async_trait`.
+        let row = (&mut *conn)
+            .fetch_one(sqlx::raw_sql(&sql))
             .await
             .map_err(|source| database(name, source))?;
         let highest: i64 = row.try_get(0).map_err(|source| database(name, source))?;
@@ -185,5 +188,25 @@ fn database(name: &str, source: sqlx::Error) -> FenceError {
     FenceError::Database {
         name: name.to_owned(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod send_tests {
+    use super::*;
+
+    /// A fenced write can run on a spawned task (as a service's `execute`,
+    /// an `async_trait`, must be `Send`): this does not compile when the
+    /// check's future is not `Send` for every borrow of the connection.
+    #[allow(dead_code)]
+    fn fenced_writes_can_be_spawned(fence: Fence, pool: sqlx::PgPool) {
+        drop(tokio::spawn(async move {
+            let mut tx = pool.begin().await?;
+            fence
+                .check(&mut tx, "x", FencingToken::new(1))
+                .await
+                .map_err(|_| sqlx::Error::RowNotFound)?;
+            tx.commit().await
+        }));
     }
 }
