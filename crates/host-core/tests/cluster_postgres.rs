@@ -372,3 +372,148 @@ async fn a_graceful_stop_hands_over_at_the_next_try() {
     cluster.assert_no_overlap().await;
     cluster.finish().await;
 }
+
+/// A PostgreSQL server of the test's own (initdb in a temporary
+/// directory, run as the `postgres` user on a free port), so that it can
+/// be restarted while the shared one serves the other tests.
+struct OwnServer {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl OwnServer {
+    /// `None` (and a line saying why) when the server cannot be made here:
+    /// no PostgreSQL binaries, or no `postgres` user to run them as.
+    fn start(test: &str) -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path().join("bin"))
+            .find(|bin| bin.join("initdb").exists());
+        let Some(bin) = bin else {
+            println!("{test}: skipped, no PostgreSQL server binaries in /usr/lib/postgresql");
+            return None;
+        };
+        let dir = tempfile::Builder::new().prefix("hc-pg-").tempdir().ok()?;
+        // The server runs as `postgres`, which must own its directory.
+        let owned = Command::new("chown")
+            .args(["postgres:postgres", &dir.path().display().to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        if !owned {
+            println!("{test}: skipped, cannot hand a directory to the `postgres` user");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let server = Self { bin, dir, port };
+        let data = server.data();
+        assert!(
+            server.run(
+                &server.tool("initdb"),
+                &["-D", &data, "-A", "trust", "-U", "postgres"]
+            ),
+            "initdb failed"
+        );
+        assert!(server.ctl("start"), "the server did not start");
+        Some(server)
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn tool(&self, name: &str) -> String {
+        self.bin.join(name).display().to_string()
+    }
+
+    /// Runs `program` as the `postgres` user; whether it succeeded.
+    fn run(&self, program: &str, args: &[&str]) -> bool {
+        let as_postgres = Command::new("runuser")
+            .args(["-u", "postgres", "--", program])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+        as_postgres.is_ok_and(|status| status.success())
+    }
+
+    /// `pg_ctl start`, `stop` or `restart`, waiting for it.
+    fn ctl(&self, action: &str) -> bool {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let log = self.dir.path().join("log").display().to_string();
+        self.run(
+            &self.tool("pg_ctl"),
+            &[
+                action,
+                "-D",
+                &self.data(),
+                "-o",
+                &options,
+                "-l",
+                &log,
+                "-w",
+                "-m",
+                "fast",
+            ],
+        )
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        self.ctl("stop");
+    }
+}
+
+/// The database restarted under the cluster: the leader cannot renew, its
+/// term ends at the renew deadline, and once the server is back one
+/// instance leads and the work goes on, with no two terms overlapping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_under_the_cluster_leaves_one_leader_after() {
+    if url("restart").is_none() {
+        return;
+    }
+    let Some(server) = OwnServer::start("restart") else {
+        return;
+    };
+    let mut cluster = Cluster::new(&server.url(), "restart").await;
+    let a = cluster.start("a");
+    cluster.wait_for(a, "LEADING 1");
+    let b = cluster.start("b");
+    cluster.wait_for(b, "stands by");
+    cluster.until_written(1).await;
+    let before = cluster.terms().await;
+    assert!(server.ctl("stop"), "the server did not stop");
+    // Down for longer than the renew deadline and the lease.
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(server.ctl("start"), "the server did not start again");
+    cluster.wait_for(a, "lost the lead of `writer`");
+    // The work goes on after the restart, under one leader at a time.
+    let last_before = before.last().map_or(0.0, |term| term.2);
+    let mut resumed = false;
+    for _ in 0..200 {
+        let terms = cluster.terms().await;
+        if terms.last().is_some_and(|term| term.2 > last_before + 2.0) {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let terms = cluster.assert_no_overlap().await;
+    assert!(resumed, "no work after the restart: {terms:?}");
+    cluster.finish().await;
+    drop(server);
+}
