@@ -69,6 +69,51 @@ const HANG: Duration = Duration::from_secs(30);
 /// How long a signalled leader may take to exit before it is killed.
 const EXIT_WITHIN: Duration = Duration::from_secs(10);
 
+/// The variable that replays a run's random pauses before each signal.
+const SEED_VARIABLE: &str = "HOST_BENCH_SEED";
+
+/// A small deterministic generator (splitmix64) for the pause before each
+/// signal: the seed is printed, and `HOST_BENCH_SEED` replays it.
+#[derive(Debug)]
+struct Random(u64);
+
+impl Random {
+    /// The seed from `HOST_BENCH_SEED`, or one from the clock.
+    fn seed() -> u64 {
+        std::env::var(SEED_VARIABLE)
+            .ok()
+            .and_then(|seed| seed.parse().ok())
+            .unwrap_or_else(|| {
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |since| since.as_nanos() as u64)
+            })
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[0, below)`, to the microsecond.
+    fn pause(&mut self, below: Duration) -> Duration {
+        let micros = u64::try_from(below.as_micros()).unwrap_or(u64::MAX).max(1);
+        Duration::from_micros(self.next() % micros)
+    }
+}
+
+/// The pause before each signal is uniform below this: two campaign
+/// pauses at their longest, so that the signal falls at any point of the
+/// standby's tries and the leader's renews. Without it the signal would
+/// come just after the fresh standby's first try, and every failover
+/// would wait a whole retry period.
+fn pause_below() -> Duration {
+    RETRY.mul_f64(2.0 * JITTER)
+}
+
 /// How much each measurement does in this kind of run.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
@@ -331,7 +376,7 @@ struct Failover {
 
 /// Two instances on `backend`; `plan.failovers` rounds of each cause,
 /// alternated.
-fn failovers(backend: &Backend, plan: Plan) -> Vec<Failover> {
+fn failovers(backend: &Backend, plan: Plan, random: &mut Random) -> Vec<Failover> {
     let store = backend.label();
     let mut started = 0;
     let mut spawn = || {
@@ -345,6 +390,7 @@ fn failovers(backend: &Backend, plan: Plan) -> Vec<Failover> {
     let mut results = Vec::new();
     for round in 0..plan.failovers * 2 {
         let cause = Cause::BOTH[round % 2];
+        std::thread::sleep(random.pause(pause_below()));
         let before = SystemTime::now();
         cause.send(&mut leader.process);
         let (next, at) = standby.leading(store);
@@ -402,23 +448,33 @@ fn seconds(value: f64) -> String {
     format!("{value:.2} s")
 }
 
-/// Microseconds, to two decimals: a no-op future is a few hundredths.
+/// Microseconds to two decimals (a no-op future is a few hundredths), or
+/// milliseconds from one.
 fn micros(nanos: f64) -> String {
-    format!("{:.2} µs", nanos / 1e3)
+    if nanos < 1e6 {
+        format!("{:.2} µs", nanos / 1e3)
+    } else {
+        format!("{:.2} ms", nanos / 1e6)
+    }
 }
 
 fn failover_section(out: &mut String, plan: Plan, backends: &[Result<Backend, String>]) {
+    let seed = Random::seed();
+    let mut random = Random(seed);
     let _ = writeln!(
         out,
         "#### Failover\n\n\
          Two instances of `cluster-process` (a host with the defaults and one cluster \
          singleton); the leader is signalled, the time taken just before the signal; the \
          failover ends when the other prints that it leads. Then a fresh instance starts as \
-         the standby. {} rounds per cause, the causes alternated. Timings: lease {}, renew \
+         the standby, and once it stands by the bench waits a random pause, uniform below {} \
+         (seed {seed}; `{SEED_VARIABLE}={seed}` replays it), before the next signal. {} \
+         rounds per cause, the causes alternated. Timings: lease {}, renew \
          deadline {}, retry {} (the defaults: {}, {}, {}). Scaled to the defaults by the ratio \
          of the timing that bounds the failover: the retry period after a graceful stop or a \
          file-lock kill ({:.1}x), lease + retry after a PostgreSQL kill ({:.2}x); the fixed part \
          (exit, the store's round trips) is scaled along, so those figures are slightly high.\n",
+        millis(pause_below()),
         plan.failovers,
         millis(LEASE),
         millis(RENEW_DEADLINE),
@@ -443,7 +499,7 @@ fn failover_section(out: &mut String, plan: Plan, backends: &[Result<Backend, St
                 continue;
             }
         };
-        let results = failovers(backend, plan);
+        let results = failovers(backend, plan, &mut random);
         for cause in Cause::BOTH {
             let took: Vec<f64> = results
                 .iter()
