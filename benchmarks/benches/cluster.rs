@@ -41,6 +41,7 @@ use host_cluster::{
 
 use common::RunKind;
 use guard::KillOnDrop;
+use host_core::Singleton;
 use tokio::runtime::Runtime;
 
 /// The host binary the failover runs.
@@ -54,10 +55,10 @@ const LEASE: Duration = Duration::from_millis(1000);
 const RENEW_DEADLINE: Duration = Duration::from_millis(700);
 const RETRY: Duration = Duration::from_millis(200);
 
-/// The defaults (`Singleton::DEFAULT_*`) the failover is scaled to.
-const DEFAULT_LEASE: Duration = Duration::from_secs(15);
-const DEFAULT_RENEW_DEADLINE: Duration = Duration::from_secs(10);
-const DEFAULT_RETRY: Duration = Duration::from_secs(2);
+/// The defaults the failover is scaled to.
+const DEFAULT_LEASE: Duration = Singleton::DEFAULT_LEASE;
+const DEFAULT_RENEW_DEADLINE: Duration = Singleton::DEFAULT_RENEW_DEADLINE;
+const DEFAULT_RETRY: Duration = Singleton::DEFAULT_RETRY_PERIOD;
 
 /// A campaign waits the retry period and up to a fifth more.
 const JITTER: f64 = 1.2;
