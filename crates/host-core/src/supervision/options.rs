@@ -256,7 +256,7 @@ impl<T: BackgroundService> ServiceOptions<T> {
     /// # struct Billing;
     /// # #[async_trait]
     /// # impl BackgroundService for Billing {
-    /// #     async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> { Ok(()) }
+    /// #     async fn execute(&self, _ctx: ServiceContext) -> Result<(), ServiceError> { Ok(()) }
     /// # }
     /// let mut builder = Host::builder();
     /// builder.add_hosted_service_instance_with(Billing, |billing| billing.cluster_singleton("billing"));
