@@ -42,7 +42,7 @@ mod in_process;
 mod lease;
 mod store;
 
-pub use claims::{Claim, ClaimOutcome, ClaimStore};
+pub use claims::{Claim, ClaimOutcome, ClaimStore, ClusterStore};
 pub use error::ClusterError;
 pub use file_lock::FileLockStore;
 pub use in_process::InProcessStore;
