@@ -464,7 +464,8 @@ impl Timetable {
 fn latest_at_or_before(cron: &CronTimes, at: SystemTime, limit: Duration) -> Option<SystemTime> {
     let mut span = Duration::from_secs(1).min(limit);
     loop {
-        let from = at.checked_sub(span)?;
+        // A time exactly `span` back counts: `next_after` is strictly after.
+        let from = at.checked_sub(span)?.checked_sub(Duration::from_nanos(1))?;
         if let Some(first) = cron.next_after(from).filter(|time| *time <= at) {
             let mut latest = first;
             let mut walked = 0;
