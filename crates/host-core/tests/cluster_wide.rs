@@ -606,3 +606,54 @@ fn its_types_are_send_and_sync() {
     is_send_sync::<ClusterWide>();
     is_send_sync::<TickClaim>();
 }
+
+/// `host_cluster_ticks_total` counts each instance's ticks by outcome: the
+/// claimed ones ran, the others were taken.
+#[tokio::test]
+async fn ticks_are_counted_by_outcome() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    let recorder = DebuggingRecorder::new();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let store = InProcessStore::new();
+    let journal = Arc::new(Journal::default());
+    let mut hosts = Vec::new();
+    for name in ["a", "b"] {
+        hosts.push(
+            instance(
+                name,
+                &store,
+                job(name, &journal),
+                every_second(),
+                ClusterWide::new(),
+            )
+            .await,
+        );
+    }
+    until("4 ticks ran", || journal.by_tick().len() >= 4).await;
+    for host in hosts {
+        host.stop().await.unwrap();
+    }
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
+        if key.key().name() != "host_cluster_ticks_total" {
+            continue;
+        }
+        let label = |name: &str| {
+            key.key()
+                .labels()
+                .find(|label| label.key() == name)
+                .map(|label| label.value().to_owned())
+                .unwrap()
+        };
+        assert_eq!(label("service"), JOB);
+        if let DebugValue::Counter(count) = value {
+            *counts.entry(label("outcome")).or_default() += count;
+        }
+    }
+    assert_eq!(
+        counts.get("claimed").copied(),
+        Some(journal.runs().len() as u64),
+        "{counts:?}"
+    );
+    assert!(counts.get("taken").copied().unwrap_or(0) >= 3, "{counts:?}");
+}
