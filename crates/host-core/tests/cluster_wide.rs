@@ -605,6 +605,10 @@ fn its_types_are_send_and_sync() {
     fn is_send_sync<T: Send + Sync>() {}
     is_send_sync::<ClusterWide>();
     is_send_sync::<TickClaim>();
+    // Both stores serve a host's leases and claims.
+    fn is_cluster_store<T: host_cluster::ClusterStore>() {}
+    is_cluster_store::<InProcessStore>();
+    is_cluster_store::<host_cluster::FileLockStore>();
 }
 
 /// `host_cluster_ticks_total` counts each instance's ticks by outcome: the
@@ -656,4 +660,41 @@ async fn ticks_are_counted_by_outcome() {
         "{counts:?}"
     );
     assert!(counts.get("taken").copied().unwrap_or(0) >= 3, "{counts:?}");
+}
+
+/// A reload that makes a cluster-wide schedule an interval is refused: the
+/// cron schedule stays in force.
+#[tokio::test]
+async fn a_reloaded_interval_is_refused_and_the_cron_schedule_kept() {
+    let store = InProcessStore::new();
+    let journal = Arc::new(Journal::default());
+    let host = instance(
+        "a",
+        &store,
+        job("a", &journal),
+        every_second(),
+        ClusterWide::new(),
+    )
+    .await;
+    let settings_file = host
+        .host()
+        .environment()
+        .content_root()
+        .join("appsettings.toml");
+    std::fs::write(
+        &settings_file,
+        "[cluster]\ninstance_id = \"a\"\n[services.Job.schedule]\nevery = \"50ms\"\n",
+    )
+    .unwrap();
+    let configuration = host.services().get::<host_config::Configuration>().unwrap();
+    configuration.reload().unwrap();
+    host.assert_logged(&format!("`{JOB}`: every 50ms cannot be cluster-wide"));
+    host.assert_logged("keeping the current schedule");
+    until("three runs", || journal.runs().len() >= 3).await;
+    host.stop().await.unwrap();
+    let ticks = journal.by_tick();
+    assert!(
+        ticks.keys().all(|tick| tick % 1000 == 0),
+        "still on whole seconds: {ticks:#?}"
+    );
 }
