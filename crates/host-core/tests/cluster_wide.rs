@@ -72,6 +72,8 @@ struct Job {
     lasts: Duration,
     /// The first run never returns (until aborted).
     hang_first: Arc<AtomicBool>,
+    /// The first run panics.
+    panic_first: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -88,6 +90,9 @@ impl PeriodicService for Job {
             });
             runs.len() - 1
         };
+        if self.panic_first.swap(false, Ordering::SeqCst) {
+            panic!("failed on purpose");
+        }
         if self.hang_first.swap(false, Ordering::SeqCst) {
             std::future::pending::<()>().await;
         }
@@ -103,6 +108,7 @@ fn job(instance: &'static str, journal: &Arc<Journal>) -> Job {
         journal: journal.clone(),
         lasts: Duration::ZERO,
         hang_first: Arc::new(AtomicBool::new(false)),
+        panic_first: Arc::new(AtomicBool::new(false)),
     }
 }
 
@@ -430,6 +436,22 @@ fn an_interval_is_refused_naming_the_service_and_suggesting_a_cron_expression() 
 }
 
 #[test]
+fn an_invalid_job_name_is_refused_naming_the_service() {
+    let journal = Arc::new(Journal::default());
+    let mut builder = instance_builder("a", &InProcessStore::new());
+    builder.add_periodic_instance_with(job("a", &journal), every_second(), |job| {
+        job.cluster_wide(ClusterWide::new().job(""))
+    });
+    let message = builder.build_error().to_string();
+    assert!(
+        message.contains(&format!(
+            "`{JOB}`: the cluster-wide job name \"\" is invalid: it is empty"
+        )),
+        "{message}"
+    );
+}
+
+#[test]
 fn a_store_of_leases_only_is_refused_for_a_cluster_wide_service() {
     let journal = Arc::new(Journal::default());
     let mut builder = TestHost::builder();
@@ -697,4 +719,31 @@ async fn a_reloaded_interval_is_refused_and_the_cron_schedule_kept() {
         ticks.keys().all(|tick| tick % 1000 == 0),
         "still on whole seconds: {ticks:#?}"
     );
+}
+
+/// A run that panics fails the service as any run does, and still releases
+/// the `<job>.running` lease at once: the other instances need not wait
+/// for it to expire.
+#[tokio::test]
+async fn a_panicking_run_releases_the_running_lease() {
+    use host_cluster::LeaseStore;
+    let store = InProcessStore::new();
+    let journal = Arc::new(Journal::default());
+    let panics = job("a", &journal);
+    panics.panic_first.store(true, Ordering::SeqCst);
+    let mut builder = instance_builder("a", &store);
+    builder.configure_host_options(|options| {
+        options.background_service_failure = host_core::BackgroundServiceFailure::Ignore;
+    });
+    builder.add_periodic_instance_with(panics, every_second(), |job| {
+        job.cluster_wide(ClusterWide::new())
+    });
+    let host = builder.start().await.unwrap();
+    host.wait_for(JOB, |state| {
+        matches!(state, host_core::ServiceState::Failed(_))
+    })
+    .await;
+    let running = store.current(&format!("{JOB}.running")).await.unwrap();
+    assert!(running.is_none(), "released: {running:?}");
+    host.stop().await.unwrap();
 }

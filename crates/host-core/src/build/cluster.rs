@@ -71,6 +71,24 @@ pub(crate) fn elect(
     }
     let mut problems = Vec::new();
     for record in &cluster_wide {
+        let options = record.settings.cluster_wide.as_ref().expect("filtered");
+        let job = options.job_name().unwrap_or(&record.name);
+        // The store names `<job>.running` too: at most 255 bytes.
+        let why = if job.is_empty() {
+            Some("it is empty")
+        } else if job.len() > 247 {
+            Some("it is longer than 247 bytes")
+        } else if job.chars().any(char::is_control) {
+            Some("it holds a control character")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            problems.push(format!(
+                "`{}`: the cluster-wide job name {job:?} is invalid: {why}",
+                record.name
+            ));
+        }
         if let Some(slot) = record.schedule()
             && !slot.timetable.borrow().is_cron()
         {

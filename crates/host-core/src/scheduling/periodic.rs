@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use host_di::ServiceProvider;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
@@ -303,9 +304,17 @@ impl<T: PeriodicService> BackgroundService for Periodic<T> {
                         this.scheduled = admitted.claim.tick();
                     }
                     let claim = admitted.claim.clone();
-                    let result = run.run(this, Some(claim)).await;
-                    cluster.done(admitted, result.is_ok()).await;
-                    result?;
+                    // A panic still releases the running lease (the loop
+                    // makes the panic the run's error).
+                    let result = std::panic::AssertUnwindSafe(run.run(this, Some(claim)))
+                        .catch_unwind()
+                        .await;
+                    let succeeded = matches!(result, Ok(Ok(())));
+                    cluster.done(admitted, succeeded).await;
+                    match result {
+                        Ok(result) => result?,
+                        Err(payload) => std::panic::resume_unwind(payload),
+                    }
                 }
                 Ok(())
             })
