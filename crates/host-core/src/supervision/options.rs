@@ -338,11 +338,26 @@ impl<T: PeriodicService> ServiceOptions<Periodic<T>> {
     /// # struct Report;
     /// # #[async_trait]
     /// # impl PeriodicService for Report {
-    /// #     async fn run(&self, ctx: RunContext) -> Result<(), ServiceError> { Ok(()) }
+    /// #     async fn run(&self, _ctx: RunContext) -> Result<(), ServiceError> { Ok(()) }
     /// # }
     /// let mut builder = Host::builder();
     /// builder.add_periodic_instance_with(Report, Schedule::cron("0 0 3 * * *"), |report| {
     ///     report.cluster_wide(ClusterWide::new().job("nightly-report"))
+    /// });
+    /// ```
+    ///
+    /// A service that is not periodic has no ticks, and no such option:
+    ///
+    /// ```compile_fail
+    /// # use host_core::{BackgroundService, ClusterWide, Host, ServiceContext, ServiceError, async_trait};
+    /// # struct Billing;
+    /// # #[async_trait]
+    /// # impl BackgroundService for Billing {
+    /// #     async fn execute(&self, _ctx: ServiceContext) -> Result<(), ServiceError> { Ok(()) }
+    /// # }
+    /// let mut builder = Host::builder();
+    /// builder.add_hosted_service_instance_with(Billing, |billing| {
+    ///     billing.cluster_wide(ClusterWide::new())
     /// });
     /// ```
     pub fn cluster_wide(&mut self, cluster_wide: ClusterWide) -> &mut Self {
