@@ -436,7 +436,7 @@ fn an_interval_is_refused_naming_the_service_and_suggesting_a_cron_expression() 
 }
 
 #[test]
-fn an_invalid_job_name_is_refused_naming_the_service() {
+fn an_invalid_or_shared_job_name_is_refused_naming_the_services() {
     let journal = Arc::new(Journal::default());
     let mut builder = instance_builder("a", &InProcessStore::new());
     builder.add_periodic_instance_with(job("a", &journal), every_second(), |job| {
@@ -449,6 +449,31 @@ fn an_invalid_job_name_is_refused_naming_the_service() {
         )),
         "{message}"
     );
+
+    // Two services of one host on the same job.
+    let mut builder = instance_builder("a", &InProcessStore::new());
+    builder.add_periodic_instance_with(job("a", &journal), every_second(), |job| {
+        job.cluster_wide(ClusterWide::new().job("report"))
+    });
+    builder.add_periodic_instance_with(Other, every_second(), |other| {
+        other.cluster_wide(ClusterWide::new().job("report"))
+    });
+    let message = builder.build_error().to_string();
+    assert!(
+        message.contains(&format!(
+            "`{JOB}` and `cluster_wide::Other` are both the cluster-wide job `report`"
+        )),
+        "{message}"
+    );
+}
+
+struct Other;
+
+#[async_trait]
+impl PeriodicService for Other {
+    async fn run(&self, _ctx: RunContext) -> Result<(), ServiceError> {
+        Ok(())
+    }
 }
 
 #[test]

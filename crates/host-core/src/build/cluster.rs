@@ -70,9 +70,17 @@ pub(crate) fn elect(
         return Ok(());
     }
     let mut problems = Vec::new();
+    let mut jobs: HashMap<&str, &str> = HashMap::new();
     for record in &cluster_wide {
         let options = record.settings.cluster_wide.as_ref().expect("filtered");
         let job = options.job_name().unwrap_or(&record.name);
+        if let Some(first) = jobs.insert(job, &record.name) {
+            problems.push(format!(
+                "`{first}` and `{}` are both the cluster-wide job `{job}`; their ticks would \
+                 take each other's claims, so give them jobs of their own",
+                record.name
+            ));
+        }
         // The store names `<job>.running` too: at most 255 bytes.
         let why = if job.is_empty() {
             Some("it is empty")
