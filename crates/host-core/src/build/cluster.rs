@@ -49,9 +49,10 @@ pub(crate) struct Stores {
 /// # Errors
 ///
 /// A singleton's timings out of order, two services of this host that are
-/// the same singleton, a cluster-wide service on an interval, or a
-/// cluster-wide service with a store set in code that keeps no claims: a
-/// build error naming them.
+/// the same singleton or the same cluster-wide job, a job name the store
+/// cannot take, a cluster-wide service on an interval, or a cluster-wide
+/// service with a store set in code that keeps no claims: a build error
+/// naming them.
 pub(crate) fn elect(
     records: &[Arc<ServiceRecord>],
     section: &ClusterSection,
@@ -108,14 +109,15 @@ pub(crate) fn elect(
         }
     }
     if !cluster_wide.is_empty() && stores.leases.is_some() && stores.claims.is_none() {
+        let names: Vec<String> = cluster_wide
+            .iter()
+            .map(|record| format!("`{}`", record.name))
+            .collect();
+        let verb = if names.len() == 1 { "is" } else { "are" };
         problems.push(format!(
-            "{} cluster-wide, but the store set with `HostBuilder::lease_store` keeps leases \
-             only; set one that also keeps claims with `HostBuilder::cluster_store`",
-            cluster_wide
-                .iter()
-                .map(|record| format!("`{}` is", record.name))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "{} {verb} cluster-wide, but the store set with `HostBuilder::lease_store` keeps \
+             leases only; set one that also keeps claims with `HostBuilder::cluster_store`",
+            names.join(", ")
         ));
     }
     let mut seen: HashMap<&str, &str> = HashMap::new();
