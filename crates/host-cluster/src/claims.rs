@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-use crate::{ClusterError, FencingToken};
+use crate::{ClusterError, FencingToken, LeaseStore};
 
 /// A tick of a job claimed by one instance: run it, then
 /// [`finish`](ClaimStore::finish) it.
@@ -134,6 +134,13 @@ pub trait ClaimStore: Send + Sync + 'static {
     /// An invalid job name, or the store failed.
     async fn purge(&self, job: &str, before: SystemTime) -> Result<u64, ClusterError>;
 }
+
+/// A store that keeps both leases and claims, as a host with cluster
+/// singletons and cluster-wide schedules uses one store for both. Every
+/// type that is both a [`LeaseStore`] and a [`ClaimStore`] is one.
+pub trait ClusterStore: LeaseStore + ClaimStore {}
+
+impl<T: LeaseStore + ClaimStore> ClusterStore for T {}
 
 /// `tick` to whole milliseconds since the Unix epoch, as every store keeps
 /// it; a tick before the epoch is refused.

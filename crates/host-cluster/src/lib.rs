@@ -46,7 +46,7 @@ mod open;
 pub mod postgres;
 mod store;
 
-pub use claims::{Claim, ClaimOutcome, ClaimStore};
+pub use claims::{Claim, ClaimOutcome, ClaimStore, ClusterStore};
 pub use error::ClusterError;
 pub use file_lock::FileLockStore;
 pub use in_process::InProcessStore;

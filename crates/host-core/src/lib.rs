@@ -157,7 +157,9 @@ pub use error::{HostError, ServiceError, exit_code};
 pub use lifecycle::host::Host;
 pub use lifecycle::lifetime::ApplicationLifetime;
 pub use logging::{LIFETIME_TARGET, LogFormat, LogLevel, LoggingOptions};
-pub use scheduling::{Overlap, Periodic, PeriodicService, RunContext, Schedule, ScheduleError};
+pub use scheduling::{
+    ClusterWide, Overlap, Periodic, PeriodicService, RunContext, Schedule, ScheduleError, TickClaim,
+};
 pub use services::background::{BackgroundService, ServiceContext, Ticker};
 pub use services::failure::{Phase, ServiceFailure};
 pub use services::hosted::{HostedService, LifecycleContext, LifecycleFuture};

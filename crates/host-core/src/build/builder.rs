@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Weak};
 
-use host_cluster::LeaseStore;
+use host_cluster::{ClusterStore, LeaseStore};
 use host_config::{ConfigurationBuilder, OptionsBinding};
 use host_di::{Injectable, ServiceCollection};
 use serde::de::DeserializeOwned;
@@ -74,7 +74,7 @@ pub struct HostBuilder {
     configuration: ConfigurationBuilder,
     bindings: Vec<Box<dyn PendingBinding>>,
     before_build: Vec<BeforeBuild>,
-    lease_store: Option<Arc<dyn LeaseStore>>,
+    stores: cluster::Stores,
 }
 
 /// A registration an extension makes last, at `build()`.
@@ -95,7 +95,7 @@ impl HostBuilder {
             configuration: ConfigurationBuilder::new(),
             bindings: Vec::new(),
             before_build: Vec::new(),
-            lease_store: None,
+            stores: cluster::Stores::default(),
         }
     }
 
@@ -363,7 +363,20 @@ impl HostBuilder {
     /// `.host/leases`), which serves the instances of one machine. See
     /// `docs/scale-out.md`.
     pub fn lease_store(&mut self, store: impl LeaseStore) -> &mut Self {
-        self.lease_store = Some(Arc::new(store));
+        self.stores.leases = Some(Arc::new(store));
+        self
+    }
+
+    /// The store both cluster singletons and cluster-wide schedules
+    /// ([`ServiceOptions::cluster_wide`](crate::ServiceOptions::cluster_wide))
+    /// use, for leases and for the claims on ticks, instead of the file
+    /// lock under the content root. A store set with
+    /// [`lease_store`](Self::lease_store) serves leases only: a host with a
+    /// cluster-wide schedule needs this one. See `docs/scale-out.md`.
+    pub fn cluster_store(&mut self, store: impl ClusterStore) -> &mut Self {
+        let store = Arc::new(store);
+        self.stores.leases = Some(store.clone());
+        self.stores.claims = Some(store);
         self
     }
 
@@ -435,7 +448,7 @@ impl HostBuilder {
             configuration,
             bindings,
             before_build: _,
-            lease_store,
+            stores,
         } = self;
         let bound = BoundConfiguration::read(&configuration, &environment, bindings, &mut services)
             .map_err(HostError::configuration)?;
@@ -499,12 +512,7 @@ impl HostBuilder {
             })
             .collect();
         configured::compile_schedules(&records)?;
-        cluster::elect(
-            &records,
-            &bound.cluster,
-            lease_store,
-            environment.content_root(),
-        )?;
+        cluster::elect(&records, &bound.cluster, stores, environment.content_root())?;
         states.set_records(records.clone());
         control.set_records(records.clone());
         let watched: Vec<Weak<ServiceRecord>> = records.iter().map(Arc::downgrade).collect();

@@ -1,14 +1,16 @@
-//! The `cluster` section, and the elections of a host's cluster
-//! singletons: which lease store they campaign in, as which instance.
+//! The `cluster` section, the elections of a host's cluster singletons
+//! (which lease store they campaign in, as which instance), and the claims
+//! of its cluster-wide schedules (in the same store).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use host_cluster::{FileLockStore, LeaseStore};
+use host_cluster::{ClaimStore, FileLockStore, LeaseStore};
 use serde::Deserialize;
 
 use crate::HostError;
+use crate::scheduling::cluster_wide::ClusterTicks;
 use crate::services::record::ServiceRecord;
 use crate::supervision::election::{Election, holder_id};
 
@@ -26,28 +28,98 @@ pub(crate) struct ClusterSection {
     directory: Option<PathBuf>,
 }
 
-/// Gives each cluster singleton among `records` its election: the lease
-/// store set in code, or the file lock the section (or the default) names;
-/// the instance id the section sets, or one unique to this process.
+/// Why an interval cannot be cluster-wide, and what to write instead.
+pub(crate) const INTERVAL_REFUSED: &str = "an interval counts from each instance's own \
+    start, so instances would not agree on its ticks; use a cron expression with a seconds \
+    field instead (such as \"*/10 * * * * *\" for every 10 seconds)";
+
+/// The stores set in code: for leases ([`HostBuilder::lease_store`](crate::HostBuilder::lease_store)),
+/// and for both leases and claims ([`HostBuilder::cluster_store`](crate::HostBuilder::cluster_store)).
+#[derive(Default)]
+pub(crate) struct Stores {
+    pub(crate) leases: Option<Arc<dyn LeaseStore>>,
+    pub(crate) claims: Option<Arc<dyn ClaimStore>>,
+}
+
+/// Gives each cluster singleton among `records` its election, and each
+/// cluster-wide periodic service its claims: the store set in code, or the
+/// file lock the section (or the default) names; the instance id the
+/// section sets, or one unique to this process.
 ///
 /// # Errors
 ///
-/// A singleton's timings out of order, or two services of this host that
-/// are the same singleton: a build error naming them.
+/// A singleton's timings out of order, two services of this host that are
+/// the same singleton or the same cluster-wide job, a job name the store
+/// cannot take, a cluster-wide service on an interval, or a cluster-wide
+/// service with a store set in code that keeps no claims: a build error
+/// naming them.
 pub(crate) fn elect(
     records: &[Arc<ServiceRecord>],
     section: &ClusterSection,
-    store: Option<Arc<dyn LeaseStore>>,
+    stores: Stores,
     content_root: &Path,
 ) -> Result<(), HostError> {
     let singletons: Vec<&Arc<ServiceRecord>> = records
         .iter()
         .filter(|record| record.settings.singleton.is_some())
         .collect();
-    if singletons.is_empty() {
+    let cluster_wide: Vec<&Arc<ServiceRecord>> = records
+        .iter()
+        .filter(|record| record.settings.cluster_wide.is_some())
+        .collect();
+    if singletons.is_empty() && cluster_wide.is_empty() {
         return Ok(());
     }
     let mut problems = Vec::new();
+    let mut jobs: HashMap<&str, &str> = HashMap::new();
+    for record in &cluster_wide {
+        let options = record.settings.cluster_wide.as_ref().expect("filtered");
+        let job = options.job_name().unwrap_or(&record.name);
+        if let Some(first) = jobs.insert(job, &record.name) {
+            problems.push(format!(
+                "`{first}` and `{}` are both the cluster-wide job `{job}`; their ticks would \
+                 take each other's claims, so give them jobs of their own",
+                record.name
+            ));
+        }
+        // The store names `<job>.running` too: at most 255 bytes.
+        let why = if job.is_empty() {
+            Some("it is empty")
+        } else if job.len() > 247 {
+            Some("it is longer than 247 bytes")
+        } else if job.chars().any(char::is_control) {
+            Some("it holds a control character")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            problems.push(format!(
+                "`{}`: the cluster-wide job name {job:?} is invalid: {why}",
+                record.name
+            ));
+        }
+        if let Some(slot) = record.schedule()
+            && !slot.timetable.borrow().is_cron()
+        {
+            problems.push(format!(
+                "`{}`: {} cannot be cluster-wide: {INTERVAL_REFUSED}",
+                record.name,
+                slot.schedule()
+            ));
+        }
+    }
+    if !cluster_wide.is_empty() && stores.leases.is_some() && stores.claims.is_none() {
+        let names: Vec<String> = cluster_wide
+            .iter()
+            .map(|record| format!("`{}`", record.name))
+            .collect();
+        let verb = if names.len() == 1 { "is" } else { "are" };
+        problems.push(format!(
+            "{} {verb} cluster-wide, but the store set with `HostBuilder::lease_store` keeps \
+             leases only; set one that also keeps claims with `HostBuilder::cluster_store`",
+            names.join(", ")
+        ));
+    }
     let mut seen: HashMap<&str, &str> = HashMap::new();
     for record in &singletons {
         let singleton = record.settings.singleton.as_ref().expect("filtered");
@@ -64,19 +136,40 @@ pub(crate) fn elect(
         }
     }
     if !problems.is_empty() {
-        return Err(HostError::build(format!(
-            "invalid cluster singletons: {}",
-            problems.join("; ")
-        )));
-    }
-    let store = store.unwrap_or_else(|| {
-        let directory = match &section.directory {
-            Some(directory) => content_root.join(directory),
-            None => FileLockStore::default_dir(content_root),
+        let what = if singletons.is_empty() {
+            "invalid cluster-wide schedules"
+        } else if cluster_wide.is_empty() {
+            "invalid cluster singletons"
+        } else {
+            "invalid cluster singletons or cluster-wide schedules"
         };
-        Arc::new(FileLockStore::new(directory))
-    });
+        return Err(HostError::build(format!("{what}: {}", problems.join("; "))));
+    }
+    // Without claims set in code, there are no cluster-wide services
+    // (checked above) unless the default store serves both.
+    let (store, claims): (Arc<dyn LeaseStore>, Option<Arc<dyn ClaimStore>>) = match stores {
+        Stores {
+            leases: Some(leases),
+            claims,
+        } => (leases, claims),
+        Stores { leases: None, .. } => {
+            let store = Arc::new(default_store(section, content_root));
+            (store.clone(), Some(store))
+        }
+    };
     let holder: Arc<str> = section.instance_id.clone().unwrap_or_else(holder_id).into();
+    for record in cluster_wide {
+        let options = record.settings.cluster_wide.as_ref().expect("filtered");
+        if let (Some(slot), Some(claims)) = (record.schedule(), &claims) {
+            let _ = slot.cluster.set(Arc::new(ClusterTicks::new(
+                claims.clone(),
+                store.clone(),
+                record.name.clone(),
+                options,
+                holder.clone(),
+            )));
+        }
+    }
     for record in singletons {
         let singleton = record.settings.singleton.clone().expect("filtered");
         let _ = record.election.set(Box::new(Election {
@@ -86,4 +179,14 @@ pub(crate) fn elect(
         }));
     }
     Ok(())
+}
+
+/// The file lock the section names, or the default one under the content
+/// root.
+fn default_store(section: &ClusterSection, content_root: &Path) -> FileLockStore {
+    let directory = match &section.directory {
+        Some(directory) => content_root.join(directory),
+        None => FileLockStore::default_dir(content_root),
+    };
+    FileLockStore::new(directory)
 }

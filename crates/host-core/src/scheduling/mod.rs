@@ -10,8 +10,11 @@
 //! - `clock`: the monotonic and wall clocks the loop reads.
 //! - `timetable`: next tick; on waking, run or skip.
 //! - `runner`, `events`: the loop, and what it reports.
+//! - `cluster_wide`: [`ClusterWide`], and the claim of each tick of a
+//!   cluster-wide schedule in the host's claim store.
 
 pub(crate) mod clock;
+pub(crate) mod cluster_wide;
 mod config;
 pub(crate) mod cron;
 mod error;
@@ -22,6 +25,7 @@ pub(crate) mod runner;
 mod schedule;
 pub(crate) mod timetable;
 
+pub use cluster_wide::{ClusterWide, TickClaim};
 pub use error::ScheduleError;
 pub use periodic::{Periodic, PeriodicService, RunContext};
 pub use schedule::{Overlap, Schedule};

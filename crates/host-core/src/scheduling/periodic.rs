@@ -9,11 +9,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use host_di::ServiceProvider;
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::clock::SystemClock;
+use super::cluster_wide::{ClusterTicks, Probe, TickClaim};
 use super::events::{ScheduleEvents, SkipReason};
 use super::runner::{RunInfo, ScheduleInputs, Trigger, run_schedule};
 use super::timetable::Timetable;
@@ -79,6 +82,7 @@ pub struct RunContext {
     info: RunInfo,
     lifetime: ApplicationLifetime,
     services: Option<ServiceProvider>,
+    claim: Option<TickClaim>,
 }
 
 impl RunContext {
@@ -95,9 +99,13 @@ impl RunContext {
                 scheduled: SystemTime::now(),
                 trigger: Trigger::Schedule,
                 token: stopping,
+                tick: None,
+                earlier: Vec::new(),
+                overlap: crate::Overlap::Skip,
             },
             lifetime,
             services: None,
+            claim: None,
         }
     }
 
@@ -152,6 +160,15 @@ impl RunContext {
     pub fn services(&self) -> Option<&ServiceProvider> {
         self.services.as_ref()
     }
+
+    /// For a run of a cluster-wide schedule
+    /// ([`ServiceOptions::cluster_wide`](crate::ServiceOptions::cluster_wide)):
+    /// the claim this instance holds on the tick, with its fencing token,
+    /// its attempt and an idempotency key. `None` for a service that is not
+    /// cluster-wide, and for "run now" (which runs here without a claim).
+    pub fn tick_claim(&self) -> Option<&TickClaim> {
+        self.claim.as_ref()
+    }
 }
 
 impl fmt::Debug for RunContext {
@@ -162,6 +179,7 @@ impl fmt::Debug for RunContext {
             .field("scheduled", &self.info.scheduled)
             .field("run_now", &self.is_run_now())
             .field("stopping", &self.is_stopping())
+            .field("tick_claim", &self.claim)
             .finish()
     }
 }
@@ -213,12 +231,13 @@ impl<T: PeriodicService> BackgroundService for Periodic<T> {
             let slot = record.schedule()?;
             Some((record.clone(), slot))
         });
-        let (timetable, run_now, events, scope_per_run, services): (
+        let (timetable, run_now, events, scope_per_run, services, cluster): (
             watch::Receiver<Timetable>,
             Arc<Notify>,
             Arc<dyn ScheduleEvents>,
             bool,
             Option<ServiceProvider>,
+            Option<Arc<ClusterTicks>>,
         ) = match slot {
             Some((record, slot)) => (
                 slot.timetable.subscribe(),
@@ -228,6 +247,7 @@ impl<T: PeriodicService> BackgroundService for Periodic<T> {
                 }),
                 record.settings.scope_per_run,
                 record.shared.provider(),
+                slot.cluster.get().cloned(),
             ),
             // Called by hand, outside a host.
             None => (
@@ -236,8 +256,13 @@ impl<T: PeriodicService> BackgroundService for Periodic<T> {
                 Arc::new(()),
                 false,
                 None,
+                None,
             ),
         };
+        // Claim records past their retention go, now and then hourly.
+        let _purging = cluster
+            .clone()
+            .map(|cluster| AbortOnDropHandle::new(tokio::spawn(cluster.purge_loop())));
         let inner = self.inner.clone();
         let name: Arc<str> = ctx.name().into();
         let lifetime = ctx.lifetime().clone();
@@ -246,37 +271,52 @@ impl<T: PeriodicService> BackgroundService for Periodic<T> {
             clock: Arc::new(SystemClock),
             stopping: ctx.stopping_token(),
             run_now,
-            events,
+            events: events.clone(),
+            misfire_on_start: cluster.is_some(),
+            recovery: cluster.as_ref().and_then(|cluster| cluster.deadline),
         };
         let ran = run_schedule(inputs, move |info| {
-            let inner = inner.clone();
-            let name = name.clone();
-            let lifetime = lifetime.clone();
-            let services = services.clone();
+            let run = OneRun {
+                inner: inner.clone(),
+                name: name.clone(),
+                lifetime: lifetime.clone(),
+                services: services.clone(),
+                scope_per_run,
+            };
+            let cluster = cluster.clone();
+            let events = events.clone();
             Box::pin(async move {
-                let scope = services
-                    .as_ref()
-                    .filter(|_| scope_per_run)
-                    .map(ServiceProvider::create_scope);
-                let run_services = match &scope {
-                    Some(scope) => Some(scope.provider().clone()),
-                    None => services,
+                let (Some(cluster), Some(tick)) = (cluster, info.tick) else {
+                    return run.run(info, None).await;
                 };
-                let context = RunContext {
-                    name: name.clone(),
-                    info,
-                    lifetime,
-                    services: run_services,
-                };
-                let result = inner.run(context).await;
-                if let Some(scope) = scope {
-                    let report = scope.close().await;
-                    for (service, message) in report.panicked() {
-                        tracing::error!(target: LIFETIME_TARGET, service = %name,
-                            "disposing `{service}` at the end of a run panicked: {message}");
+                // Earlier ticks left unfinished first, then this one.
+                let earlier = info.earlier.iter().map(|&at| (at, Probe::Recovery));
+                for (at, probe) in earlier.chain([(tick, Probe::Due)]) {
+                    if info.token.is_cancelled() {
+                        break;
+                    }
+                    let Some(admitted) = cluster.admit(at, probe, info.overlap, &*events).await
+                    else {
+                        continue;
+                    };
+                    let mut this = info.clone();
+                    if probe == Probe::Recovery {
+                        this.scheduled = admitted.claim.tick();
+                    }
+                    let claim = admitted.claim.clone();
+                    // A panic still releases the running lease (the loop
+                    // makes the panic the run's error).
+                    let result = std::panic::AssertUnwindSafe(run.run(this, Some(claim)))
+                        .catch_unwind()
+                        .await;
+                    let succeeded = matches!(result, Ok(Ok(())));
+                    cluster.done(admitted, succeeded).await;
+                    match result {
+                        Ok(result) => result?,
+                        Err(payload) => std::panic::resume_unwind(payload),
                     }
                 }
-                result
+                Ok(())
             })
         })
         .await;
@@ -288,11 +328,53 @@ impl<T: PeriodicService> BackgroundService for Periodic<T> {
     }
 }
 
+/// One run of the service, with its scope if it asked for one.
+struct OneRun<T: ?Sized> {
+    inner: Arc<T>,
+    name: Arc<str>,
+    lifetime: ApplicationLifetime,
+    services: Option<ServiceProvider>,
+    scope_per_run: bool,
+}
+
+impl<T: PeriodicService + ?Sized> OneRun<T> {
+    async fn run(&self, info: RunInfo, claim: Option<TickClaim>) -> Result<(), ServiceError> {
+        let scope = self
+            .services
+            .as_ref()
+            .filter(|_| self.scope_per_run)
+            .map(ServiceProvider::create_scope);
+        let run_services = match &scope {
+            Some(scope) => Some(scope.provider().clone()),
+            None => self.services.clone(),
+        };
+        let context = RunContext {
+            name: self.name.clone(),
+            info,
+            lifetime: self.lifetime.clone(),
+            services: run_services,
+            claim,
+        };
+        let result = self.inner.run(context).await;
+        if let Some(scope) = scope {
+            let report = scope.close().await;
+            for (service, message) in report.panicked() {
+                tracing::error!(target: LIFETIME_TARGET, service = %self.name,
+                    "disposing `{service}` at the end of a run panicked: {message}");
+            }
+        }
+        result
+    }
+}
+
 /// What a periodic service registered for the host holds: its compiled
-/// schedule (replaced on a configuration reload) and its "run now" bell.
+/// schedule (replaced on a configuration reload), its "run now" bell, and,
+/// when it is cluster-wide, its share of the host's store.
 pub(crate) struct ScheduleSlot {
     pub(crate) timetable: watch::Sender<Timetable>,
     pub(crate) run_now: Arc<Notify>,
+    /// Set when the host is built, for a cluster-wide service.
+    pub(crate) cluster: std::sync::OnceLock<Arc<ClusterTicks>>,
     /// The schedule the timetable was compiled from.
     schedule: std::sync::Mutex<Schedule>,
 }
@@ -302,6 +384,7 @@ impl ScheduleSlot {
         Self {
             timetable: watch::Sender::new(timetable),
             run_now: Arc::new(Notify::new()),
+            cluster: std::sync::OnceLock::new(),
             schedule: std::sync::Mutex::new(schedule),
         }
     }

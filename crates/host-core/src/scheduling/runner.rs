@@ -36,6 +36,14 @@ pub(crate) struct RunInfo {
     /// Cancelled when the service stops (a child of its stopping token), or
     /// by [`Overlap::CancelRunning`] for a newer run.
     pub(crate) token: CancellationToken,
+    /// The tick, without jitter (the same on every instance), for a run on
+    /// schedule; `None` for "run now".
+    pub(crate) tick: Option<SystemTime>,
+    /// Earlier ticks whose claims may be recovered first (a cluster-wide
+    /// schedule at least once), newest first.
+    pub(crate) earlier: Vec<SystemTime>,
+    /// The overlap policy in force.
+    pub(crate) overlap: Overlap,
 }
 
 /// Why a run was made.
@@ -62,6 +70,12 @@ pub(crate) struct ScheduleInputs {
     pub(crate) run_now: Arc<Notify>,
     /// Where the loop reports.
     pub(crate) events: Arc<dyn ScheduleEvents>,
+    /// A cluster-wide schedule: on start, the latest tick before it within
+    /// the catch-up window is run too (its claim decides whether here).
+    pub(crate) misfire_on_start: bool,
+    /// A cluster-wide schedule at least once, with this claim deadline:
+    /// each run on schedule is told the earlier ticks to recover.
+    pub(crate) recovery: Option<std::time::Duration>,
 }
 
 /// Runs the schedule until the stopping token fires or a run fails.
@@ -96,6 +110,8 @@ where
         stopping,
         run_now,
         events,
+        misfire_on_start,
+        recovery,
     } = inputs;
     let mut runs = Runs {
         timetable: timetables.borrow_and_update().clone(),
@@ -106,11 +122,26 @@ where
         running: None,
         queued: None,
         shown: None,
+        recovery,
     };
     let start = Now::read(clock.as_ref());
     let mut anchor = Anchor::Start(start);
     let mut tick = runs.timetable.first_tick(start);
     runs.show_next(tick);
+    if misfire_on_start && let Some((scheduled, base)) = runs.timetable.missed_at_start(start) {
+        tracing::debug!(
+            service = runs.timetable.service(),
+            "the tick of {} fell before the start, within the catch-up window of {}: it runs \
+             here unless another instance claimed it",
+            humantime::format_rfc3339_millis(base),
+            humantime::format_duration(runs.timetable.misfire_window())
+        );
+        runs.trigger(Pending {
+            scheduled,
+            trigger: Trigger::Schedule,
+            tick: Some(base),
+        });
+    }
     let mut reloads = true;
 
     let ended = loop {
@@ -143,6 +174,7 @@ where
                 runs.trigger(Pending {
                     scheduled: Scheduled { instant: now.instant, wall: now.wall },
                     trigger: Trigger::RunNow,
+                    tick: None,
                 });
             }
             changed = timetables.changed(), if reloads => match changed {
@@ -172,6 +204,8 @@ struct Runs<F> {
     queued: Option<Pending>,
     /// The next tick last reported, so that only changes are.
     shown: Option<Option<SystemTime>>,
+    /// The claim deadline of a cluster-wide schedule at least once.
+    recovery: Option<std::time::Duration>,
 }
 
 /// A run in progress.
@@ -190,6 +224,8 @@ struct Running {
 struct Pending {
     scheduled: Scheduled,
     trigger: Trigger,
+    /// The tick without jitter, for a run on schedule.
+    tick: Option<SystemTime>,
 }
 
 /// What a run's task returns: the run's result, or its panic's payload.
@@ -237,6 +273,7 @@ where
             self.trigger(Pending {
                 scheduled,
                 trigger: Trigger::Schedule,
+                tick: Some(due.latest.wall()),
             });
         }
     }
@@ -298,11 +335,18 @@ where
         self.started += 1;
         let number = self.started;
         let token = self.stopping.child_token();
+        let earlier = match (self.recovery, pending.tick) {
+            (Some(deadline), Some(tick)) => self.timetable.recovery_candidates(tick, deadline),
+            _ => Vec::new(),
+        };
         let run = RunInfo {
             number,
             scheduled: pending.scheduled.wall,
             trigger: pending.trigger,
             token: token.clone(),
+            tick: pending.tick,
+            earlier,
+            overlap: self.timetable.overlap(),
         };
         let lateness = Instant::now().saturating_duration_since(pending.scheduled.instant);
         self.events.run_started(&run, lateness);

@@ -35,6 +35,9 @@ pub(crate) struct Timetable {
     ticks: Ticks,
     overlap: Overlap,
     catch_up: Duration,
+    /// The catch-up window as given (a zero one is zero): how far back a
+    /// cluster-wide schedule looks for a missed tick on start.
+    misfire: Duration,
     jitter: Duration,
 }
 
@@ -57,6 +60,14 @@ enum Ticks {
 pub(crate) struct Tick {
     instant: Instant,
     wall: SystemTime,
+}
+
+impl Tick {
+    /// The tick's wall time without jitter: what every instance computes
+    /// alike, and what a cluster-wide tick is claimed as.
+    pub(crate) fn wall(&self) -> SystemTime {
+        self.wall
+    }
 }
 
 /// What the next tick follows: the loop's start, or the latest tick that
@@ -148,6 +159,7 @@ impl Timetable {
             ticks,
             overlap: schedule.overlap,
             catch_up: schedule.catch_up.max(MIN_CATCH_UP),
+            misfire: schedule.catch_up,
             jitter: jitter::offset(service, schedule.jitter_key.as_deref(), schedule.jitter),
         })
     }
@@ -171,6 +183,74 @@ impl Timetable {
     /// least a second).
     pub(crate) fn catch_up(&self) -> Duration {
         self.catch_up
+    }
+
+    /// Whether the ticks are a cron expression's (wall-clock times every
+    /// instance agrees on), not an interval's.
+    pub(crate) fn is_cron(&self) -> bool {
+        matches!(self.ticks, Ticks::Cron(_))
+    }
+
+    /// The catch-up window as configured (zero stays zero).
+    pub(crate) fn misfire_window(&self) -> Duration {
+        self.misfire
+    }
+
+    /// For a cluster-wide schedule starting at `start`: the latest cron tick
+    /// due before it, if it is within the catch-up window (none with a zero
+    /// window): when it was due, and its time without jitter.
+    pub(crate) fn missed_at_start(&self, start: Now) -> Option<(Scheduled, SystemTime)> {
+        let Ticks::Cron(cron) = &self.ticks else {
+            return None;
+        };
+        if self.misfire.is_zero() {
+            return None;
+        }
+        let latest_due = start.wall.checked_sub(self.jitter)?;
+        let base = latest_at_or_before(cron, latest_due, self.misfire)?;
+        let at = base + self.jitter;
+        let late = start.wall.duration_since(at).ok()?;
+        (late <= self.misfire).then(|| {
+            (
+                Scheduled {
+                    instant: start.instant_at(at),
+                    wall: at,
+                },
+                base,
+            )
+        })
+    }
+
+    /// For a cluster-wide schedule at least once, on the tick `tick`
+    /// (without jitter): the earlier ticks whose claims may have passed
+    /// `deadline` unfinished, newest first. They are the latest tick at
+    /// least `deadline` before `tick` and the one before it: a claim made
+    /// a little after its tick is not yet past its deadline at the first
+    /// of these ticks, and is at the next. With a deadline shorter than
+    /// the period, the first is the tick just before.
+    pub(crate) fn recovery_candidates(
+        &self,
+        tick: SystemTime,
+        deadline: Duration,
+    ) -> Vec<SystemTime> {
+        const LOOK_BACK: Duration = Duration::from_secs(400 * 86_400);
+        let Ticks::Cron(cron) = &self.ticks else {
+            return Vec::new();
+        };
+        let Some(until) = tick.checked_sub(deadline.max(Duration::from_millis(1))) else {
+            return Vec::new();
+        };
+        let mut found = Vec::with_capacity(2);
+        if let Some(first) = latest_at_or_before(cron, until, LOOK_BACK) {
+            found.push(first);
+            if let Some(second) = first
+                .checked_sub(Duration::from_millis(1))
+                .and_then(|before| latest_at_or_before(cron, before, LOOK_BACK))
+            {
+                found.push(second);
+            }
+        }
+        found
     }
 
     /// The jitter offset every tick is shifted by.
@@ -375,6 +455,33 @@ impl Timetable {
             }
         }
         (count, last)
+    }
+}
+
+/// The latest time of `cron` at or before `at`, looking back at most
+/// `limit`: the expression only tells the next time after another, so the
+/// search starts a second back and doubles.
+fn latest_at_or_before(cron: &CronTimes, at: SystemTime, limit: Duration) -> Option<SystemTime> {
+    let mut span = Duration::from_secs(1).min(limit);
+    loop {
+        // A time exactly `span` back counts: `next_after` is strictly after.
+        let from = at.checked_sub(span)?.checked_sub(Duration::from_nanos(1))?;
+        if let Some(first) = cron.next_after(from).filter(|time| *time <= at) {
+            let mut latest = first;
+            let mut walked = 0;
+            while let Some(next) = cron.next_after(latest).filter(|time| *time <= at) {
+                latest = next;
+                walked += 1;
+                if walked >= MAX_COUNTED {
+                    break;
+                }
+            }
+            return Some(latest);
+        }
+        if span >= limit {
+            return None;
+        }
+        span = span.saturating_mul(2).min(limit);
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::scheduling::cluster_wide::ClusterWideSection;
 use crate::scheduling::periodic::ScheduleSlot;
 use crate::services::record::ServiceRecord;
 use crate::supervision::dependencies::short_name;
@@ -30,6 +31,8 @@ pub(crate) struct ServiceSection {
     schedule: Option<Schedule>,
     /// Makes a background service a cluster singleton.
     cluster_singleton: Option<SingletonSection>,
+    /// Makes a periodic service's ticks each run on one instance.
+    cluster_wide: Option<ClusterWideSection>,
 }
 
 /// `services.<name>.restart`.
@@ -135,6 +138,12 @@ impl ServiceSection {
                  service (`add_periodic`) runs on a schedule"
             ));
         }
+        if self.cluster_wide.is_some() && settings.schedule.is_none() {
+            return Err(format!(
+                "`{KEY}.{key}.cluster_wide`: `{name}` is not a periodic service, and only a \
+                 periodic service (`add_periodic`) has ticks to run cluster-wide"
+            ));
+        }
         let background = service.is_background();
         for (present, option) in [
             (self.restart.is_some(), "restart"),
@@ -168,6 +177,9 @@ impl ServiceSection {
         }
         if let Some(singleton) = &self.cluster_singleton {
             settings.singleton = Some(singleton.clone().into_singleton());
+        }
+        if let Some(ClusterWideSection(cluster_wide)) = &self.cluster_wide {
+            settings.cluster_wide = cluster_wide.clone();
         }
         Ok(())
     }
@@ -285,6 +297,11 @@ pub(crate) fn follow_schedules(
             continue;
         }
         match wanted.compile(&record.name) {
+            Ok(timetable) if record.settings.cluster_wide.is_some() && !timetable.is_cron() => {
+                tracing::error!(target: host_config::CONFIGURATION_TARGET,
+                    service = %record.name, "`{}`: {wanted} cannot be cluster-wide: {}; keeping \
+                    the current schedule", record.name, crate::build::cluster::INTERVAL_REFUSED);
+            }
             Ok(timetable) => slot.replace(wanted, timetable),
             Err(error) => tracing::error!(target: host_config::CONFIGURATION_TARGET,
                 service = %record.name, "{error}; keeping the current schedule"),

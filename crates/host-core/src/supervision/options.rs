@@ -10,7 +10,8 @@ use host_di::{DiError, Disposer, Injectable, ServiceProvider};
 use std::time::Duration;
 
 use crate::{
-    BackgroundService, HostedService, Periodic, PeriodicService, Restart, Schedule, Singleton,
+    BackgroundService, ClusterWide, HostedService, Periodic, PeriodicService, Restart, Schedule,
+    Singleton,
 };
 
 /// The options of one hosted service, set where it is registered
@@ -88,6 +89,8 @@ pub(crate) struct ServiceSettings {
     pub(crate) fresh: Option<FreshInstance>,
     /// Runs `execute` only while this instance leads the singleton.
     pub(crate) singleton: Option<Singleton>,
+    /// A periodic service whose each tick runs on one instance.
+    pub(crate) cluster_wide: Option<ClusterWide>,
 }
 
 /// Makes a fresh instance of a background service, with its disposal.
@@ -319,6 +322,48 @@ impl<T: PeriodicService> ServiceOptions<Periodic<T>> {
         self.settings.schedule = Some(schedule);
         self
     }
+
+    /// Makes the schedule cluster-wide: each tick runs on one instance of
+    /// the application. Every instance claims the tick in the host's store
+    /// ([`HostBuilder::cluster_store`](crate::HostBuilder::cluster_store); a
+    /// file lock under the content root by default) and the one whose claim
+    /// succeeds runs it; the run sees its claim in
+    /// [`RunContext::tick_claim`](crate::RunContext::tick_claim). Only a
+    /// cron schedule can be cluster-wide (an interval counts from each
+    /// instance's start): an interval is a build error. See
+    /// `docs/scheduling.md` for the misfire, overlap and recovery rules.
+    ///
+    /// ```
+    /// # use host_core::{ClusterWide, Host, PeriodicService, RunContext, Schedule, ServiceError, async_trait};
+    /// # struct Report;
+    /// # #[async_trait]
+    /// # impl PeriodicService for Report {
+    /// #     async fn run(&self, _ctx: RunContext) -> Result<(), ServiceError> { Ok(()) }
+    /// # }
+    /// let mut builder = Host::builder();
+    /// builder.add_periodic_instance_with(Report, Schedule::cron("0 0 3 * * *"), |report| {
+    ///     report.cluster_wide(ClusterWide::new().job("nightly-report"))
+    /// });
+    /// ```
+    ///
+    /// A service that is not periodic has no ticks, and no such option:
+    ///
+    /// ```compile_fail
+    /// # use host_core::{BackgroundService, ClusterWide, Host, ServiceContext, ServiceError, async_trait};
+    /// # struct Billing;
+    /// # #[async_trait]
+    /// # impl BackgroundService for Billing {
+    /// #     async fn execute(&self, _ctx: ServiceContext) -> Result<(), ServiceError> { Ok(()) }
+    /// # }
+    /// let mut builder = Host::builder();
+    /// builder.add_hosted_service_instance_with(Billing, |billing| {
+    ///     billing.cluster_wide(ClusterWide::new())
+    /// });
+    /// ```
+    pub fn cluster_wide(&mut self, cluster_wide: ClusterWide) -> &mut Self {
+        self.settings.cluster_wide = Some(cluster_wide);
+        self
+    }
 }
 
 impl<T: ?Sized> fmt::Debug for ServiceOptions<T> {
@@ -341,6 +386,7 @@ impl fmt::Debug for ServiceSettings {
             .field("scope_per_run", &self.scope_per_run)
             .field("fresh_instance_on_restart", &self.fresh.is_some())
             .field("cluster_singleton", &self.singleton)
+            .field("cluster_wide", &self.cluster_wide)
             .finish()
     }
 }

@@ -121,6 +121,8 @@ fn start_at(schedule: Schedule, wall: &str, body: Body) -> Harness {
         stopping: stopping.clone(),
         run_now: run_now.clone(),
         events: recorder.clone(),
+        misfire_on_start: false,
+        recovery: None,
     };
     let task = tokio::spawn(run_schedule(inputs, move |run| body(run)));
     Harness {

@@ -447,3 +447,82 @@ fn elapsed_wall_time_is_what_makes_a_cron_tick_due() {
     };
     assert!(matches!(timetable.on_wake(first, now), Wake::Early));
 }
+
+/// `start` at `wall` (RFC 3339) on both clocks.
+fn start_at(wall: &str) -> Now {
+    Now {
+        instant: Instant::now(),
+        wall: parse_time(wall),
+    }
+}
+
+#[test]
+fn on_start_the_latest_tick_within_the_catch_up_window_is_the_misfire() {
+    // Every 5 minutes; started 2 min 30 s after 00:05.
+    let start = start_at("2026-01-01T00:07:30Z");
+    let looked = |window: u64| {
+        compile(Schedule::cron("0 */5 * * * *").catch_up(Duration::from_secs(window)))
+            .missed_at_start(start)
+            .map(|(scheduled, base)| (format_time(scheduled.wall), format_time(base)))
+    };
+    let expected = Some((
+        "2026-01-01T00:05:00Z".to_owned(),
+        "2026-01-01T00:05:00Z".to_owned(),
+    ));
+    assert_eq!(looked(150), expected, "exactly the window");
+    assert_eq!(looked(600), expected, "the latest only");
+    assert_eq!(looked(149), None, "further back than the window");
+    assert_eq!(looked(0), None, "a zero window");
+    // An interval has no ticks before its start.
+    let every = compile(Schedule::every(Duration::from_secs(10)));
+    assert!(every.missed_at_start(start).is_none());
+    assert!(!every.is_cron());
+}
+
+#[test]
+fn the_misfire_on_start_is_keyed_without_jitter() {
+    let timetable = compile(Schedule::cron("0 */5 * * * *").jitter(Duration::from_secs(60)));
+    let jitter = timetable.jitter();
+    let start = Now {
+        instant: Instant::now(),
+        wall: parse_time("2026-01-01T00:05:00Z") + jitter + Duration::from_secs(1),
+    };
+    let (scheduled, base) = timetable.missed_at_start(start).expect("a second late");
+    assert_eq!(format_time(base), "2026-01-01T00:05:00Z");
+    assert_eq!(scheduled.wall, base + jitter);
+}
+
+#[test]
+fn recovery_looks_at_the_latest_tick_a_deadline_old_and_the_one_before() {
+    let timetable = compile(Schedule::cron("0 */5 * * * *"));
+    let tick = parse_time("2026-01-01T01:00:00Z");
+    let candidates = |deadline: u64| {
+        timetable
+            .recovery_candidates(tick, Duration::from_secs(deadline))
+            .into_iter()
+            .map(format_time)
+            .collect::<Vec<_>>()
+    };
+    // A deadline shorter than the period: the tick just before, and the
+    // one before that.
+    assert_eq!(
+        candidates(60),
+        ["2026-01-01T00:55:00Z", "2026-01-01T00:50:00Z"]
+    );
+    // Twelve minutes: the latest tick at least that old.
+    assert_eq!(
+        candidates(720),
+        ["2026-01-01T00:45:00Z", "2026-01-01T00:40:00Z"]
+    );
+    // Exactly a period: that tick, and the one before it.
+    assert_eq!(
+        candidates(300),
+        ["2026-01-01T00:55:00Z", "2026-01-01T00:50:00Z"]
+    );
+    let every = compile(Schedule::every(Duration::from_secs(10)));
+    assert!(
+        every
+            .recovery_candidates(tick, Duration::from_secs(60))
+            .is_empty()
+    );
+}
