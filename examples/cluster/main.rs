@@ -8,7 +8,10 @@
 //!
 //! One instance logs `leads billing (fencing token 1)` and then
 //! `billing run 1 (fencing token 1)` every second; the others log
-//! `stands by: ... leads billing`. Stop the leader with Ctrl+C: it releases
+//! `stands by: ... leads billing`. Beside it, a cluster-wide schedule: every
+//! five seconds one instance, whichever claims the tick first, logs
+//! `report for <tick> (claim token N)`; each tick appears once across the
+//! three terminals. Stop the leader with Ctrl+C: it releases
 //! the lease once its work has returned, and another instance takes over
 //! within about two seconds with a larger token. Kill it with `kill -9`
 //! instead: the operating system drops its file lock, and another takes
@@ -51,6 +54,25 @@ impl BackgroundService for Billing {
     }
 }
 
+/// Every five seconds, on one instance of the cluster: a report of the tick.
+struct Report;
+
+#[async_trait]
+impl PeriodicService for Report {
+    async fn run(&self, ctx: RunContext) -> Result<(), ServiceError> {
+        match ctx.tick_claim() {
+            Some(claim) => tracing::info!(
+                key = claim.idempotency_key(),
+                "report for {} (claim token {})",
+                claim.idempotency_key(),
+                claim.token()
+            ),
+            None => tracing::info!("report run by hand"),
+        }
+        Ok(())
+    }
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let mut builder = Host::builder();
@@ -64,6 +86,9 @@ async fn main() -> std::process::ExitCode {
         ));
     builder
         .add_hosted_service_instance_with(Billing, |billing| billing.cluster_singleton("billing"))
+        .add_periodic_instance_with(Report, Schedule::cron("*/5 * * * * *"), |report| {
+            report.cluster_wide(ClusterWide::new())
+        })
         .web(|app| app);
     builder.run().await
 }

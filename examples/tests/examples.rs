@@ -306,3 +306,34 @@ fn a_stopped_cluster_leader_keeps_the_lock_and_hands_over_once_continued() {
         assert_eq!(code, 0, "{}", instance.output());
     }
 }
+
+/// Three instances run the cluster-wide report: each five-second tick is
+/// reported by exactly one of them.
+#[test]
+fn cluster_reports_each_tick_on_one_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut instances: Vec<HostProcess> = (0..3).map(|_| start_cluster_in(dir.path())).collect();
+    for instance in &mut instances {
+        instance.wait_for("Application started.");
+    }
+    // Two ticks at least.
+    std::thread::sleep(Duration::from_secs(11));
+    let mut keys = Vec::new();
+    for instance in &mut instances {
+        let code = terminate(instance, "TERM");
+        assert_eq!(code, 0, "{}", instance.output());
+        keys.extend(
+            instance
+                .lines()
+                .iter()
+                .filter_map(|line| line.split("report for ").nth(1))
+                .filter_map(|rest| rest.split_whitespace().next())
+                .map(str::to_owned),
+        );
+    }
+    let mut unique = keys.clone();
+    unique.sort();
+    unique.dedup();
+    assert!(unique.len() >= 2, "ticks reported: {keys:?}");
+    assert_eq!(unique.len(), keys.len(), "a tick reported twice: {keys:?}");
+}

@@ -51,7 +51,7 @@ pub use error::ClusterError;
 pub use file_lock::FileLockStore;
 pub use in_process::InProcessStore;
 pub use lease::{FencingToken, Lease, LeaseInfo};
-pub use open::lease_store_for_url;
+pub use open::cluster_store_for_url;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use store::LeaseStore;

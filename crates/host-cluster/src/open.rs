@@ -1,11 +1,11 @@
-//! The lease store a connection URL names, for a host's configuration.
+//! The cluster store a connection URL names, for a host's configuration.
 
 use std::sync::Arc;
 
-use crate::{ClusterError, LeaseStore};
+use crate::{ClusterError, ClusterStore};
 
-/// The lease store `url` names, connected at its first use (so that a
-/// host is built while its database is down, and stands by until it
+/// The lease and claim store `url` names, connected at its first use (so
+/// that a host is built while its database is down, and stands by until it
 /// answers): `postgres://` or `postgresql://` (the `postgres` feature),
 /// in the tables of `schema` and `prefix` when given.
 ///
@@ -15,11 +15,11 @@ use crate::{ClusterError, LeaseStore};
 /// backend was not built (the message names the feature); a URL or a
 /// namespace that does not parse ([`ClusterError::Store`] or
 /// [`ClusterError::Invalid`], never showing the password).
-pub fn lease_store_for_url(
+pub fn cluster_store_for_url(
     url: &str,
     schema: Option<&str>,
     prefix: Option<&str>,
-) -> Result<Arc<dyn LeaseStore>, ClusterError> {
+) -> Result<Arc<dyn ClusterStore>, ClusterError> {
     let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
     match scheme {
         "postgres" | "postgresql" => postgres(url, schema, prefix),
@@ -36,7 +36,7 @@ fn postgres(
     url: &str,
     schema: Option<&str>,
     prefix: Option<&str>,
-) -> Result<Arc<dyn LeaseStore>, ClusterError> {
+) -> Result<Arc<dyn ClusterStore>, ClusterError> {
     use crate::postgres::{Namespace, PostgresOptions};
     let mut options = PostgresOptions::new(url)?;
     if schema.is_some() || prefix.is_some() {
@@ -53,7 +53,7 @@ fn postgres(
     _url: &str,
     _schema: Option<&str>,
     _prefix: Option<&str>,
-) -> Result<Arc<dyn LeaseStore>, ClusterError> {
+) -> Result<Arc<dyn ClusterStore>, ClusterError> {
     Err(ClusterError::Invalid {
         what: "lease store URL scheme",
         value: "postgres".to_owned(),
@@ -65,10 +65,12 @@ fn postgres(
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[cfg(feature = "postgres")]
+    use crate::LeaseStore;
 
     #[test]
     fn an_unknown_scheme_is_refused_naming_it() {
-        let Err(error) = lease_store_for_url("mysql://db/x", None, None) else {
+        let Err(error) = cluster_store_for_url("mysql://db/x", None, None) else {
             panic!("mysql:// has no lease store");
         };
         assert!(error.to_string().contains("\"mysql\""), "{error}");
@@ -77,7 +79,7 @@ mod tests {
     #[cfg(feature = "postgres")]
     #[tokio::test]
     async fn a_postgres_url_makes_a_lazy_store_that_hides_its_password() {
-        let Ok(store) = lease_store_for_url("postgres://app:hunter2@127.0.0.1:1/db", None, None)
+        let Ok(store) = cluster_store_for_url("postgres://app:hunter2@127.0.0.1:1/db", None, None)
         else {
             panic!("parsed without connecting");
         };

@@ -592,6 +592,27 @@ async fn instances_of_one_content_root_share_the_default_file_lock() {
     b.stop().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_store_url_no_backend_takes_is_a_build_error_that_hides_the_password() {
+    let journal = Arc::new(Journal::default());
+    let mut builder = TestHost::builder();
+    builder.args(["app", "--cluster.postgres.url=mysql://app:hunter2@db/x"]);
+    builder.add_hosted_service_instance_with(
+        Worker {
+            instance: "a",
+            journal,
+            behaviour: Behaviour::Honours,
+        },
+        |worker| worker.cluster_singleton("billing"),
+    );
+    let error = builder.build_error().to_string();
+    assert!(
+        error.contains("`cluster.postgres`: invalid lease store URL scheme \"mysql\""),
+        "{error}"
+    );
+    assert!(!error.contains("hunter2"), "{error}");
+}
+
 #[test]
 fn its_types_are_send_and_sync() {
     fn is_send_sync<T: Send + Sync>() {}

@@ -335,7 +335,7 @@ fn an_unknown_key_in_a_services_section_fails_the_build() {
         build_error(&["--services.Billing.retsart.mode=always"]),
         "invalid configuration: `services.Billing.retsart` is not a known key; expected one of \
          `start_timeout`, `stop_timeout`, `heartbeat`, `required_for_readiness`, `restart`, \
-         `schedule`, `cluster_singleton`\n  from: command line"
+         `schedule`, `cluster_singleton`, `cluster_wide`\n  from: command line"
     );
 }
 

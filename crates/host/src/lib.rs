@@ -104,10 +104,11 @@ pub mod prelude {
     pub use host_config::{Configuration, OptionsMonitor, OptionsSnapshot, ValidationError};
     pub use host_core::{
         ApplicationLifetime, BackgroundService, BackgroundServiceFailure, CancellationToken,
-        Context, FencingToken, Host, HostBuilder, HostEnvironment, HostError, HostOptions,
-        HostedService, HostedServiceCollectionExt, LifecycleContext, Overlap, PeriodicService,
-        Restart, RunContext, Schedule, ServiceContext, ServiceControl, ServiceError, ServiceState,
-        ServiceStates, Singleton, Unrecoverable, anyhow, async_trait, bail,
+        ClusterWide, Context, FencingToken, Host, HostBuilder, HostEnvironment, HostError,
+        HostOptions, HostedService, HostedServiceCollectionExt, LifecycleContext, Overlap,
+        PeriodicService, Restart, RunContext, Schedule, ServiceContext, ServiceControl,
+        ServiceError, ServiceState, ServiceStates, Singleton, Unrecoverable, anyhow, async_trait,
+        bail,
     };
     pub use host_di::{Injectable, Options, ServiceCollection, ServiceProvider};
     #[cfg(feature = "web")]

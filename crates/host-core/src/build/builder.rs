@@ -92,7 +92,12 @@ impl HostBuilder {
             handle_signals: true,
             systemd_notify: true,
             default_logging: true,
-            configuration: ConfigurationBuilder::new(),
+            configuration: {
+                let mut configuration = ConfigurationBuilder::new();
+                // The PostgreSQL store's URL carries its password.
+                configuration.secret(cluster::POSTGRES_URL_KEY);
+                configuration
+            },
             bindings: Vec::new(),
             before_build: Vec::new(),
             stores: cluster::Stores::default(),

@@ -26,7 +26,24 @@ pub(crate) struct ClusterSection {
     /// The file-lock store's directory, relative to the content root;
     /// `.host/leases` by default.
     directory: Option<PathBuf>,
+    /// A PostgreSQL database instead of the file lock.
+    postgres: Option<PostgresSection>,
 }
+
+/// `cluster.postgres`: the PostgreSQL store's database and tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct PostgresSection {
+    /// The connection URL (a secret: never shown).
+    url: String,
+    /// The tables' schema; `public` by default.
+    schema: Option<String>,
+    /// The tables' prefix; `host_` by default.
+    prefix: Option<String>,
+}
+
+/// The key of the PostgreSQL store's URL, which the builder marks secret.
+pub(crate) const POSTGRES_URL_KEY: &str = "cluster.postgres.url";
 
 /// Why an interval cannot be cluster-wide, and what to write instead.
 pub(crate) const INTERVAL_REFUSED: &str = "an interval counts from each instance's own \
@@ -152,10 +169,25 @@ pub(crate) fn elect(
             leases: Some(leases),
             claims,
         } => (leases, claims),
-        Stores { leases: None, .. } => {
-            let store = Arc::new(default_store(section, content_root));
-            (store.clone(), Some(store))
-        }
+        Stores { leases: None, .. } => match &section.postgres {
+            Some(postgres) => {
+                let store = host_cluster::cluster_store_for_url(
+                    &postgres.url,
+                    postgres.schema.as_deref(),
+                    postgres.prefix.as_deref(),
+                )
+                .map_err(|error| {
+                    HostError::build(format!(
+                        "invalid configuration: `cluster.postgres`: {error}"
+                    ))
+                })?;
+                (store.clone(), Some(store))
+            }
+            None => {
+                let store = Arc::new(default_store(section, content_root));
+                (store.clone(), Some(store))
+            }
+        },
     };
     let holder: Arc<str> = section.instance_id.clone().unwrap_or_else(holder_id).into();
     for record in cluster_wide {
