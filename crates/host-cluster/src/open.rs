@@ -65,8 +65,6 @@ fn postgres(
 #[cfg(test)]
 mod tests {
     use super::*;
-    #[cfg(feature = "postgres")]
-    use crate::LeaseStore;
 
     #[test]
     fn an_unknown_scheme_is_refused_naming_it() {

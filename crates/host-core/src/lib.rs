@@ -151,6 +151,7 @@ mod supervision;
 mod systemd;
 
 pub use build::builder::HostBuilder;
+pub use build::cluster::ClusterStoreHandle;
 pub use build::environment::{ENVIRONMENT_VARIABLE, HostEnvironment, environments};
 pub use build::options::{BackgroundServiceFailure, HostOptions};
 pub use error::{HostError, ServiceError, exit_code};

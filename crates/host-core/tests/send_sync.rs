@@ -26,6 +26,9 @@ fn shared_types_are_send_and_sync() {
     is_send_sync::<std::sync::Arc<dyn BackgroundService>>();
     // Supervision and schedules.
     is_send_sync::<ServiceControl>();
+    is_send_sync::<host_core::ClusterStoreHandle>();
+    is_send_sync::<host_core::Singleton>();
+    is_send_sync::<host_core::ClusterWide>();
     is_send_sync::<ServiceEvent>();
     is_send_sync::<ServiceEvents>();
     is_send_sync::<Restart>();

@@ -102,6 +102,7 @@
 
 mod addresses;
 mod app;
+mod cluster_health;
 mod extension;
 mod health;
 mod inject;
@@ -115,6 +116,7 @@ mod time;
 mod upgrades;
 
 pub use addresses::ServerAddresses;
+pub use cluster_health::LeaseStoreHealthCheck;
 pub use extension::{WEB_SECTION, WebHostBuilderExt};
 pub use health::{HealthCheck, HealthCheckResult, HealthStatus};
 pub use inject::{Inject, InjectRejection};

@@ -203,6 +203,92 @@ async fn a_standby_singleton_is_ready_and_shows_who_leads() {
     }
 }
 
+/// A lease store that answers, or fails every call while `down` is set.
+struct Store {
+    inner: host_cluster::InProcessStore,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Store {
+    fn fail_if_down(&self) -> Result<(), host_cluster::ClusterError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(host_cluster::ClusterError::Store {
+                store: "test://store".into(),
+                source: "connection refused".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl host_cluster::LeaseStore for Store {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<host_cluster::Lease>, host_cluster::ClusterError> {
+        self.fail_if_down()?;
+        self.inner.try_acquire(name, holder, ttl).await
+    }
+    async fn renew(
+        &self,
+        lease: &host_cluster::Lease,
+        ttl: Duration,
+    ) -> Result<bool, host_cluster::ClusterError> {
+        self.fail_if_down()?;
+        self.inner.renew(lease, ttl).await
+    }
+    async fn release(&self, lease: &host_cluster::Lease) -> Result<(), host_cluster::ClusterError> {
+        self.fail_if_down()?;
+        self.inner.release(lease).await
+    }
+    async fn current(
+        &self,
+        name: &str,
+    ) -> Result<Option<host_cluster::LeaseInfo>, host_cluster::ClusterError> {
+        self.fail_if_down()?;
+        self.inner.current(name).await
+    }
+}
+
+/// The lease store's health check: healthy while the store answers,
+/// unhealthy naming the store while it does not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lease_store_check_fails_while_the_store_does_not_answer() {
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut builder = with_server(&["--web.health.detailed_errors=true"]);
+    builder.lease_store(Store {
+        inner: host_cluster::InProcessStore::new(),
+        down: down.clone(),
+    });
+    builder.add_hosted_service_instance_with(Waits, |waits| waits.cluster_singleton("reports"));
+    builder.add_health_check::<host_web::LeaseStoreHealthCheck>();
+    let (mut host, address) = start(builder).await;
+    let (status, ready) = get_json(address, "/health/ready").await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["checks"][0]["name"], "lease store", "{ready}");
+    assert_eq!(ready["checks"][0]["status"], "healthy", "{ready}");
+    down.store(true, std::sync::atomic::Ordering::SeqCst);
+    bounded("the check fails", async {
+        loop {
+            let (status, ready) = get_json(address, "/health/ready").await;
+            if status == 503 {
+                let description = ready["checks"][0]["description"]
+                    .as_str()
+                    .unwrap_or_default();
+                assert!(description.contains("test://store"), "{ready}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    stop(&mut host).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn startup_is_503_before_the_start_and_200_from_then_on() {
     let mut host = with_server(&["--web.shutdown_delay=1s"]).build().unwrap();

@@ -469,6 +469,8 @@ impl HostBuilder {
         services.add_instance(Arc::new(options.clone()));
         services.add_instance(Arc::new(states.clone()));
         services.add_instance(Arc::new(control.clone()));
+        let cluster_store = cluster::ClusterStoreHandle::default();
+        services.add_instance(Arc::new(cluster_store.clone()));
         let provider = services.build().map_err(HostError::build)?;
         let hosted = resolve_hosted_services(&provider)?;
         let registered = provider.get_all::<Registered>().unwrap_or_default();
@@ -517,7 +519,11 @@ impl HostBuilder {
             })
             .collect();
         configured::compile_schedules(&records)?;
-        cluster::elect(&records, &bound.cluster, stores, environment.content_root())?;
+        if let Some(store) =
+            cluster::elect(&records, &bound.cluster, stores, environment.content_root())?
+        {
+            cluster_store.set(store);
+        }
         states.set_records(records.clone());
         control.set_records(records.clone());
         let watched: Vec<Weak<ServiceRecord>> = records.iter().map(Arc::downgrade).collect();

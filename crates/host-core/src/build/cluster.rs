@@ -63,6 +63,8 @@ pub(crate) struct Stores {
 /// file lock the section (or the default) names; the instance id the
 /// section sets, or one unique to this process.
 ///
+/// Returns the store they use, if any does.
+///
 /// # Errors
 ///
 /// A singleton's timings out of order, two services of this host that are
@@ -75,7 +77,7 @@ pub(crate) fn elect(
     section: &ClusterSection,
     stores: Stores,
     content_root: &Path,
-) -> Result<(), HostError> {
+) -> Result<Option<Arc<dyn LeaseStore>>, HostError> {
     let singletons: Vec<&Arc<ServiceRecord>> = records
         .iter()
         .filter(|record| record.settings.singleton.is_some())
@@ -85,7 +87,7 @@ pub(crate) fn elect(
         .filter(|record| record.settings.cluster_wide.is_some())
         .collect();
     if singletons.is_empty() && cluster_wide.is_empty() {
-        return Ok(());
+        return Ok(None);
     }
     let mut problems = Vec::new();
     let mut jobs: HashMap<&str, &str> = HashMap::new();
@@ -210,7 +212,7 @@ pub(crate) fn elect(
             holder: holder.clone(),
         }));
     }
-    Ok(())
+    Ok(Some(store))
 }
 
 /// The file lock the section names, or the default one under the content
@@ -221,4 +223,42 @@ fn default_store(section: &ClusterSection, content_root: &Path) -> FileLockStore
         None => FileLockStore::default_dir(content_root),
     };
     FileLockStore::new(directory)
+}
+
+/// The lease store a host's cluster singletons and cluster-wide schedules
+/// use, resolvable from the container (for a health check, say); empty when
+/// the host has none of them. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct ClusterStoreHandle {
+    store: Arc<std::sync::OnceLock<Arc<dyn LeaseStore>>>,
+}
+
+impl ClusterStoreHandle {
+    pub(crate) fn set(&self, store: Arc<dyn LeaseStore>) {
+        let _ = self.store.set(store);
+    }
+
+    /// The store, when the host uses one.
+    pub fn get(&self) -> Option<Arc<dyn LeaseStore>> {
+        self.store.get().cloned()
+    }
+
+    /// Asks the store who holds a lease no service uses: `None` when the
+    /// host uses no store, else whether the store answered (the error
+    /// names the store, never a password).
+    pub async fn probe(&self) -> Option<Result<(), host_cluster::ClusterError>> {
+        let store = self.get()?;
+        Some(store.current(PROBE_LEASE).await.map(|_| ()))
+    }
+}
+
+/// The lease name a probe reads.
+const PROBE_LEASE: &str = "host.health-probe";
+
+impl std::fmt::Debug for ClusterStoreHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterStoreHandle")
+            .field("in_use", &self.store.get().is_some())
+            .finish()
+    }
 }
