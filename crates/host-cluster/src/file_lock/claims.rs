@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use fs4::FileExt;
 
+use super::record::Fields;
 use super::{FileLockStore, Inner, naming, since_epoch};
 use crate::claims::{tick_millis, tick_time};
 use crate::{Claim, ClaimOutcome, ClaimStore, ClusterError, FencingToken};
@@ -72,21 +73,10 @@ impl Job {
     /// Reads a job file back, or says what is wrong with it. An empty file
     /// is refused too: every file was written whole before it got its name.
     fn decode(text: &str) -> Result<Self, String> {
-        let mut lines = text.lines();
-        if lines.next() != Some(HEADER) {
-            return Err(format!("it does not start with {HEADER:?}"));
-        }
-        let mut field = |key: &str| {
-            lines
-                .next()
-                .and_then(|line| line.strip_prefix(key)?.strip_prefix('='))
-                .ok_or_else(|| format!("its `{key}` line is missing"))
-        };
-        let name = field("job")?.to_owned();
-        let token = field("token")?;
-        let token = token
-            .parse()
-            .map_err(|_| format!("its token {token:?} is not a number"))?;
+        let mut fields = Fields::after(text, HEADER)?;
+        let name = fields.text("job")?.to_owned();
+        let token = fields.number("token")?;
+        let mut lines = fields.rest();
         let mut ticks = BTreeMap::new();
         for line in lines.by_ref() {
             if line == "end" {

@@ -37,27 +37,12 @@ impl Record {
         if text.is_empty() {
             return Ok(None);
         }
-        let mut lines = text.lines();
-        if lines.next() != Some(HEADER) {
-            return Err(format!("it does not start with {HEADER:?}"));
-        }
-        let mut field = |key: &str| {
-            lines
-                .next()
-                .and_then(|line| line.strip_prefix(key)?.strip_prefix('='))
-                .ok_or_else(|| format!("its `{key}` line is missing"))
-        };
-        let name = field("name")?.to_owned();
-        let token = field("token")?;
-        let token = token
-            .parse()
-            .map_err(|_| format!("its token {token:?} is not a number"))?;
-        let holder = field("holder")?.to_owned();
-        let expires = field("expires_ms")?;
-        let expires = expires
-            .parse()
-            .map_err(|_| format!("its expiry {expires:?} is not a number"))?;
-        if lines.next() != Some("end") {
+        let mut fields = Fields::after(text, HEADER)?;
+        let name = fields.text("name")?.to_owned();
+        let token = fields.number("token")?;
+        let holder = fields.text("holder")?.to_owned();
+        let expires = fields.number("expires_ms")?;
+        if fields.rest().next() != Some("end") {
             return Err("it is cut short (no `end` line)".to_owned());
         }
         let holder = (!holder.is_empty()).then_some((holder, expires));
@@ -66,6 +51,44 @@ impl Record {
             token,
             holder,
         }))
+    }
+}
+
+/// Reads a file's `key=value` lines in order, after its header line.
+pub(super) struct Fields<'a> {
+    lines: std::str::Lines<'a>,
+}
+
+impl<'a> Fields<'a> {
+    /// The lines after `header`, or what is wrong when the text does not
+    /// start with it.
+    pub(super) fn after(text: &'a str, header: &str) -> Result<Self, String> {
+        let mut lines = text.lines();
+        if lines.next() != Some(header) {
+            return Err(format!("it does not start with {header:?}"));
+        }
+        Ok(Self { lines })
+    }
+
+    /// The next line's value, which must be `key`'s.
+    pub(super) fn text(&mut self, key: &str) -> Result<&'a str, String> {
+        self.lines
+            .next()
+            .and_then(|line| line.strip_prefix(key)?.strip_prefix('='))
+            .ok_or_else(|| format!("its `{key}` line is missing"))
+    }
+
+    /// The next line's value as a number.
+    pub(super) fn number<T: std::str::FromStr>(&mut self, key: &str) -> Result<T, String> {
+        let value = self.text(key)?;
+        value
+            .parse()
+            .map_err(|_| format!("its {key} {value:?} is not a number"))
+    }
+
+    /// The lines after the fields read.
+    pub(super) fn rest(self) -> std::str::Lines<'a> {
+        self.lines
     }
 }
 
