@@ -5,7 +5,8 @@
 //! leader's writes are rejected and counted; every test ends by checking,
 //! from the writes that were accepted, that no two terms' work overlapped.
 //!
-//! Short timings: lease 1 s, renew deadline 700 ms, retry 200 ms.
+//! Three instances each; short timings: lease 1 s, renew deadline 700 ms,
+//! retry 200 ms.
 #![cfg(unix)]
 
 use std::process::Command;
@@ -284,12 +285,14 @@ async fn a_leader_killed_is_replaced_within_the_lease_and_a_retry() {
     let mut cluster = Cluster::new(&url, "killed").await;
     let a = cluster.start("a");
     cluster.wait_for(a, "LEADING 1");
-    let b = cluster.start("b");
-    cluster.wait_for(b, "stands by");
+    for id in ["b", "c"] {
+        let standby = cluster.start(id);
+        cluster.wait_for(standby, "stands by");
+    }
     cluster.until_written(1).await;
     let killed = Instant::now();
     cluster.signal(a, "KILL");
-    cluster.wait_for(b, "LEADING 2");
+    cluster.until_written(2).await;
     let took = killed.elapsed();
     // Lease (1 s) and a retry (200 ms, a fifth more) on the database's
     // clock; generous against a loaded machine.
@@ -309,11 +312,13 @@ async fn a_leader_stopped_past_its_lease_is_fenced_when_it_continues() {
     let mut cluster = Cluster::new(&url, "stopped").await;
     let a = cluster.start("a");
     cluster.wait_for(a, "LEADING 1");
-    let b = cluster.start("b");
-    cluster.wait_for(b, "stands by");
+    for id in ["b", "c"] {
+        let standby = cluster.start(id);
+        cluster.wait_for(standby, "stands by");
+    }
     cluster.until_written(1).await;
     cluster.signal(a, "STOP");
-    cluster.wait_for(b, "LEADING 2");
+    cluster.until_written(2).await;
     // b writes for a while as a stays stopped.
     tokio::time::sleep(Duration::from_millis(800)).await;
     cluster.signal(a, "CONT");
@@ -336,8 +341,10 @@ async fn terminated_backends_leave_one_leader_at_a_time() {
     let mut cluster = Cluster::new(&url, "terminated").await;
     let a = cluster.start("a");
     cluster.wait_for(a, "LEADING 1");
-    let b = cluster.start("b");
-    cluster.wait_for(b, "stands by");
+    for id in ["b", "c"] {
+        let standby = cluster.start(id);
+        cluster.wait_for(standby, "stands by");
+    }
     for _ in 0..3 {
         // Once its pool has connected again (it does at its next use).
         let mut terminated = 0;
@@ -367,14 +374,17 @@ async fn a_graceful_stop_hands_over_at_the_next_try() {
     let mut cluster = Cluster::new(&url, "graceful").await;
     let a = cluster.start("a");
     cluster.wait_for(a, "LEADING 1");
-    let b = cluster.start("b");
-    cluster.wait_for(b, "stands by");
+    for id in ["b", "c"] {
+        let standby = cluster.start(id);
+        cluster.wait_for(standby, "stands by");
+    }
+    cluster.until_written(1).await;
     let stopped = Instant::now();
     cluster.signal(a, "TERM");
     let (code, _) = cluster.instances[a].process.wait_for_exit(stopped);
     cluster.instances[a].ended = true;
     assert_eq!(code, 0, "{}", cluster.instances[a].process.output());
-    cluster.wait_for(b, "LEADING 2");
+    cluster.until_written(2).await;
     let took = stopped.elapsed();
     assert!(took < Duration::from_secs(5), "took {took:?}");
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -501,8 +511,10 @@ async fn a_database_restart_under_the_cluster_leaves_one_leader_after() {
     let mut cluster = Cluster::new(&server.url(), "restart").await;
     let a = cluster.start("a");
     cluster.wait_for(a, "LEADING 1");
-    let b = cluster.start("b");
-    cluster.wait_for(b, "stands by");
+    for id in ["b", "c"] {
+        let standby = cluster.start(id);
+        cluster.wait_for(standby, "stands by");
+    }
     cluster.until_written(1).await;
     let before = cluster.terms().await;
     assert!(server.ctl("stop"), "the server did not stop");

@@ -242,6 +242,21 @@ async fn one_instance_runs_it_and_the_other_stands_by_showing_who_leads() {
         b.states().get(WORKER).unwrap().is_healthy(),
         "standing by is healthy"
     );
+    // The events carry the leadership as each state was entered.
+    let leading = a
+        .events()
+        .into_iter()
+        .rfind(|event| event.service.as_ref() == WORKER && event.to.as_str() == "running")
+        .and_then(|event| event.leadership)
+        .expect("a's running event carries its leadership");
+    assert_eq!((leading.leading, leading.token), (true, Some(token)));
+    let standing_by = b
+        .events()
+        .into_iter()
+        .rfind(|event| event.service.as_ref() == WORKER && event.to.as_str() == "standby")
+        .and_then(|event| event.leadership)
+        .expect("b's standby event carries its leadership");
+    assert!(!standing_by.leading);
     b.stop().await.unwrap();
     a.stop().await.unwrap();
 }

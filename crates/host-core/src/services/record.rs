@@ -375,7 +375,7 @@ impl ServiceRecord {
         state: ServiceState,
         failure: Option<ServiceFailure>,
     ) {
-        let (previous, duration) = {
+        let (previous, duration, leadership) = {
             let mut status = lock(&self.status);
             if !from(&status.state) {
                 return;
@@ -394,11 +394,17 @@ impl ServiceRecord {
             (
                 std::mem::replace(&mut status.state, state.clone()),
                 duration,
+                status.leadership.clone(),
             )
         };
-        self.shared
-            .events
-            .publish(&self.name, &previous, &state, duration, self.restarts());
+        self.shared.events.publish(
+            &self.name,
+            &previous,
+            &state,
+            duration,
+            self.restarts(),
+            leadership,
+        );
         self.notify();
     }
 

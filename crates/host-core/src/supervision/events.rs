@@ -9,6 +9,7 @@ use futures::Stream;
 use tokio::sync::broadcast;
 
 use crate::ServiceState;
+use crate::services::state::Leadership;
 
 /// The tracing target of every state transition (at `debug`):
 /// `logging.level."host::services" = "debug"` shows them.
@@ -39,6 +40,9 @@ pub struct ServiceEvent {
     pub duration: Option<Duration>,
     /// Restarts so far.
     pub restarts: u32,
+    /// For a cluster singleton: its leadership as it entered the state
+    /// (who leads, with which token; `standby` and `running` follow it).
+    pub leadership: Option<Leadership>,
 }
 
 /// A subscription to the lifecycle events of a host's services, from
@@ -208,6 +212,7 @@ impl EventHub {
         to: &ServiceState,
         duration: Option<Duration>,
         restarts: u32,
+        leadership: Option<Leadership>,
     ) {
         tracing::debug!(target: SERVICES_TARGET, service = %service, from = from.as_str(),
             to = to.as_str(), duration = ?duration, "service state changed");
@@ -220,6 +225,7 @@ impl EventHub {
                 at: SystemTime::now(),
                 duration,
                 restarts,
+                leadership,
             });
         }
     }

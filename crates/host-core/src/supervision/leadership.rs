@@ -147,19 +147,7 @@ async fn campaign(record: &Arc<ServiceRecord>, election: &Election) -> Option<Te
 
 /// Shows the service standing by, with who leads when known.
 fn stand_by(record: &ServiceRecord, election: &Election, leader: Option<&host_cluster::LeaseInfo>) {
-    record.advance(
-        |state| {
-            matches!(
-                state,
-                ServiceState::Running
-                    | ServiceState::Ready
-                    | ServiceState::Starting
-                    | ServiceState::Restarting { .. }
-                    | ServiceState::Hung
-            )
-        },
-        ServiceState::Standby,
-    );
+    // The leadership first: the state's event carries it.
     let previous = record.status().leadership;
     record.set_leadership(Some(Leadership {
         singleton: election.singleton.name().into(),
@@ -178,6 +166,19 @@ fn stand_by(record: &ServiceRecord, election: &Election, leader: Option<&host_cl
                 .and_then(|p| p.token)
         }),
     }));
+    record.advance(
+        |state| {
+            matches!(
+                state,
+                ServiceState::Running
+                    | ServiceState::Ready
+                    | ServiceState::Starting
+                    | ServiceState::Restarting { .. }
+                    | ServiceState::Hung
+            )
+        },
+        ServiceState::Standby,
+    );
 }
 
 /// Ends the run in progress when the term is lost: it must return within
