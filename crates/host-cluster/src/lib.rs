@@ -7,6 +7,19 @@
 //! Exclusive effects need every write to carry the fencing token of its
 //! term, checked by the target, or work that is idempotent.
 //!
+//! | what | for |
+//! |---|---|
+//! | [`LeaseStore`] | leases: cluster singletons campaign for one each |
+//! | [`ClaimStore`] | one claim per job and tick: cluster-wide schedules |
+//! | [`ClusterStore`] | both, in one store |
+//! | [`InProcessStore`] | tests and single-process applications |
+//! | [`FileLockStore`] | the instances of one machine: the host's default |
+//! | `PostgresStore`, `postgres::Fence` (feature `postgres`) | instances across machines; fencing writes to PostgreSQL targets |
+//! | [`cluster_store_for_url`] | the store a configuration's URL names |
+//!
+//! The host (`host-core`) runs the elections and the claims on these
+//! traits; `docs/scale-out.md` describes both.
+//!
 //! ```
 //! use std::time::Duration;
 //! use host_cluster::{InProcessStore, LeaseStore};
@@ -34,7 +47,7 @@
 //! | `fs4` | the file-lock store's `flock`, without unsafe code; std's `File::try_lock` needs Rust 1.89, above the workspace's 1.88 |
 //! | `sqlx` (feature `postgres`, on by default) | the PostgreSQL store and fence: its pool, TLS (rustls) and authentication from the connection URL, and the PostgreSQL wire protocol; only `postgres`, `runtime-tokio` and `tls-rustls-ring-webpki` |
 //! | `thiserror` | [`ClusterError`] |
-//! | `tokio` | the in-process store's clock (`tokio::time::Instant`, so that tests run on paused time); its blocking pool for the file-lock store's file operations |
+//! | `tokio` | the in-process store's clock (`tokio::time::Instant`, so that tests run on paused time); its blocking pool for the file-lock store's file operations; the lazy PostgreSQL store's once-cell |
 
 mod claims;
 mod error;
