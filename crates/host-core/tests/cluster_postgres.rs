@@ -1,4 +1,5 @@
-//! Cluster singletons on the PostgreSQL lease store, as real processes
+//! Cluster singletons on the PostgreSQL lease store (and one test on the
+//! file lock), as real processes
 //! (this test binary's `child` test) against the real server
 //! (`HOST_TEST_POSTGRES_URL`; each test prints that it was skipped when it
 //! is unset). The singleton's work writes through the fence, so a stale
@@ -18,7 +19,8 @@ use host_core::{BackgroundService, Host, ServiceContext, ServiceError, Singleton
 use host_test::{HostProcess, child_test};
 use sqlx::{PgPool, Row};
 
-/// The variable that makes the `child` test run an instance: `url|schema|id`.
+/// The variable that makes the `child` test run an instance:
+/// `url|schema|id|store`, the store `pg` or the file lock's content root.
 const SCENARIO: &str = "HOST_CLUSTER_POSTGRES_CHILD";
 
 /// The lease every instance campaigns for, and the fence's name for it.
@@ -106,21 +108,31 @@ fn child() {
         return;
     };
     let parts: Vec<&str> = scenario.split('|').collect();
-    let [url, schema, id] = parts[..] else {
-        panic!("{SCENARIO}: url|schema|id, found {scenario}");
+    let [url, schema, id, store] = parts[..] else {
+        panic!("{SCENARIO}: url|schema|id|store, found {scenario}");
     };
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let code = runtime.block_on(async {
         let namespace = Namespace::new(schema, "host_").expect("a schema name");
-        let store = PostgresOptions::new(url)
-            .expect("a URL")
-            .namespace(namespace.clone())
-            .application_name(&format!("hc-test-{id}"))
-            .connect_lazily();
         let pool = PgPool::connect(url).await.expect("the database");
         let mut builder = Host::builder();
         builder.args(["child", &format!("--cluster.instance_id={id}")]);
-        builder.lease_store(store);
+        if store == "pg" {
+            builder.lease_store(
+                PostgresOptions::new(url)
+                    .expect("a URL")
+                    .namespace(namespace.clone())
+                    .application_name(&format!("hc-test-{id}"))
+                    .connect_lazily(),
+            );
+        } else {
+            // The default store: the file lock under the content root. The
+            // fence's table still lives in PostgreSQL, the target's database.
+            builder.content_root(store);
+            host_cluster::postgres::migrate(&pool, &namespace)
+                .await
+                .expect("the fence's table");
+        }
         builder.add_hosted_service_instance_with(
             Writer {
                 pool,
@@ -145,6 +157,9 @@ fn child() {
 /// A schema of the test's own with the work table; dropped at the end.
 struct Cluster {
     url: String,
+    /// The file lock's content root, for the file-lock variants; `None`:
+    /// the PostgreSQL store.
+    file_lock: Option<tempfile::TempDir>,
     test: &'static str,
     schema: String,
     admin: PgPool,
@@ -171,6 +186,7 @@ impl Cluster {
         .unwrap();
         Self {
             url: url.to_owned(),
+            file_lock: None,
             test,
             schema,
             admin,
@@ -178,13 +194,27 @@ impl Cluster {
         }
     }
 
+    /// The same, with the instances on the default file lock (one content
+    /// root for all); the work's table stays in PostgreSQL.
+    async fn on_file_lock(url: &str, test: &'static str) -> Self {
+        let mut cluster = Self::new(url, test).await;
+        cluster.file_lock = Some(tempfile::tempdir().unwrap());
+        cluster
+    }
+
     /// Starts instance `id`; its standard error carries the host's log and
     /// the writer's `LEADING` and `REJECTED` lines.
     fn start(&mut self, id: &str) -> usize {
         // Ids of the test's own: another test terminates backends by them.
         let id = format!("{}-{id}", self.test);
-        let mut command: Command =
-            child_test(SCENARIO, &format!("{}|{}|{id}", self.url, self.schema));
+        let store = self
+            .file_lock
+            .as_ref()
+            .map_or_else(|| "pg".to_owned(), |dir| dir.path().display().to_string());
+        let mut command: Command = child_test(
+            SCENARIO,
+            &format!("{}|{}|{id}|{store}", self.url, self.schema),
+        );
         command.env_remove("RUST_LOG");
         self.instances.push(Instance {
             id,
@@ -596,4 +626,68 @@ impl BackgroundService for Idle {
         ctx.stopping().await;
         Ok(())
     }
+}
+
+/// The file lock, three processes: a leader killed is replaced at the next
+/// try (the OS frees its lock at once); one stopped (SIGSTOP) keeps the
+/// lock, so nobody else works while it is stopped, and once continued the
+/// work goes on under one leader at a time. The work is fenced in
+/// PostgreSQL, and no two terms' work overlaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_file_lock_a_kill_hands_over_and_a_stop_keeps_the_lead() {
+    let Some(url) = url("file_lock") else { return };
+    let mut cluster = Cluster::on_file_lock(&url, "file_lock").await;
+    let a = cluster.start("a");
+    cluster.wait_for(a, "LEADING 1");
+    for id in ["b", "c"] {
+        let standby = cluster.start(id);
+        cluster.wait_for(standby, "stands by");
+    }
+    cluster.until_written(1).await;
+    let killed = Instant::now();
+    cluster.signal(a, "KILL");
+    cluster.until_written(2).await;
+    let took = killed.elapsed();
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    // The new leader, stopped for three leases: it keeps the lock, so
+    // nobody else writes meanwhile.
+    let dir = cluster.file_lock.as_ref().expect("a file lock").path();
+    let store = host_cluster::FileLockStore::new(host_cluster::FileLockStore::default_dir(dir));
+    let holder = host_cluster::LeaseStore::current(&store, LEASE)
+        .await
+        .unwrap()
+        .expect("the new leader holds the lease");
+    let leader = cluster
+        .instances
+        .iter()
+        .position(|instance| instance.id == holder.holder())
+        .expect("the holder is one of the instances");
+    let terms = cluster.terms().await;
+    cluster.signal(leader, "STOP");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = cluster.terms().await;
+    cluster.signal(leader, "CONT");
+    assert_eq!(
+        during.iter().map(|t| t.0).collect::<Vec<_>>(),
+        terms.iter().map(|t| t.0).collect::<Vec<_>>(),
+        "another term wrote while the leader was stopped"
+    );
+    // Work goes on after, under one leader at a time.
+    let before = cluster.terms().await.last().map_or(0.0, |t| t.2);
+    let mut resumed = false;
+    for _ in 0..200 {
+        if cluster
+            .terms()
+            .await
+            .last()
+            .is_some_and(|t| t.2 > before + 1.0)
+        {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let terms = cluster.assert_no_overlap().await;
+    assert!(resumed, "no work after the stop: {terms:?}");
+    cluster.finish().await;
 }
