@@ -18,12 +18,11 @@
 //! by then):
 //!
 //! - **At most once** (`ClusterWide::new()`, `Overlap::Skip`): no tick
-//!   written twice. A tick may be missing only when the instance that
-//!   claimed it was killed before writing (a run recorded by an instance
-//!   killed later, or no run recorded and a kill within 2 s after the
-//!   tick: the claimer died before recording it), or when it was skipped
-//!   for overlap (logged): a run killed midway holds `<job>.running` until
-//!   it expires (15 s), and the ticks claimed meanwhile are skipped.
+//!   written twice. A tick may be missing only when the claim store says
+//!   it was claimed by an instance that was killed (it died before
+//!   writing), or when it was skipped for overlap (logged): a run killed
+//!   midway holds `<job>.running` until it expires (15 s), and the ticks
+//!   claimed meanwhile are skipped.
 //! - **At least once** (`.at_least_once(3 s)`, `Overlap::Skip`): every tick
 //!   written exactly once. The writer is idempotent, as the design asks of
 //!   work run at least once: in the fenced transaction it writes only if
@@ -32,17 +31,22 @@
 //!   killed) is claimed again when some instance looks at it past its
 //!   deadline: each due tick looks at the latest tick at least the
 //!   deadline before it and the one before that, so the tick `t`, claimed
-//!   a little after `t`, is looked at, past its deadline, at `t + 4 s` and
-//!   `t + 5 s` by every live instance. The killer keeps at least two
-//!   instances alive, so those looks happen, and a tick may then be
-//!   missing only when: it was skipped for overlap (logged) — notably a
-//!   tick whose run was killed midway: its rerun finds the dead run's
-//!   `<job>.running` lease (15 s) and is skipped, which finishes the claim,
-//!   so recovery with a deadline shorter than that lease never reruns a
-//!   run killed midway; or its rerun was killed as well (a rerun recorded
-//!   by a killed instance, or no rerun recorded and a kill within the
-//!   rerun's claim window, `t + 3 s` to `t + 7 s`), as nobody looks at the
-//!   tick after the rerun's own deadline.
+//!   a little after `t`, is looked at past its deadline at `t + 4 s` and
+//!   `t + 5 s`, by every live instance. The killer keeps at least two
+//!   instances alive, so those looks happen, and a tick may be missing
+//!   only when it was skipped for overlap (logged) — notably a tick whose
+//!   run was killed midway: its rerun finds the dead run's
+//!   `<job>.running` lease (15 s) and is skipped, which finishes the
+//!   claim, so a deadline shorter than that lease never reruns a run
+//!   killed midway — or when the claim store says its last claim was a
+//!   rerun (attempt 2 or more) by an instance that was killed: nobody
+//!   looks at the tick again after the rerun's own deadline. A first
+//!   claim by a killed instance, never recovered, fails the test.
+//! - Both modes: a tick nobody claimed when it was due, because each
+//!   instance that looked skipped it as its own previous run still went
+//!   (logged; as on start, when the first runs wait for the database), may
+//!   be missing too: that is the local overlap rule, and recovery reruns
+//!   claims only (a recovery look that claims such a tick finishes it).
 //! - Both modes: no two written runs of different tokens overlapped in
 //!   time (each run's interval is from its recorded start, before the
 //!   300 ms of work, to its commit); no write rejected by the fence, and
@@ -416,6 +420,67 @@ impl Soak {
         .collect()
     }
 
+    /// The claim store's records of the job, by tick (ms since the epoch).
+    async fn claims(&self) -> BTreeMap<u128, Claimed> {
+        let claimed_at = |deadline_ms: Option<u64>| {
+            // At least once, the deadline is the claim's time and the
+            // claim deadline; at most once there is none.
+            deadline_ms.map_or(UNIX_EPOCH, |ms| {
+                UNIX_EPOCH + Duration::from_millis(ms) - CLAIM_DEADLINE
+            })
+        };
+        match self.backend {
+            Backend::Postgres => sqlx::raw_sql(&format!(
+                "SELECT tick_ms, attempt, holder, \
+                 (extract(epoch FROM deadline) * 1000)::bigint \
+                 FROM {}.host_claims WHERE job = '{JOB}'",
+                self.schema
+            ))
+            .fetch_all(&self.admin)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| {
+                let tick: i64 = row.get(0);
+                let attempt: i32 = row.get(1);
+                let deadline: Option<i64> = row.get(3);
+                let claim = Claimed {
+                    attempt: u32::try_from(attempt).unwrap(),
+                    holder: row.get(2),
+                    claimed_at: claimed_at(deadline.map(|ms| u64::try_from(ms).unwrap())),
+                };
+                (u128::try_from(tick).unwrap(), claim)
+            })
+            .collect(),
+            // `tick <ms> <token> <attempt> <finished> <deadline> <holder>`
+            // lines in the job's file.
+            Backend::FileLock => {
+                let dir = self.root.path().join(".host/leases/claims");
+                let mut records = BTreeMap::new();
+                for entry in std::fs::read_dir(&dir).unwrap() {
+                    let path = entry.unwrap().path();
+                    if path.extension().is_none_or(|ext| ext != "claims") {
+                        continue;
+                    }
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    for line in text.lines().filter(|line| line.starts_with("tick ")) {
+                        let fields: Vec<&str> = line.splitn(7, ' ').collect();
+                        let [_, tick, _, attempt, _, deadline, holder] = fields[..] else {
+                            panic!("{}: a claim line, found {line:?}", path.display());
+                        };
+                        let claim = Claimed {
+                            attempt: attempt.parse().unwrap(),
+                            holder: holder.to_owned(),
+                            claimed_at: claimed_at(deadline.parse().ok()),
+                        };
+                        records.insert(tick.parse().unwrap(), claim);
+                    }
+                }
+                records
+            }
+        }
+    }
+
     /// Every line every instance wrote.
     fn lines(&self) -> impl Iterator<Item = &String> {
         self.ended
@@ -429,6 +494,15 @@ impl Soak {
             .execute(&self.admin)
             .await;
     }
+}
+
+/// A tick's record in the claim store: its last claim.
+#[derive(Debug)]
+struct Claimed {
+    attempt: u32,
+    holder: String,
+    /// When the claim was made (at least once), or the epoch.
+    claimed_at: SystemTime,
 }
 
 /// Prints what every instance wrote, and the kills, when a check fails.
@@ -482,11 +556,12 @@ fn seconds(at: SystemTime) -> u64 {
 enum Gap {
     /// Skipped for overlap, as logged.
     SkippedForOverlap,
-    /// Its run (its rerun, at least once) was recorded by an instance
-    /// killed later, and never written.
-    RunKilled,
-    /// No run recorded, and a kill within the claim's window.
+    /// Claimed last by an instance killed before it wrote (at least once:
+    /// a rerun's claimer).
     ClaimerKilled,
+    /// Not claimed when due: the instances that looked skipped it, as
+    /// their own previous run still went.
+    MissedWhenDue,
     /// None of the above: not allowed.
     Unexplained,
 }
@@ -583,21 +658,21 @@ async fn check(soak: &Soak, stopped: SystemTime) {
     let first = seconds(*by_key.keys().next().expect("ticks written"));
     // Up to 2 s before the stop: those ticks' runs had ended by then.
     let last = seconds(stopped) - 2;
-    let skipped: BTreeSet<String> = soak
-        .lines()
-        .filter_map(|line| {
-            let (_, after) = line.split_once("the tick of ")?;
-            let (at, rest) = after.split_once(' ')?;
-            rest.starts_with("skipped: the previous tick still runs")
-                .then(|| format!("{JOB}@{at}"))
-        })
-        .collect();
-    // The window in which a kill may have taken a claim before its run was
-    // recorded: after the tick, or after the looks that recover it.
-    let (claim_from, claim_to) = match soak.mode {
-        Mode::AtMostOnce => (Duration::ZERO, Duration::from_secs(2)),
-        Mode::AtLeastOnce => (CLAIM_DEADLINE, CLAIM_DEADLINE + Duration::from_secs(4)),
+    // The ticks skipped for overlap across the cluster (after their claim),
+    // and those an instance skipped on its own, as its previous run still
+    // went (before claiming them).
+    let skipped = |reason: &str| -> BTreeSet<String> {
+        soak.lines()
+            .filter_map(|line| {
+                let (_, after) = line.split_once("the tick of ")?;
+                let (at, rest) = after.split_once(' ')?;
+                rest.starts_with(reason).then(|| format!("{JOB}@{at}"))
+            })
+            .collect()
     };
+    let skipped_in_cluster = skipped("skipped: the previous tick still runs");
+    let skipped_here = skipped("skipped: run ");
+    let claims = soak.claims().await;
     let mut gaps: BTreeMap<Gap, Vec<String>> = BTreeMap::new();
     for second in first..=last {
         let at = UNIX_EPOCH + Duration::from_secs(second);
@@ -605,29 +680,33 @@ async fn check(soak: &Soak, stopped: SystemTime) {
             continue;
         }
         let key = key_of(at);
-        let recorded: Vec<&(String, i32, String)> = runs
-            .iter()
-            .filter(|run| run.0 == key)
-            .filter(|run| soak.mode == Mode::AtMostOnce || run.1 > 1)
-            .collect();
-        let gap = if skipped.contains(&key) {
-            Gap::SkippedForOverlap
-        } else if !recorded.is_empty() {
-            if recorded.iter().all(|run| killed.contains(run.2.as_str())) {
-                Gap::RunKilled
-            } else {
-                Gap::Unexplained
+        let claim = claims.get(&(u128::from(second) * 1000));
+        let gap = match claim {
+            _ if skipped_in_cluster.contains(&key) => Gap::SkippedForOverlap,
+            // Claimed last by an instance killed before it wrote; at least
+            // once, only a rerun's claimer: the first one's is recovered.
+            Some(claim)
+                if killed.contains(claim.holder.as_str())
+                    && (soak.mode == Mode::AtMostOnce || claim.attempt > 1) =>
+            {
+                Gap::ClaimerKilled
             }
-        } else if soak
-            .kills
-            .iter()
-            .any(|kill| kill.at >= at + claim_from && kill.at <= at + claim_to)
-        {
-            Gap::ClaimerKilled
-        } else {
-            Gap::Unexplained
+            // Nobody claimed it when due (a recovery look may have claimed
+            // it since, which runs nothing), and an instance skipped it as
+            // its previous run still went.
+            None if skipped_here.contains(&key) => Gap::MissedWhenDue,
+            Some(claim)
+                if claim.attempt == 1
+                    && claim.claimed_at >= at + CLAIM_DEADLINE
+                    && skipped_here.contains(&key) =>
+            {
+                Gap::MissedWhenDue
+            }
+            _ => Gap::Unexplained,
         };
-        gaps.entry(gap).or_default().push(key);
+        gaps.entry(gap)
+            .or_default()
+            .push(format!("{key} (claim: {claim:?})"));
     }
     let count = |gap| gaps.get(&gap).map_or(0, Vec::len);
     let already = soak
@@ -636,15 +715,15 @@ async fn check(soak: &Soak, stopped: SystemTime) {
         .count();
     println!(
         "{name}: {} ticks in the window, {} written; {} kills, {} instances in all; \
-         gaps: {} skipped for overlap, {} run killed, {} claimer killed; {recovered} reruns, \
+         gaps: {} skipped for overlap, {} claimer killed, {} missed when due; {recovered} reruns, \
          {already} found written already",
         last - first + 1,
         written.len(),
         soak.kills.len(),
         soak.started,
         count(Gap::SkippedForOverlap),
-        count(Gap::RunKilled),
         count(Gap::ClaimerKilled),
+        count(Gap::MissedWhenDue),
     );
     assert!(
         !gaps.contains_key(&Gap::Unexplained),
