@@ -19,10 +19,10 @@
 //!
 //! - **At most once** (`ClusterWide::new()`, `Overlap::Skip`): no tick
 //!   written twice. A tick may be missing only when the claim store says
-//!   it was claimed by an instance that was killed (it died before
-//!   writing), or when it was skipped for overlap (logged): a run killed
-//!   midway holds `<job>.running` until it expires (15 s), and the ticks
-//!   claimed meanwhile are skipped.
+//!   it was claimed by an instance that was killed, its claim left open
+//!   (it died before writing), or when it was skipped for overlap
+//!   (logged): a run killed midway holds `<job>.running` until it expires
+//!   (15 s), and the ticks claimed meanwhile are skipped.
 //! - **At least once** (`.at_least_once(3 s)`, `Overlap::Skip`): every tick
 //!   written exactly once. The writer is idempotent, as the design asks of
 //!   work run at least once: in the fenced transaction it writes only if
@@ -38,10 +38,11 @@
 //!   run was killed midway: its rerun finds the dead run's
 //!   `<job>.running` lease (15 s) and is skipped, which finishes the
 //!   claim, so a deadline shorter than that lease never reruns a run
-//!   killed midway — or when the claim store says its last claim was a
-//!   rerun (attempt 2 or more) by an instance that was killed: nobody
-//!   looks at the tick again after the rerun's own deadline. A first
-//!   claim by a killed instance, never recovered, fails the test.
+//!   killed midway — or when the claim store says its last claim, left
+//!   open, was a rerun (attempt 2 or more) by an instance that was
+//!   killed: nobody looks at the tick again after the rerun's own
+//!   deadline. A first claim by a killed instance, never recovered, fails
+//!   the test.
 //! - Both modes: a tick nobody claimed when it was due, because each
 //!   instance that looked skipped it as its own previous run still went
 //!   (logged; as on start, when the first runs wait for the database), may
@@ -208,10 +209,11 @@ impl Ticker {
         sqlx::query(&format!(
             "INSERT INTO {schema}.ticks (idempotency_key, token, started, ended) \
              SELECT key, token, started, clock_timestamp() FROM {schema}.runs \
-             WHERE key = $1 AND token = $2"
+             WHERE key = $1 AND token = $2 AND instance = $3"
         ))
         .bind(key)
         .bind(token)
+        .bind(&self.instance)
         .execute(&mut *tx)
         .await
         .map_err(other)?;
@@ -432,7 +434,7 @@ impl Soak {
         match self.backend {
             Backend::Postgres => sqlx::raw_sql(&format!(
                 "SELECT tick_ms, attempt, holder, \
-                 (extract(epoch FROM deadline) * 1000)::bigint \
+                 (extract(epoch FROM deadline) * 1000)::bigint, finished \
                  FROM {}.host_claims WHERE job = '{JOB}'",
                 self.schema
             ))
@@ -447,6 +449,7 @@ impl Soak {
                 let claim = Claimed {
                     attempt: u32::try_from(attempt).unwrap(),
                     holder: row.get(2),
+                    finished: row.get(4),
                     claimed_at: claimed_at(deadline.map(|ms| u64::try_from(ms).unwrap())),
                 };
                 (u128::try_from(tick).unwrap(), claim)
@@ -465,12 +468,13 @@ impl Soak {
                     let text = std::fs::read_to_string(&path).unwrap();
                     for line in text.lines().filter(|line| line.starts_with("tick ")) {
                         let fields: Vec<&str> = line.splitn(7, ' ').collect();
-                        let [_, tick, _, attempt, _, deadline, holder] = fields[..] else {
+                        let [_, tick, _, attempt, finished, deadline, holder] = fields[..] else {
                             panic!("{}: a claim line, found {line:?}", path.display());
                         };
                         let claim = Claimed {
                             attempt: attempt.parse().unwrap(),
                             holder: holder.to_owned(),
+                            finished: finished == "finished",
                             claimed_at: claimed_at(deadline.parse().ok()),
                         };
                         records.insert(tick.parse().unwrap(), claim);
@@ -503,6 +507,9 @@ struct Claimed {
     holder: String,
     /// When the claim was made (at least once), or the epoch.
     claimed_at: SystemTime,
+    /// Whether its run ended (or it was skipped): a claim whose instance
+    /// died first stays open.
+    finished: bool,
 }
 
 /// Prints what every instance wrote, and the kills, when a check fails.
@@ -683,10 +690,12 @@ async fn check(soak: &Soak, stopped: SystemTime) {
         let claim = claims.get(&(u128::from(second) * 1000));
         let gap = match claim {
             _ if skipped_in_cluster.contains(&key) => Gap::SkippedForOverlap,
-            // Claimed last by an instance killed before it wrote; at least
-            // once, only a rerun's claimer: the first one's is recovered.
+            // Claimed last by an instance killed before it wrote (the claim
+            // stayed open); at least once, only a rerun's claimer: the
+            // first one's is recovered.
             Some(claim)
-                if killed.contains(claim.holder.as_str())
+                if !claim.finished
+                    && killed.contains(claim.holder.as_str())
                     && (soak.mode == Mode::AtMostOnce || claim.attempt > 1) =>
             {
                 Gap::ClaimerKilled
@@ -732,7 +741,11 @@ async fn check(soak: &Soak, stopped: SystemTime) {
         gaps[&Gap::Unexplained],
         soak.kills
             .iter()
-            .map(|kill| (kill.id.as_str(), humantime::format_rfc3339_millis(kill.at)))
+            .map(|kill| format!(
+                "{} at {}",
+                kill.id,
+                humantime::format_rfc3339_millis(kill.at)
+            ))
             .collect::<Vec<_>>()
     );
     if soak.backend == Backend::FileLock {
