@@ -37,6 +37,10 @@ ci:
 # The fault-injection suite at length: 1 000 seeds of hosts of 100 faulty
 # services on a paused clock, then 100 seeds of host processes whose
 # threads block (see docs/testing.md). Replay a seed with HOST_FAULT_SEED=n.
+# Then a cluster-wide schedule on 3 to 5 processes killed at random for
+# 5 minutes per store and mode (needs HOST_TEST_POSTGRES_URL; replay a
+# seed with HOST_CLUSTER_SOAK_SEED=n).
 soak:
     HOST_FAULT_SEEDS=1000 cargo test -p host-core --release --test faults -- --nocapture
     HOST_FAULT_PROCESS_SEEDS=100 cargo test -p host-core --release --test faults_process -- --nocapture
+    HOST_CLUSTER_SOAK_SECS=300 cargo test -p host-core --release --test cluster_soak -- --nocapture
