@@ -22,7 +22,8 @@
 //!   it was claimed by an instance that was killed, its claim left open
 //!   (it died before writing), or when it was skipped for overlap
 //!   (logged): a run killed midway holds `<job>.running` until it expires
-//!   (15 s), and the ticks claimed meanwhile are skipped.
+//!   (5 s; the file lock frees it at once), and the ticks claimed meanwhile
+//!   are skipped.
 //! - **At least once** (`.at_least_once(3 s)`, `Overlap::Skip`): every tick
 //!   written exactly once. The writer is idempotent, as the design asks of
 //!   work run at least once: in the fenced transaction it writes only if
@@ -34,11 +35,10 @@
 //!   a little after `t`, is looked at past its deadline at `t + 4 s` and
 //!   `t + 5 s`, by every live instance. The killer keeps at least two
 //!   instances alive, so those looks happen, and a tick may be missing
-//!   only when it was skipped for overlap (logged) — notably a tick whose
-//!   run was killed midway: its rerun finds the dead run's
-//!   `<job>.running` lease (15 s) and is skipped, which finishes the
-//!   claim, so a deadline shorter than that lease never reruns a run
-//!   killed midway — or when the claim store says its last claim, left
+//!   only when it was skipped for overlap (logged: a due tick while another
+//!   runs; a recovered one waits for the dead run's `<job>.running` lease
+//!   to expire instead, and is left unfinished if another tick still holds
+//!   it) — or when the claim store says its last claim, left
 //!   open, was a rerun (attempt 2 or more) by an instance that was
 //!   killed: nobody looks at the tick again after the rerun's own
 //!   deadline. A first claim by a killed instance, never recovered, fails

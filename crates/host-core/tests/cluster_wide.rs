@@ -340,6 +340,51 @@ async fn a_tick_missed_before_the_start_runs_once_within_the_window() {
 /// At least once: an instance claims a tick and dies in its run; another
 /// runs the tick again once the claim's deadline has passed, as attempt 2
 /// with a larger token and the same idempotency key.
+/// Under `Skip`, the instance that died mid-run still holds `<job>.running`
+/// (the in-process store keeps it until it expires): the recovered tick
+/// waits for it to expire and then runs, rather than being skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_skip_a_recovered_tick_waits_for_the_dead_runs_lease() {
+    let store = InProcessStore::new();
+    let journal = Arc::new(Journal::default());
+    let options = ClusterWide::new().at_least_once(Duration::from_secs(2));
+    let dying = job("a", &journal);
+    dying.hang_first.store(true, Ordering::SeqCst);
+    let mut a = instance_builder("a", &store);
+    a.configure_host_options(|options| options.shutdown_timeout = Duration::from_millis(300));
+    let cluster_wide = options.clone();
+    a.add_periodic_instance_with(dying, every_second(), move |job| {
+        job.cluster_wide(cluster_wide.clone())
+    });
+    let a = a.start().await.unwrap();
+    let b = instance("b", &store, job("b", &journal), every_second(), options).await;
+    until("a claimed a tick", || {
+        journal.runs().iter().any(|run| run.instance == "a")
+    })
+    .await;
+    // It dies mid-run: its claim is never finished, its lease not released.
+    let _ = a.stop().await;
+    let lost = journal
+        .runs()
+        .into_iter()
+        .find(|run| run.instance == "a")
+        .unwrap();
+    until("b reran the lost tick", || {
+        journal
+            .runs()
+            .iter()
+            .any(|run| run.instance == "b" && run.key() == lost.key())
+    })
+    .await;
+    let rerun = journal
+        .runs()
+        .into_iter()
+        .find(|run| run.instance == "b" && run.key() == lost.key())
+        .unwrap();
+    assert_eq!(rerun.claim.unwrap().attempt(), 2);
+    b.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn at_least_once_reruns_a_tick_whose_run_never_finished() {
     let store = InProcessStore::new();

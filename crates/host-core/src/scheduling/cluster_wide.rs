@@ -18,10 +18,12 @@ use super::schedule::Overlap;
 /// `taken`, `skipped`, `recovered`, `failed`).
 pub(crate) const TICKS_METRIC: &str = "host_cluster_ticks_total";
 
-/// How long the `<job>.running` lease lasts unless renewed.
-const RUNNING_TTL: Duration = Duration::from_secs(15);
+/// How long the `<job>.running` lease lasts unless renewed: how long an
+/// instance that died mid-run keeps the next ticks from starting (the file
+/// lock frees it at once).
+const RUNNING_TTL: Duration = Duration::from_secs(5);
 /// How often the `<job>.running` lease is renewed while the run lasts.
-const RUNNING_RENEW: Duration = Duration::from_secs(5);
+const RUNNING_RENEW: Duration = Duration::from_secs(1);
 /// How often claim records past the retention are purged.
 const PURGE_EVERY: Duration = Duration::from_secs(3600);
 
@@ -323,11 +325,7 @@ impl ClusterTicks {
             return None;
         }
         let running = if overlap == Overlap::Skip {
-            match self
-                .leases
-                .try_acquire(&self.running, &self.holder, RUNNING_TTL)
-                .await
-            {
+            match self.take_running(claim.attempt() > 1).await {
                 Ok(Some(lease)) => {
                     let renewing = tokio::spawn(renew(
                         self.leases.clone(),
@@ -335,6 +333,20 @@ impl ClusterTicks {
                         self.service.clone(),
                     ));
                     Some((lease, AbortOnDropHandle::new(renewing)))
+                }
+                Ok(None) if claim.attempt() > 1 => {
+                    // Left unfinished: the tick is not done, and a later
+                    // look may recover it again.
+                    self.count("skipped");
+                    tracing::warn!(
+                        service,
+                        job,
+                        "the recovered tick of {at} could not take `{}` within {:?}; left \
+                         for a later recovery",
+                        self.running,
+                        RUNNING_TTL + RUNNING_RENEW
+                    );
+                    return None;
                 }
                 Ok(None) => {
                     let holder = match self.leases.current(&self.running).await {
@@ -425,6 +437,26 @@ impl ClusterTicks {
                 }
             }
             tokio::time::sleep(PURGE_EVERY).await;
+        }
+    }
+}
+
+impl ClusterTicks {
+    /// Takes the `<job>.running` lease. A recovered tick (`wait`) waits for
+    /// it, up to one lease and a renew: the run it recovers from died
+    /// holding it, so it frees by then unless another tick runs, which the
+    /// recovered one then follows instead of overlapping.
+    async fn take_running(&self, wait: bool) -> Result<Option<Lease>, host_cluster::ClusterError> {
+        let give_up = tokio::time::Instant::now() + RUNNING_TTL + RUNNING_RENEW;
+        loop {
+            let taken = self
+                .leases
+                .try_acquire(&self.running, &self.holder, RUNNING_TTL)
+                .await?;
+            if taken.is_some() || !wait || tokio::time::Instant::now() >= give_up {
+                return Ok(taken);
+            }
+            tokio::time::sleep(RUNNING_RENEW / 4).await;
         }
     }
 }
