@@ -140,18 +140,22 @@ async fn a_key_the_store_did_not_write_is_an_error_naming_it() {
     let fresh = Fresh::new(&url, "foreign");
     let store = fresh.store().await;
     let key = format!("{}lease:leader", fresh.prefix);
-    // No expiry, and no token: neither is this store's.
-    let _: () = redis::cmd("SET")
-        .arg(&key)
-        .arg("someone")
-        .query(&mut fresh.raw())
-        .unwrap();
-    match store.current("leader").await {
-        Err(ClusterError::Store { store: at, source }) => {
-            assert!(at.starts_with("redis://"), "{at}");
-            assert!(source.to_string().contains(&key), "{source}");
+    // A value without a token, then a value without an expiry: neither is
+    // this store's.
+    for (value, expiry) in [("someone", Some(30_000)), ("3:someone", None)] {
+        let mut set = redis::cmd("SET");
+        set.arg(&key).arg(value);
+        if let Some(millis) = expiry {
+            set.arg("PX").arg(millis);
         }
-        other => panic!("{other:?}"),
+        let _: () = set.query(&mut fresh.raw()).unwrap();
+        match store.current("leader").await {
+            Err(ClusterError::Store { store: at, source }) => {
+                assert!(at.starts_with("redis://"), "{at}");
+                assert!(source.to_string().contains(&key), "{source}");
+            }
+            other => panic!("{value}: {other:?}"),
+        }
     }
 }
 
@@ -225,4 +229,32 @@ fn its_types_are_send_and_sync() {
     fn both<T: Send + Sync>() {}
     both::<RedisStore>();
     both::<RedisOptions>();
+}
+
+#[tokio::test]
+async fn a_rediss_url_speaks_tls() {
+    // A server that answers the TLS client hello in plain text: the
+    // handshake fails at once, an error naming the rediss:// address, not
+    // a panic or a hang for want of a TLS crypto provider (with the `redis`
+    // feature alone, nothing else brings one).
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let _ = tokio::io::AsyncWriteExt::write_all(&mut socket, b"-ERR not tls\r\n").await;
+        }
+    });
+    let store = RedisOptions::new(&format!("rediss://127.0.0.1:{port}/0"))
+        .unwrap()
+        .reconnect_retries(0)
+        .operation_timeout(Duration::from_secs(20))
+        .connect_lazily();
+    let error = store.current("leader").await.unwrap_err().to_string();
+    server.abort();
+    assert!(
+        error.contains(&format!("rediss://127.0.0.1:{port}/0")),
+        "{error}"
+    );
+    assert!(!error.contains("operation timeout"), "{error}");
 }

@@ -197,8 +197,10 @@ impl RedisStore {
 }
 
 /// `rediss://` needs a rustls crypto provider: the process's default if
-/// the application installed one, else ring (as sqlx uses). Installing
-/// fails harmlessly when one is installed already.
+/// the application installed one, else ring (as sqlx uses). rustls picks
+/// one by itself only when exactly one was built in; another crate that
+/// turns on `aws-lc-rs` too would leave it none. Installing fails
+/// harmlessly when one is installed already.
 fn install_crypto_provider(options: &RedisOptions) {
     if matches!(
         options.client.get_connection_info().addr(),
