@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use contract::Timings;
 use host_cluster::redis::RedisOptions;
-use host_cluster::{ClusterError, LeaseStore, RedisStore, cluster_store_for_url};
+use host_cluster::{
+    ClaimOutcome, ClaimStore, ClusterError, LeaseStore, RedisStore, cluster_store_for_url,
+};
 
 /// Short: expiry is the server's, on this machine's clock.
 const TIMINGS: Timings = Timings {
@@ -257,4 +259,98 @@ async fn a_rediss_url_speaks_tls() {
         "{error}"
     );
     assert!(!error.contains("operation timeout"), "{error}");
+}
+
+#[tokio::test]
+async fn times_too_long_for_redis_are_taken_as_a_century() {
+    let Some(url) = url("long times") else {
+        return;
+    };
+    let fresh = Fresh::new(&url, "long");
+    let store = fresh.store().await;
+    let lease = store
+        .try_acquire("leader", "a", Duration::MAX)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.renew(&lease, Duration::MAX).await.unwrap());
+    let left = store.current("leader").await.unwrap().unwrap().expires_in();
+    assert!(left > Duration::from_secs(99 * 365 * 24 * 3600), "{left:?}");
+    let tick = contract::claims::tick(1);
+    match store
+        .try_claim("job", tick, "a", Some(Duration::MAX))
+        .await
+        .unwrap()
+    {
+        ClaimOutcome::Claimed(claim) => assert_eq!(claim.attempt(), 1),
+        other => panic!("{other:?}"),
+    }
+    // Not recovered: its deadline is a century away.
+    let found = store
+        .try_claim("job", tick, "b", Some(Duration::from_secs(1)))
+        .await
+        .unwrap();
+    assert!(
+        matches!(found, ClaimOutcome::Taken { ref holder, .. } if holder == "a"),
+        "{found:?}"
+    );
+}
+
+/// The store's connections: the clients of database `db` (which no other
+/// test uses).
+fn clients_of_db(raw: &mut redis::Connection, db: u32) -> Vec<String> {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(raw).unwrap();
+    list.lines()
+        .filter(|line| line.split(' ').any(|field| field == format!("db={db}")))
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_killed_connection_is_made_again_and_the_lease_kept() {
+    let Some(url) = url("killed connection") else {
+        return;
+    };
+    // A database of this test's own, to find its connection by.
+    const DB: u32 = 13;
+    // The URL without its database, if it names one.
+    let base = match url.rsplit_once('/') {
+        Some((head, db)) if !head.ends_with('/') && db.parse::<u32>().is_ok() => head,
+        _ => url.trim_end_matches('/'),
+    };
+    let fresh = Fresh::new(&format!("{base}/{DB}"), "killed");
+    let store = fresh.store().await;
+    let lease = store
+        .try_acquire("leader", "a", Duration::from_secs(30))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut raw = redis::Client::open(base).unwrap().get_connection().unwrap();
+    let ids = clients_of_db(&mut raw, DB);
+    assert!(!ids.is_empty(), "the store's connection is listed");
+    for id in ids {
+        let _: () = redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("ID")
+            .arg(id)
+            .query(&mut raw)
+            .unwrap();
+    }
+    // The first call after the kill may fail; within a few the manager has
+    // connected again, and the lease, kept by the server, is still ours.
+    let mut renewed = None;
+    for _ in 0..5 {
+        match store.renew(&lease, Duration::from_secs(30)).await {
+            Ok(held) => {
+                renewed = Some(held);
+                break;
+            }
+            Err(error) => println!("after the kill: {error}"),
+        }
+    }
+    assert_eq!(renewed, Some(true));
+    let info = store.current("leader").await.unwrap().unwrap();
+    assert_eq!((info.holder(), info.token()), ("a", lease.token()));
+    assert!(!clients_of_db(&mut raw, DB).is_empty(), "connected again");
 }

@@ -27,11 +27,8 @@ impl ClaimStore for RedisStore {
         let prefix = &self.inner.options.prefix;
         let key = format!("{}{millis}", prefix.claim_stem(job));
         // '' for no deadline; a deadline of 0 ms still is one.
-        let deadline = deadline.map_or_else(String::new, |deadline| {
-            u64::try_from(deadline.as_millis())
-                .unwrap_or(u64::MAX / 2)
-                .to_string()
-        });
+        let deadline =
+            deadline.map_or_else(String::new, |deadline| super::millis(deadline).to_string());
         let mut invocation = CLAIM.prepare_invoke();
         invocation
             .key(&key)

@@ -10,9 +10,10 @@ use super::RedisStore;
 use super::scripts::{ACQUIRE, CURRENT, RELEASE, RENEW};
 use crate::{ClusterError, FencingToken, Lease, LeaseInfo, LeaseStore};
 
-/// A time to live in whole milliseconds, at least 1 (`PX 0` is refused).
+/// A time to live in whole milliseconds, from 1 (`PX 0` is refused) to
+/// [`LONGEST`](super::LONGEST) (Redis refuses an expiry past its range).
 fn millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    super::millis(ttl).max(1)
 }
 
 /// What the lease key holds for a term: its token, then its holder (the

@@ -196,6 +196,16 @@ impl RedisStore {
     }
 }
 
+/// The longest time to live or deadline the store passes on: 100 years.
+/// Longer ones are taken as this, as they never end in practice, and
+/// Redis's expiry (and a Lua number holding a deadline) has a range.
+const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// `duration` in whole milliseconds, at most [`LONGEST`].
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.min(LONGEST).as_millis()).unwrap_or(u64::MAX)
+}
+
 /// `rediss://` needs a rustls crypto provider: the process's default if
 /// the application installed one, else ring (as sqlx uses). rustls picks
 /// one by itself only when exactly one was built in; another crate that
