@@ -15,10 +15,9 @@
 //! | `<prefix>claim-token:<job>` | the job's claim counter, never deleted |
 //! | `<prefix>claim-ticks:<job>` | the job's claimed ticks (a sorted set), for purge |
 //!
-//! The store connects at its first use through a
-//! [`ConnectionManager`], which reconnects
-//! after a lost connection; each operation is bounded by the operation
-//! timeout. It needs a single Redis instance (or a primary with replicas),
+//! The store connects at its first use through a [`ConnectionManager`],
+//! which reconnects after a lost connection; each operation is bounded by
+//! the operation timeout. It needs a single Redis instance (or a primary with replicas),
 //! not a Redis Cluster: a script touches keys of several hash slots.
 //!
 //! # The guarantee: efficiency-grade
