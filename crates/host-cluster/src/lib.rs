@@ -15,6 +15,7 @@
 //! | [`InProcessStore`] | tests and single-process applications |
 //! | [`FileLockStore`] | the instances of one machine: the host's default |
 //! | `PostgresStore`, `postgres::Fence` (feature `postgres`) | instances across machines; fencing writes to PostgreSQL targets |
+//! | `RedisStore` (feature `redis`) | instances across machines, efficiency-grade: a Redis failover can lose a lease |
 //! | [`cluster_store_for_url`] | the store a configuration's URL names |
 //!
 //! The host (`host-core`) runs the elections and the claims on these
@@ -46,8 +47,10 @@
 //! | `async-trait` | an object-safe [`LeaseStore`], held as `Arc<dyn LeaseStore>` |
 //! | `fs4` | the file-lock store's `flock`, without unsafe code; std's `File::try_lock` needs Rust 1.89, above the workspace's 1.88 |
 //! | `sqlx` (feature `postgres`, on by default) | the PostgreSQL store and fence: its pool, TLS (rustls) and authentication from the connection URL, and the PostgreSQL wire protocol; only `postgres`, `runtime-tokio` and `tls-rustls-ring-webpki` |
+//! | `redis` (feature `redis`, on by default) | the Redis store: its reconnecting connection, Lua scripts, and TLS from `rediss://` URLs; only `tokio-comp`, `script`, `connection-manager`, `tokio-rustls-comp` and `tls-rustls-webpki-roots` |
+//! | `rustls` (feature `redis`) | a crypto provider (ring, as sqlx's) for `rediss://`: the `redis` crate's rustls comes with none |
 //! | `thiserror` | [`ClusterError`] |
-//! | `tokio` | the in-process store's clock (`tokio::time::Instant`, so that tests run on paused time); its blocking pool for the file-lock store's file operations; the lazy PostgreSQL store's once-cell |
+//! | `tokio` | the in-process store's clock (`tokio::time::Instant`, so that tests run on paused time); its blocking pool for the file-lock store's file operations; the lazy PostgreSQL and Redis stores' once-cells |
 
 mod claims;
 mod error;
@@ -57,8 +60,12 @@ mod lease;
 mod open;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod store;
 
+#[cfg(feature = "redis")]
+pub use crate::redis::RedisStore;
 pub use claims::{Claim, ClaimOutcome, ClaimStore, ClusterStore};
 pub use error::ClusterError;
 pub use file_lock::FileLockStore;

@@ -7,7 +7,9 @@ use crate::{ClusterError, ClusterStore};
 /// The lease and claim store `url` names, connected at its first use (so
 /// that a host is built while its database is down, and stands by until it
 /// answers): `postgres://` or `postgresql://` (the `postgres` feature),
-/// in the tables of `schema` and `prefix` when given.
+/// in the tables of `schema` and `prefix` when given; `redis://`,
+/// `rediss://` (TLS) or `redis+unix://` (the `redis` feature), its keys
+/// under `prefix` when given (`schema` does not apply to Redis).
 ///
 /// # Errors
 ///
@@ -23,10 +25,12 @@ pub fn cluster_store_for_url(
     let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
     match scheme {
         "postgres" | "postgresql" => postgres(url, schema, prefix),
+        "redis" | "rediss" | "redis+unix" => redis(url, schema, prefix),
         _ => Err(ClusterError::Invalid {
             what: "lease store URL scheme",
             value: scheme.to_owned(),
-            why: "no lease store takes it (postgres:// and postgresql:// do)",
+            why: "no lease store takes it (postgres://, postgresql://, redis://, rediss:// \
+                  and redis+unix:// do)",
         }),
     }
 }
@@ -62,6 +66,42 @@ fn postgres(
     })
 }
 
+#[cfg(feature = "redis")]
+fn redis(
+    url: &str,
+    schema: Option<&str>,
+    prefix: Option<&str>,
+) -> Result<Arc<dyn ClusterStore>, ClusterError> {
+    if let Some(schema) = schema {
+        // Refused rather than ignored: a configuration that names a schema
+        // expects its keys kept apart by it.
+        return Err(ClusterError::Invalid {
+            what: "lease store schema",
+            value: schema.to_owned(),
+            why: "the Redis store has no schema: give a key prefix instead",
+        });
+    }
+    let mut options = crate::redis::RedisOptions::new(url)?;
+    if let Some(prefix) = prefix {
+        options = options.prefix(prefix)?;
+    }
+    Ok(Arc::new(options.connect_lazily()))
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis(
+    url: &str,
+    _schema: Option<&str>,
+    _prefix: Option<&str>,
+) -> Result<Arc<dyn ClusterStore>, ClusterError> {
+    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+    Err(ClusterError::Invalid {
+        what: "lease store URL scheme",
+        value: scheme.to_owned(),
+        why: "this build has no Redis store: turn on host-cluster's `redis` feature",
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +124,43 @@ mod tests {
         let error = store.current("billing").await.unwrap_err().to_string();
         assert!(error.contains("postgres://app@127.0.0.1:1/db"), "{error}");
         assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn a_redis_url_makes_a_lazy_store_that_hides_its_password() {
+        let Ok(store) = cluster_store_for_url("redis://app:hunter2@127.0.0.1:1/3", None, None)
+        else {
+            panic!("parsed without connecting");
+        };
+        let error = store.current("billing").await.unwrap_err().to_string();
+        assert!(error.contains("redis://app@127.0.0.1:1/3"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_redis_url_takes_a_prefix_but_no_schema() {
+        let url = "redis://127.0.0.1:1";
+        assert!(cluster_store_for_url(url, None, Some("app:")).is_ok());
+        for (schema, prefix, what) in [
+            (Some("app"), None, "lease store schema"),
+            (None, Some("a b"), "redis key prefix"),
+        ] {
+            match cluster_store_for_url(url, schema, prefix) {
+                Err(ClusterError::Invalid { what: found, .. }) => assert_eq!(found, what),
+                Err(other) => panic!("{schema:?}/{prefix:?}: {other}"),
+                Ok(_) => panic!("{schema:?}/{prefix:?}: accepted"),
+            }
+        }
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[test]
+    fn without_the_feature_a_redis_url_names_it() {
+        let Err(error) = cluster_store_for_url("rediss://cache/0", None, None) else {
+            panic!("no Redis store in this build");
+        };
+        assert!(error.to_string().contains("`redis` feature"), "{error}");
     }
 }
