@@ -96,6 +96,7 @@ impl HostBuilder {
                 let mut configuration = ConfigurationBuilder::new();
                 // The PostgreSQL store's URL carries its password.
                 configuration.secret(cluster::POSTGRES_URL_KEY);
+                configuration.secret(cluster::REDIS_URL_KEY);
                 configuration
             },
             bindings: Vec::new(),

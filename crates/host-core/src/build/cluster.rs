@@ -28,7 +28,22 @@ pub(crate) struct ClusterSection {
     directory: Option<PathBuf>,
     /// A PostgreSQL database instead of the file lock.
     postgres: Option<PostgresSection>,
+    /// A Redis server instead of the file lock.
+    redis: Option<RedisSection>,
 }
+
+/// `cluster.redis`: the Redis store's server and key prefix.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RedisSection {
+    /// The connection URL (a secret: never shown).
+    url: String,
+    /// The keys' prefix; `host:` by default.
+    prefix: Option<String>,
+}
+
+/// The key of the Redis store's URL, which the builder marks secret.
+pub(crate) const REDIS_URL_KEY: &str = "cluster.redis.url";
 
 /// `cluster.postgres`: the PostgreSQL store's database and tables.
 #[derive(Debug, Default, Deserialize)]
@@ -171,8 +186,15 @@ pub(crate) fn elect(
             leases: Some(leases),
             claims,
         } => (leases, claims),
-        Stores { leases: None, .. } => match &section.postgres {
-            Some(postgres) => {
+        Stores { leases: None, .. } => match (&section.postgres, &section.redis) {
+            (Some(_), Some(_)) => {
+                return Err(HostError::build(
+                    "invalid configuration: `cluster.postgres` and `cluster.redis` are both set; \
+                     a host uses one store"
+                        .to_owned(),
+                ));
+            }
+            (Some(postgres), None) => {
                 let store = host_cluster::cluster_store_for_url(
                     &postgres.url,
                     postgres.schema.as_deref(),
@@ -185,7 +207,17 @@ pub(crate) fn elect(
                 })?;
                 (store.clone(), Some(store))
             }
-            None => {
+            (None, Some(redis)) => {
+                let store =
+                    host_cluster::cluster_store_for_url(&redis.url, None, redis.prefix.as_deref())
+                        .map_err(|error| {
+                            HostError::build(format!(
+                                "invalid configuration: `cluster.redis`: {error}"
+                            ))
+                        })?;
+                (store.clone(), Some(store))
+            }
+            (None, None) => {
                 let store = Arc::new(default_store(section, content_root));
                 (store.clone(), Some(store))
             }
