@@ -185,7 +185,11 @@ impl Ticker {
         .map_err(other)?;
         tokio::time::sleep(WORK).await;
         let mut tx = self.pool.begin().await.map_err(other)?;
-        match self.fence.check(&mut tx, JOB, claim.token()).await {
+        // At least once, a recovered tick may run after later ticks have
+        // written: it is fenced by its own key, against earlier attempts of
+        // the same tick only, as docs/scheduling.md advises.
+        let fenced = if self.idempotent { key } else { JOB };
+        match self.fence.check(&mut tx, fenced, claim.token()).await {
             Ok(()) => {}
             Err(stale @ FenceError::Stale { .. }) => return Err(WriteError::Fenced(stale)),
             Err(error) => return Err(WriteError::Other(error.to_string())),
