@@ -60,6 +60,8 @@ mod lease;
 mod open;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(any(feature = "postgres", feature = "redis"))]
+mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod store;

@@ -2,8 +2,6 @@
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::ClusterError;
-
 /// `postgres://user@host:port/database`, from parsed options (the
 /// password, wherever the URL gave it, is not among what is shown).
 pub(crate) fn of_options(options: &PgConnectOptions) -> String {
@@ -19,39 +17,12 @@ pub(crate) fn of_options(options: &PgConnectOptions) -> String {
     )
 }
 
-/// A URL that did not parse, reduced to scheme, user, host and path: the
-/// password in the user info and the whole query (which may carry
-/// `password=`) are dropped.
+/// A URL that did not parse, without its password or query.
 pub(crate) fn of_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "postgres (a connection URL without `://`)".to_owned();
-    };
-    let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    let rest = &rest[..end];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((user_info, host)) => {
-            let user = user_info
-                .split_once(':')
-                .map_or(user_info, |(user, _)| user);
-            format!("{user}@{host}")
-        }
-        None => authority.to_owned(),
-    };
-    format!("{scheme}://{authority}{path}")
+    crate::redact::url_without_secrets("postgres", url)
 }
 
-/// A failure of the store at `address`.
-pub(crate) fn store_error(
-    address: &str,
-    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-) -> ClusterError {
-    ClusterError::Store {
-        store: address.to_owned(),
-        source: source.into(),
-    }
-}
+pub(crate) use crate::redact::store_error;
 
 #[cfg(test)]
 mod tests {

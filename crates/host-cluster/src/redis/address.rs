@@ -2,8 +2,6 @@
 
 use redis::{ConnectionAddr, ConnectionInfo};
 
-use crate::ClusterError;
-
 /// `redis://user@host:port/db` (`rediss://` with TLS), from parsed
 /// connection info: the password is not among what is shown.
 pub(crate) fn of_info(info: &ConnectionInfo) -> String {
@@ -20,43 +18,12 @@ pub(crate) fn of_info(info: &ConnectionInfo) -> String {
     }
 }
 
-/// A URL that did not parse, reduced to scheme, user, host and path: the
-/// password in the user info and the whole query (which may carry
-/// `password=`) are dropped.
+/// A URL that did not parse, without its password or query.
 pub(crate) fn of_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "redis (a connection URL without `://`)".to_owned();
-    };
-    let end = rest.find(['?', '#']).unwrap_or(rest.len());
-    let rest = &rest[..end];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    let authority = match authority.rsplit_once('@') {
-        Some((user_info, host)) => {
-            let user = user_info
-                .split_once(':')
-                .map_or(user_info, |(user, _)| user);
-            if user.is_empty() {
-                host.to_owned()
-            } else {
-                format!("{user}@{host}")
-            }
-        }
-        None => authority.to_owned(),
-    };
-    format!("{scheme}://{authority}{path}")
+    crate::redact::url_without_secrets("redis", url)
 }
 
-/// A failure of the store at `address`.
-pub(crate) fn store_error(
-    address: &str,
-    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
-) -> ClusterError {
-    ClusterError::Store {
-        store: address.to_owned(),
-        source: source.into(),
-    }
-}
+pub(crate) use crate::redact::store_error;
 
 #[cfg(test)]
 mod tests {
