@@ -14,8 +14,9 @@ use crate::supervision::election::{Election, Round, TRANSITIONS_METRIC, Term, ca
 use crate::supervision::supervisor::{Ended, Runs, wait};
 
 /// Campaigns and leads until the host stops the service, or the service is
-/// done (completed, or failed beyond its policy: the lease is released
-/// first, then the failure goes to the host's failure behaviour).
+/// done (completed, or failed beyond its policy: the failure was reported
+/// as the run ended, and the lease is released here, before the stop that
+/// the failure may ask for can end, as that stop awaits this task).
 pub(super) async fn lead(
     record: &Arc<ServiceRecord>,
     lifetime: &ApplicationLifetime,
