@@ -434,9 +434,17 @@ async fn a_restart_without_persistence_loses_the_lease_and_the_tokens() {
         .await
         .unwrap();
     let ttl = Duration::from_secs(30);
-    let first = store.try_acquire("billing", "a", ttl).await.unwrap().unwrap();
+    let first = store
+        .try_acquire("billing", "a", ttl)
+        .await
+        .unwrap()
+        .unwrap();
     store.release(&first).await.unwrap();
-    let before = store.try_acquire("billing", "a", ttl).await.unwrap().unwrap();
+    let before = store
+        .try_acquire("billing", "a", ttl)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(before.token().get(), 2);
     let server = server.restart("restart");
     // The store reconnects by itself; the first call may see the restart.
@@ -450,7 +458,11 @@ async fn a_restart_without_persistence_loses_the_lease_and_the_tokens() {
     }
     assert!(!renewed.unwrap(), "the lease did not survive the restart");
     assert!(store.current("billing").await.unwrap().is_none());
-    let after = store.try_acquire("billing", "b", ttl).await.unwrap().unwrap();
+    let after = store
+        .try_acquire("billing", "b", ttl)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(after.token().get(), 1, "the counter started again");
     drop(server);
 }
