@@ -232,6 +232,30 @@ impl Cluster {
         self.instances[index].process.signal(signal);
     }
 
+    /// Starts instance `a`, which leads (token 1), then `b` and `c`, which
+    /// stand by; returns `a`'s index.
+    fn start_three(&mut self) -> usize {
+        let a = self.start("a");
+        self.wait_for(a, "LEADING 1");
+        for id in ["b", "c"] {
+            let standby = self.start(id);
+            self.wait_for(standby, "stands by");
+        }
+        a
+    }
+
+    /// Waits (bounded) until some term writes later than `after` (seconds
+    /// since the epoch, the database's clock); whether one did.
+    async fn until_work_after(&self, after: f64) -> bool {
+        for _ in 0..200 {
+            if self.terms().await.last().is_some_and(|term| term.2 > after) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
     /// Waits (bounded) until term `token` has written.
     async fn until_written(&self, token: i64) {
         for _ in 0..600 {
@@ -313,12 +337,7 @@ fn leading_lines(cluster: &Cluster, index: usize) -> Vec<String> {
 async fn a_leader_killed_is_replaced_within_the_lease_and_a_retry() {
     let Some(url) = url("killed") else { return };
     let mut cluster = Cluster::new(&url, "killed").await;
-    let a = cluster.start("a");
-    cluster.wait_for(a, "LEADING 1");
-    for id in ["b", "c"] {
-        let standby = cluster.start(id);
-        cluster.wait_for(standby, "stands by");
-    }
+    let a = cluster.start_three();
     cluster.until_written(1).await;
     let killed = Instant::now();
     cluster.signal(a, "KILL");
@@ -340,12 +359,7 @@ async fn a_leader_killed_is_replaced_within_the_lease_and_a_retry() {
 async fn a_leader_stopped_past_its_lease_is_fenced_when_it_continues() {
     let Some(url) = url("stopped") else { return };
     let mut cluster = Cluster::new(&url, "stopped").await;
-    let a = cluster.start("a");
-    cluster.wait_for(a, "LEADING 1");
-    for id in ["b", "c"] {
-        let standby = cluster.start(id);
-        cluster.wait_for(standby, "stands by");
-    }
+    let a = cluster.start_three();
     cluster.until_written(1).await;
     cluster.signal(a, "STOP");
     cluster.until_written(2).await;
@@ -369,12 +383,7 @@ async fn a_leader_stopped_past_its_lease_is_fenced_when_it_continues() {
 async fn terminated_backends_leave_one_leader_at_a_time() {
     let Some(url) = url("terminated") else { return };
     let mut cluster = Cluster::new(&url, "terminated").await;
-    let a = cluster.start("a");
-    cluster.wait_for(a, "LEADING 1");
-    for id in ["b", "c"] {
-        let standby = cluster.start(id);
-        cluster.wait_for(standby, "stands by");
-    }
+    let a = cluster.start_three();
     for _ in 0..3 {
         // Once its pool has connected again (it does at its next use).
         let mut terminated = 0;
@@ -402,12 +411,7 @@ async fn terminated_backends_leave_one_leader_at_a_time() {
 async fn a_graceful_stop_hands_over_at_the_next_try() {
     let Some(url) = url("graceful") else { return };
     let mut cluster = Cluster::new(&url, "graceful").await;
-    let a = cluster.start("a");
-    cluster.wait_for(a, "LEADING 1");
-    for id in ["b", "c"] {
-        let standby = cluster.start(id);
-        cluster.wait_for(standby, "stands by");
-    }
+    let a = cluster.start_three();
     cluster.until_written(1).await;
     let stopped = Instant::now();
     cluster.signal(a, "TERM");
@@ -539,12 +543,7 @@ async fn a_database_restart_under_the_cluster_leaves_one_leader_after() {
         return;
     };
     let mut cluster = Cluster::new(&server.url(), "restart").await;
-    let a = cluster.start("a");
-    cluster.wait_for(a, "LEADING 1");
-    for id in ["b", "c"] {
-        let standby = cluster.start(id);
-        cluster.wait_for(standby, "stands by");
-    }
+    let a = cluster.start_three();
     cluster.until_written(1).await;
     let before = cluster.terms().await;
     assert!(server.ctl("stop"), "the server did not stop");
@@ -554,15 +553,7 @@ async fn a_database_restart_under_the_cluster_leaves_one_leader_after() {
     cluster.wait_for(a, "lost the lead of `writer`");
     // The work goes on after the restart, under one leader at a time.
     let last_before = before.last().map_or(0.0, |term| term.2);
-    let mut resumed = false;
-    for _ in 0..200 {
-        let terms = cluster.terms().await;
-        if terms.last().is_some_and(|term| term.2 > last_before + 2.0) {
-            resumed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let resumed = cluster.until_work_after(last_before + 2.0).await;
     let terms = cluster.assert_no_overlap().await;
     assert!(resumed, "no work after the restart: {terms:?}");
     cluster.finish().await;
@@ -637,12 +628,7 @@ impl BackgroundService for Idle {
 async fn on_the_file_lock_a_kill_hands_over_and_a_stop_keeps_the_lead() {
     let Some(url) = url("file_lock") else { return };
     let mut cluster = Cluster::on_file_lock(&url, "file_lock").await;
-    let a = cluster.start("a");
-    cluster.wait_for(a, "LEADING 1");
-    for id in ["b", "c"] {
-        let standby = cluster.start(id);
-        cluster.wait_for(standby, "stands by");
-    }
+    let a = cluster.start_three();
     cluster.until_written(1).await;
     let killed = Instant::now();
     cluster.signal(a, "KILL");
@@ -674,19 +660,7 @@ async fn on_the_file_lock_a_kill_hands_over_and_a_stop_keeps_the_lead() {
     );
     // Work goes on after, under one leader at a time.
     let before = cluster.terms().await.last().map_or(0.0, |t| t.2);
-    let mut resumed = false;
-    for _ in 0..200 {
-        if cluster
-            .terms()
-            .await
-            .last()
-            .is_some_and(|t| t.2 > before + 1.0)
-        {
-            resumed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let resumed = cluster.until_work_after(before + 1.0).await;
     let terms = cluster.assert_no_overlap().await;
     assert!(resumed, "no work after the stop: {terms:?}");
     cluster.finish().await;
