@@ -141,6 +141,36 @@ async fn instance(
     builder.start().await.expect("the instance starts")
 }
 
+/// Runs one instance per name, each with a plain job every second,
+/// cluster-wide, until `ticks` ticks have run; then stops them all.
+async fn run_ticks(
+    names: &[&'static str],
+    store: &InProcessStore,
+    journal: &Arc<Journal>,
+    ticks: usize,
+) {
+    let mut hosts = Vec::new();
+    for name in names {
+        hosts.push(
+            instance(
+                name,
+                store,
+                job(name, journal),
+                every_second(),
+                ClusterWide::new(),
+            )
+            .await,
+        );
+    }
+    until(&format!("{ticks} ticks ran"), || {
+        journal.by_tick().len() >= ticks
+    })
+    .await;
+    for host in hosts {
+        host.stop().await.unwrap();
+    }
+}
+
 fn every_second() -> Schedule {
     Schedule::cron("* * * * * *")
 }
@@ -161,23 +191,7 @@ async fn until(what: &str, done: impl Fn() -> bool) {
 async fn each_tick_runs_exactly_once(names: &[&'static str]) {
     let store = InProcessStore::new();
     let journal = Arc::new(Journal::default());
-    let mut hosts = Vec::new();
-    for name in names {
-        hosts.push(
-            instance(
-                name,
-                &store,
-                job(name, &journal),
-                every_second(),
-                ClusterWide::new(),
-            )
-            .await,
-        );
-    }
-    until("30 ticks ran", || journal.by_tick().len() >= 30).await;
-    for host in hosts {
-        host.stop().await.unwrap();
-    }
+    run_ticks(names, &store, &journal, 30).await;
     let ticks = journal.by_tick();
     for (tick, runs) in &ticks {
         assert_eq!(runs.len(), 1, "the tick {tick} ran once: {runs:#?}");
@@ -712,23 +726,7 @@ async fn ticks_are_counted_by_outcome() {
     let _local = metrics::set_default_local_recorder(&recorder);
     let store = InProcessStore::new();
     let journal = Arc::new(Journal::default());
-    let mut hosts = Vec::new();
-    for name in ["a", "b"] {
-        hosts.push(
-            instance(
-                name,
-                &store,
-                job(name, &journal),
-                every_second(),
-                ClusterWide::new(),
-            )
-            .await,
-        );
-    }
-    until("4 ticks ran", || journal.by_tick().len() >= 4).await;
-    for host in hosts {
-        host.stop().await.unwrap();
-    }
+    run_ticks(&["a", "b"], &store, &journal, 4).await;
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     for (key, _, _, value) in recorder.snapshotter().snapshot().into_vec() {
         if key.key().name() != "host_cluster_ticks_total" {
