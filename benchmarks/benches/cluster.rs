@@ -36,7 +36,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use host_cluster::postgres::{Namespace, PostgresOptions};
 use host_cluster::{
-    ClaimOutcome, ClaimStore, FileLockStore, InProcessStore, LeaseStore, PostgresStore,
+    ClaimOutcome, ClaimStore, ClusterStore, FileLockStore, InProcessStore, LeaseStore,
+    PostgresStore,
 };
 
 use common::RunKind;
@@ -540,6 +541,23 @@ struct Stores {
     postgres: Result<PostgresStore, String>,
 }
 
+impl Stores {
+    /// Each store with its label, or why it was not measured.
+    fn rows(&self) -> [(&'static str, Result<&dyn ClusterStore, &str>); 3] {
+        [
+            ("in-process", Ok(&self.in_process)),
+            ("file lock", Ok(&self.file)),
+            (
+                "PostgreSQL",
+                self.postgres
+                    .as_ref()
+                    .map(|store| store as &dyn ClusterStore)
+                    .map_err(String::as_str),
+            ),
+        ]
+    }
+}
+
 /// Times `renew` of a held lease, one by one.
 async fn renew_times(store: &dyn LeaseStore, plan: Plan) -> Vec<f64> {
     let ttl = Duration::from_secs(60);
@@ -625,19 +643,7 @@ fn costs_section(out: &mut String, plan: Plan, stores: &Stores, runtime: &Runtim
     );
     let _ = writeln!(out, "| store | renews | p50 | p99 |");
     let _ = writeln!(out, "|---|---:|---:|---:|");
-    let renew_rows: [(&str, Result<&dyn LeaseStore, &str>); 3] = [
-        ("in-process", Ok(&stores.in_process)),
-        ("file lock", Ok(&stores.file)),
-        (
-            "PostgreSQL",
-            stores
-                .postgres
-                .as_ref()
-                .map(|store| store as &dyn LeaseStore)
-                .map_err(String::as_str),
-        ),
-    ];
-    for (label, store) in renew_rows {
+    for (label, store) in stores.rows() {
         match store {
             Ok(store) => {
                 let times = runtime.block_on(renew_times(store, plan));
@@ -676,19 +682,7 @@ fn costs_section(out: &mut String, plan: Plan, stores: &Stores, runtime: &Runtim
         micros(local_p50),
         micros(percentile(&local, 0.99))
     );
-    let tick_rows: [(&str, Result<&dyn ClaimStore, &str>); 3] = [
-        ("in-process", Ok(&stores.in_process)),
-        ("file lock", Ok(&stores.file)),
-        (
-            "PostgreSQL",
-            stores
-                .postgres
-                .as_ref()
-                .map(|store| store as &dyn ClaimStore)
-                .map_err(String::as_str),
-        ),
-    ];
-    for (label, store) in tick_rows {
+    for (label, store) in stores.rows() {
         match store {
             Ok(store) => {
                 let times = runtime.block_on(tick_times(store, plan));

@@ -1,5 +1,6 @@
 //! The lease store contract every backend keeps.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -64,4 +65,31 @@ pub trait LeaseStore: Send + Sync + 'static {
     ///
     /// An invalid name, or the store failed.
     async fn current(&self, name: &str) -> Result<Option<LeaseInfo>, ClusterError>;
+}
+
+/// A shared store is a store: the application keeps an `Arc` of it and
+/// hands a clone to the host, or one `Arc<dyn LeaseStore>` serves several
+/// hosts (as the instances of a test).
+#[async_trait]
+impl<T: LeaseStore + ?Sized> LeaseStore for Arc<T> {
+    async fn try_acquire(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, ClusterError> {
+        (**self).try_acquire(name, holder, ttl).await
+    }
+
+    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, ClusterError> {
+        (**self).renew(lease, ttl).await
+    }
+
+    async fn release(&self, lease: &Lease) -> Result<(), ClusterError> {
+        (**self).release(lease).await
+    }
+
+    async fn current(&self, name: &str) -> Result<Option<LeaseInfo>, ClusterError> {
+        (**self).current(name).await
+    }
 }

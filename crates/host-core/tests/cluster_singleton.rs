@@ -113,7 +113,7 @@ async fn instance(
     builder.configure_host_options(|options| {
         options.shutdown_timeout = Duration::from_secs(5);
     });
-    builder.lease_store(Shared(store.clone()));
+    builder.lease_store(store.clone());
     settings(&builder, &format!("[cluster]\ninstance_id = \"{name}\"\n"));
     builder.add_hosted_service_instance_with(
         Worker {
@@ -129,30 +129,6 @@ async fn instance(
         },
     );
     builder.start().await.expect("the instance starts")
-}
-
-/// A store shared by the instances of one test.
-struct Shared(Arc<dyn LeaseStore>);
-
-#[async_trait]
-impl LeaseStore for Shared {
-    async fn try_acquire(
-        &self,
-        name: &str,
-        holder: &str,
-        ttl: Duration,
-    ) -> Result<Option<Lease>, ClusterError> {
-        self.0.try_acquire(name, holder, ttl).await
-    }
-    async fn renew(&self, lease: &Lease, ttl: Duration) -> Result<bool, ClusterError> {
-        self.0.renew(lease, ttl).await
-    }
-    async fn release(&self, lease: &Lease) -> Result<(), ClusterError> {
-        self.0.release(lease).await
-    }
-    async fn current(&self, name: &str) -> Result<Option<LeaseInfo>, ClusterError> {
-        self.0.current(name).await
-    }
 }
 
 /// Writes the content root's `appsettings.toml` and reads it.
