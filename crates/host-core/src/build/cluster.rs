@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::HostError;
 use crate::scheduling::cluster_wide::ClusterTicks;
 use crate::services::record::ServiceRecord;
+use crate::supervision::balance::Balance;
 use crate::supervision::election::{Election, holder_id};
 
 /// The section's key.
@@ -30,6 +31,9 @@ pub(crate) struct ClusterSection {
     postgres: Option<PostgresSection>,
     /// A Redis server instead of the file lock.
     redis: Option<RedisSection>,
+    /// Whether a host's cluster singletons spread over the instances that
+    /// run them (see `supervision::balance`); on by default.
+    balance: Option<bool>,
 }
 
 /// `cluster.redis`: the Redis store's server and key prefix.
@@ -236,15 +240,46 @@ pub(crate) fn elect(
             )));
         }
     }
+    let balance = balance(&singletons, section, &store, &holder);
     for record in singletons {
         let singleton = record.settings.singleton.clone().expect("filtered");
         let _ = record.election.set(Box::new(Election {
             store: store.clone(),
             singleton,
             holder: holder.clone(),
+            balance: balance.clone(),
         }));
     }
     Ok(Some(store))
+}
+
+/// The group that spreads `singletons` over the instances, when there are
+/// two or more and the section leaves balancing on; its member leases on the
+/// timings of the singleton that retries most often.
+fn balance(
+    singletons: &[&Arc<ServiceRecord>],
+    section: &ClusterSection,
+    store: &Arc<dyn LeaseStore>,
+    holder: &Arc<str>,
+) -> Option<Arc<Balance>> {
+    if singletons.len() < 2 || section.balance == Some(false) {
+        return None;
+    }
+    let all: Vec<&crate::Singleton> = singletons
+        .iter()
+        .filter_map(|record| record.settings.singleton.as_ref())
+        .collect();
+    let names: Vec<&str> = all.iter().map(|singleton| singleton.name()).collect();
+    let timings = all
+        .iter()
+        .min_by_key(|singleton| singleton.retry_period_duration())
+        .map(|singleton| (*singleton).clone())?;
+    Some(Arc::new(Balance::new(
+        store.clone(),
+        &names,
+        holder.clone(),
+        timings,
+    )))
 }
 
 /// The file lock the section names, or the default one under the content

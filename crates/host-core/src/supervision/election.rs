@@ -12,6 +12,7 @@ use tokio_util::task::AbortOnDropHandle;
 use crate::Singleton;
 use crate::logging::LIFETIME_TARGET;
 use crate::services::record::lock;
+use crate::supervision::balance::Balance;
 
 /// The metric of leadership changes, by singleton and `to` (`leader`,
 /// `standby`).
@@ -25,6 +26,9 @@ pub(crate) struct Election {
     pub(crate) store: Arc<dyn LeaseStore>,
     pub(crate) singleton: Singleton,
     pub(crate) holder: Arc<str>,
+    /// The group that spreads this host's singletons over the instances,
+    /// when it runs two or more and `cluster.balance` is on.
+    pub(crate) balance: Option<Arc<Balance>>,
 }
 
 /// Why a leader stopped leading without choosing to.
@@ -79,6 +83,8 @@ pub(crate) enum Round {
     Leading(Term),
     /// Another instance leads (if the store said who).
     Standby(Option<LeaseInfo>),
+    /// Nobody leads: a look without a try found the lease free.
+    Free,
     /// The store failed or did not answer within the retry period.
     Failed(String),
 }
@@ -101,6 +107,17 @@ impl Election {
                 Ok(Ok(info)) => Round::Standby(info),
                 _ => Round::Standby(None),
             },
+            Ok(Err(error)) => Round::Failed(error.to_string()),
+            Err(_) => Round::Failed(format!("the lease store did not answer within {retry:?}")),
+        }
+    }
+
+    /// One look at who leads, without trying to take the lease.
+    pub(crate) async fn look(&self) -> Round {
+        let retry = self.singleton.retry_period_duration();
+        match tokio::time::timeout(retry, self.store.current(self.singleton.name())).await {
+            Ok(Ok(Some(info))) => Round::Standby(Some(info)),
+            Ok(Ok(None)) => Round::Free,
             Ok(Err(error)) => Round::Failed(error.to_string()),
             Err(_) => Round::Failed(format!("the lease store did not answer within {retry:?}")),
         }
@@ -226,6 +243,7 @@ mod tests {
                 .renew_deadline(Duration::from_secs(10))
                 .retry_period(Duration::from_secs(2)),
             holder: holder.into(),
+            balance: None,
         }
     }
 

@@ -2,14 +2,15 @@
 //! `execute` while it leads, and releases the lease once the work has
 //! returned.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use tokio_util::task::AbortOnDropHandle;
 
 use crate::ApplicationLifetime;
 use crate::logging::LIFETIME_TARGET;
-use crate::services::record::{Command, ServiceRecord};
+use crate::services::record::{Command, ServiceRecord, lock};
 use crate::services::state::{Leadership, ServiceState};
+use crate::supervision::balance::{self, Balance, HandOver};
 use crate::supervision::election::{Election, Round, TRANSITIONS_METRIC, Term, campaign_pause};
 use crate::supervision::supervisor::{Ended, Runs, wait};
 
@@ -28,6 +29,10 @@ pub(super) async fn lead(
     // period; after a step-down two, so that every other instance (which
     // tries every retry period and up to a fifth more) has tried first.
     let mut pause = None;
+    let _joined = election.balance.as_ref().map(Balance::join);
+    // The last hand-over, which the member it went to did not take if this
+    // instance leads again.
+    let mut refused: Option<HandOver> = None;
     loop {
         stand_by(record, election, None);
         if let Some(pause) = pause.take()
@@ -39,10 +44,16 @@ pub(super) async fn lead(
             return;
         };
         let lease = term.lease.clone();
+        let handed = Arc::new(Mutex::new(None));
         let ended = {
             let _following = follow(record, &term);
+            let _balancing = election
+                .balance
+                .as_ref()
+                .map(|balance| balance_term(record, election, balance, refused.take(), &handed));
             runs.run(record, lifetime, Some(&term)).await
         };
+        refused = lock(&handed).take();
         let lost = term.lost();
         // Renewing stops before the release: the release is the term's end.
         drop(term);
@@ -92,11 +103,24 @@ async fn campaign(record: &Arc<ServiceRecord>, election: &Election) -> Option<Te
     let singleton = election.singleton.name();
     let retry = election.singleton.retry_period_duration();
     let mut failing: Option<String> = None;
+    // Whether the last look found the lease free: a member that defers to
+    // the singleton's preferred member tries only then.
+    let mut seen_free = false;
     loop {
         if record.shared.winding_down() {
             return None;
         }
-        match election.try_lead().await {
+        let defers = election
+            .balance
+            .as_ref()
+            .is_some_and(|balance| balance.defers(singleton));
+        let round = if defers && !seen_free {
+            election.look().await
+        } else {
+            election.try_lead().await
+        };
+        seen_free = matches!(round, Round::Free);
+        match round {
             Round::Leading(term) => {
                 tracing::info!(target: LIFETIME_TARGET, service = %record.name, singleton,
                     token = term.token().get(), instance = %election.holder,
@@ -130,6 +154,10 @@ async fn campaign(record: &Arc<ServiceRecord>, election: &Election) -> Option<Te
                         leader.as_deref().unwrap_or_default());
                 }
                 stand_by(record, election, info.as_ref());
+            }
+            Round::Free => {
+                failing = None;
+                stand_by(record, election, None);
             }
             Round::Failed(error) => {
                 if failing.as_deref() != Some(error.as_str()) {
@@ -190,5 +218,41 @@ fn follow(record: &Arc<ServiceRecord>, term: &Term) -> AbortOnDropHandle<()> {
     AbortOnDropHandle::new(tokio::spawn(async move {
         revoked.cancelled().await;
         record.end_run(Command::Revoked, record.stop_timeout());
+    }))
+}
+
+/// Counts the term in the group's balance and, once it has led for a lease,
+/// hands it over (steps down) when the balance says so: the instance leads
+/// more than its fair share and another member is the singleton's
+/// preferred one. What it handed over, and to whom, goes to `handed`.
+fn balance_term(
+    record: &Arc<ServiceRecord>,
+    election: &Election,
+    balance: &Arc<Balance>,
+    refused: Option<HandOver>,
+    handed: &Arc<Mutex<Option<HandOver>>>,
+) -> AbortOnDropHandle<()> {
+    let mut leads = balance.leads();
+    let (record, balance, handed) = (record.clone(), balance.clone(), handed.clone());
+    let singleton = election.singleton.clone();
+    AbortOnDropHandle::new(tokio::spawn(async move {
+        tokio::time::sleep(balance::settle(&singleton)).await;
+        loop {
+            if let Some(hand_over) =
+                balance.hand_over(singleton.name(), &mut leads, refused.as_ref())
+            {
+                tracing::info!(target: LIFETIME_TARGET, service = %record.name,
+                    singleton = singleton.name(), to = %hand_over.to,
+                    "`{}` hands `{}` over to `{}`, the instance that group `{}` prefers for it: \
+                     this one leads more than its fair share", record.name, singleton.name(),
+                    hand_over.to, balance.group());
+                *lock(&handed) = Some(hand_over);
+                record.step_down();
+                // Counted as handed over until the term ends (this task is
+                // dropped then).
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(singleton.retry_period_duration()).await;
+        }
     }))
 }

@@ -1,6 +1,7 @@
 //! Supervision: per-service options, restart policies, liveness, the
 //! lifecycle event stream and the runtime control handle.
 
+pub(crate) mod balance;
 pub(crate) mod configured;
 pub(crate) mod control;
 pub(crate) mod dependencies;
