@@ -1,5 +1,5 @@
-//! What scale-out costs (scale-out part 1): three measurements, per lease
-//! store (in-process, file lock, PostgreSQL).
+//! What scale-out costs: three measurements, per lease store (in-process,
+//! file lock, PostgreSQL, Redis).
 //!
 //! 1. **Failover**: two instances of a user's host with one cluster
 //!    singleton (`src/bin/cluster-process.rs`) run; the bench signals the
@@ -17,8 +17,10 @@
 //!    together, beside a local tick's cost (nothing: a no-op future).
 //!
 //! PostgreSQL from `HOST_TEST_POSTGRES_URL`, in a schema of the bench's own
-//! (`hc_bench_<pid>`), dropped at the end; its rows are skipped when the
-//! variable is unset. Every child is killed and reaped, on a panic too.
+//! (`hc_bench_<pid>`), dropped at the end; Redis from `HOST_TEST_REDIS_URL`,
+//! under a key prefix of the bench's own (`hc-bench-<pid>:`), deleted at the
+//! end; the rows of either are skipped when its variable is unset. Every
+//! child is killed and reaped, on a panic too.
 
 // Not every helper is used here (`child_args`, `verdict`).
 #[allow(dead_code)]
@@ -37,7 +39,7 @@ use std::time::{Duration, Instant, SystemTime};
 use host_cluster::postgres::{Namespace, PostgresOptions};
 use host_cluster::{
     ClaimOutcome, ClaimStore, ClusterStore, FileLockStore, InProcessStore, LeaseStore,
-    PostgresStore,
+    PostgresStore, cluster_store_for_url,
 };
 
 use common::RunKind;
@@ -50,6 +52,9 @@ const BINARY: &str = env!("CARGO_BIN_EXE_cluster-process");
 
 /// Where the PostgreSQL server is.
 const POSTGRES_VARIABLE: &str = "HOST_TEST_POSTGRES_URL";
+
+/// Where the Redis server is.
+const REDIS_VARIABLE: &str = "HOST_TEST_REDIS_URL";
 
 /// The short timings the failover runs with.
 const LEASE: Duration = Duration::from_millis(1000);
@@ -190,7 +195,16 @@ impl Cause {
 #[derive(Clone, Debug)]
 enum Backend {
     File(PathBuf),
-    Postgres { url: String, schema: String },
+    Postgres {
+        url: String,
+        schema: String,
+    },
+    /// A store `cluster_store_for_url` opens, its keys under `prefix`.
+    Url {
+        label: &'static str,
+        url: String,
+        prefix: String,
+    },
 }
 
 impl Backend {
@@ -198,6 +212,7 @@ impl Backend {
         match self {
             Backend::File(_) => "file lock",
             Backend::Postgres { .. } => "PostgreSQL",
+            Backend::Url { label, .. } => label,
         }
     }
 
@@ -208,6 +223,9 @@ impl Backend {
             Backend::Postgres { url, schema } => {
                 vec!["postgres".to_owned(), url.clone(), schema.clone()]
             }
+            Backend::Url { url, prefix, .. } => {
+                vec!["url".to_owned(), url.clone(), prefix.clone()]
+            }
         }
     }
 
@@ -215,10 +233,10 @@ impl Backend {
     /// and at the defaults, and how it reads: the retry period (and its
     /// jitter) after a graceful stop, or after a kill where the OS drops
     /// the file lock at once; the lease and then the retry period after a
-    /// kill that leaves a PostgreSQL row to expire.
+    /// kill that leaves a row or a key to expire.
     fn bound(&self, cause: Cause) -> (Duration, Duration, &'static str) {
         match (self, cause) {
-            (Backend::Postgres { .. }, Cause::Kill) => (
+            (Backend::Postgres { .. } | Backend::Url { .. }, Cause::Kill) => (
                 LEASE + RETRY.mul_f64(JITTER),
                 DEFAULT_LEASE + DEFAULT_RETRY.mul_f64(JITTER),
                 "lease + 1.2 × retry",
@@ -460,7 +478,11 @@ fn micros(nanos: f64) -> String {
     }
 }
 
-fn failover_section(out: &mut String, plan: Plan, backends: &[Result<Backend, String>]) {
+fn failover_section(
+    out: &mut String,
+    plan: Plan,
+    backends: &[Result<Backend, (&'static str, String)>],
+) {
     let seed = Random::seed();
     let mut random = Random(seed);
     let _ = writeln!(
@@ -474,7 +496,8 @@ fn failover_section(out: &mut String, plan: Plan, backends: &[Result<Backend, St
          rounds per cause, the causes alternated. Timings: lease {}, renew \
          deadline {}, retry {} (the defaults: {}, {}, {}). Scaled to the defaults by the ratio \
          of the timing that bounds the failover: the retry period after a graceful stop or a \
-         file-lock kill ({:.1}x), lease + retry after a PostgreSQL kill ({:.2}x); the fixed part \
+         file-lock kill ({:.1}x), lease + retry after a PostgreSQL or Redis kill ({:.2}x); the \
+         fixed part \
          (exit, the store's round trips) is scaled along, so those figures are slightly high.\n",
         millis(pause_below()),
         plan.failovers,
@@ -496,8 +519,8 @@ fn failover_section(out: &mut String, plan: Plan, backends: &[Result<Backend, St
     for backend in backends {
         let backend = match backend {
             Ok(backend) => backend,
-            Err(skipped) => {
-                let _ = writeln!(out, "| PostgreSQL | both | {skipped} | | | | | | | | |");
+            Err((label, skipped)) => {
+                let _ = writeln!(out, "| {label} | both | {skipped} | | | | | | | | |");
                 continue;
             }
         };
@@ -539,12 +562,14 @@ struct Stores {
     in_process: InProcessStore,
     file: FileLockStore,
     postgres: Result<PostgresStore, String>,
+    /// The stores opened from a URL (Redis), each with its label.
+    others: Vec<(&'static str, Result<Arc<dyn ClusterStore>, String>)>,
 }
 
 impl Stores {
     /// Each store with its label, or why it was not measured.
-    fn rows(&self) -> [(&'static str, Result<&dyn ClusterStore, &str>); 3] {
-        [
+    fn rows(&self) -> Vec<(&'static str, Result<&dyn ClusterStore, &str>)> {
+        let mut rows: Vec<(&'static str, Result<&dyn ClusterStore, &str>)> = vec![
             ("in-process", Ok(&self.in_process)),
             ("file lock", Ok(&self.file)),
             (
@@ -554,7 +579,14 @@ impl Stores {
                     .map(|store| store as &dyn ClusterStore)
                     .map_err(String::as_str),
             ),
-        ]
+        ];
+        for (label, store) in &self.others {
+            rows.push((
+                label,
+                store.as_ref().map(|store| &**store).map_err(String::as_str),
+            ));
+        }
+        rows
     }
 }
 
@@ -755,6 +787,35 @@ impl Drop for Schema {
     }
 }
 
+/// The bench's Redis keys, deleted at the end (a panic's unwinding
+/// included).
+struct RedisPrefix {
+    url: String,
+    prefix: String,
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let deleted = redis::Client::open(self.url.as_str())
+            .and_then(|client| client.get_connection())
+            .and_then(|mut connection| {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{}*", self.prefix))
+                    .query(&mut connection)?;
+                if keys.is_empty() {
+                    return Ok(());
+                }
+                redis::cmd("DEL").arg(keys).query::<()>(&mut connection)
+            });
+        if let Err(error) = deleted {
+            eprintln!(
+                "the bench's Redis keys `{}*` were not deleted: {error}",
+                self.prefix
+            );
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let kind = common::run_kind();
     let plan = plan(kind);
@@ -770,6 +831,14 @@ fn main() -> ExitCode {
             name: format!("hc_bench_{pid}"),
         });
     let skipped = format!("skipped: {POSTGRES_VARIABLE} unset");
+    let redis = std::env::var(REDIS_VARIABLE)
+        .ok()
+        .filter(|url| !url.is_empty())
+        .map(|url| RedisPrefix {
+            url,
+            prefix: format!("hc-bench-{pid}:"),
+        });
+    let redis_skipped = format!("skipped: {REDIS_VARIABLE} unset");
 
     let failover_dir = scratch.0.join("failover");
     std::fs::create_dir_all(&failover_dir).expect("the bench can make its scratch directory");
@@ -781,7 +850,15 @@ fn main() -> ExitCode {
                 url: schema.url.clone(),
                 schema: schema.name.clone(),
             })
-            .ok_or_else(|| skipped.clone()),
+            .ok_or_else(|| ("PostgreSQL", skipped.clone())),
+        redis
+            .as_ref()
+            .map(|redis| Backend::Url {
+                label: "Redis",
+                url: redis.url.clone(),
+                prefix: redis.prefix.clone(),
+            })
+            .ok_or_else(|| ("Redis", redis_skipped.clone())),
     ];
     let _ = writeln!(out);
     failover_section(&mut out, plan, &backends);
@@ -807,6 +884,14 @@ fn main() -> ExitCode {
         in_process: InProcessStore::new(),
         file: FileLockStore::new(scratch.0.join("costs")),
         postgres,
+        others: vec![(
+            "Redis",
+            match &redis {
+                Some(redis) => cluster_store_for_url(&redis.url, None, Some(&redis.prefix))
+                    .map_err(|error| error.to_string()),
+                None => Err(redis_skipped),
+            },
+        )],
     };
     costs_section(&mut out, plan, &stores, &runtime);
     if let Ok(postgres) = &stores.postgres {
@@ -815,6 +900,7 @@ fn main() -> ExitCode {
     drop(stores);
     drop(runtime);
     drop(schema);
+    drop(redis);
     drop(scratch);
     let _ = writeln!(out, "\n{}", common::footer(began));
     println!("{out}");

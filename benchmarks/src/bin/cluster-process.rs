@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use host_cluster::postgres::{Namespace, PostgresOptions};
-use host_cluster::{ClusterError, FileLockStore};
+use host_cluster::{ClusterError, FileLockStore, cluster_store_for_url};
 use host_core::{BackgroundService, Host, ServiceContext, ServiceError, Singleton, async_trait};
 
 /// The singleton's lease name, the same in every instance.
@@ -49,10 +49,11 @@ struct Args {
 enum Store {
     File(String),
     Postgres { url: String, schema: String },
+    Url { url: String, prefix: String },
 }
 
 const USAGE: &str = "usage: cluster-process <instance-id> <lease-ms> <renew-deadline-ms> \
-                     <retry-ms> (file <dir> | postgres <url> <schema>)";
+                     <retry-ms> (file <dir> | postgres <url> <schema> | url <url> <prefix>)";
 
 fn parse(args: &[String]) -> Result<Args, String> {
     let millis = |index: usize, what: &str| -> Result<Duration, String> {
@@ -77,7 +78,16 @@ fn parse(args: &[String]) -> Result<Args, String> {
             url: url.clone(),
             schema: schema.clone(),
         },
-        _ => return Err("the store is `file <dir>` or `postgres <url> <schema>`".to_owned()),
+        (Some("url"), Some(url), Some(prefix), 7) => Store::Url {
+            url: url.clone(),
+            prefix: prefix.clone(),
+        },
+        _ => {
+            return Err(
+                "the store is `file <dir>`, `postgres <url> <schema>` or `url <url> <prefix>`"
+                    .to_owned(),
+            );
+        }
     };
     Ok(Args {
         instance,
@@ -102,6 +112,9 @@ async fn run(args: Args) -> Result<ExitCode, ClusterError> {
                 .namespace(Namespace::new(&schema, "host_")?)
                 .connect_lazily();
             builder.lease_store(store);
+        }
+        Store::Url { url, prefix } => {
+            builder.lease_store(cluster_store_for_url(&url, None, Some(&prefix))?);
         }
     }
     let singleton = args.singleton;
