@@ -557,13 +557,16 @@ fn failover_section(
     }
 }
 
+/// A store opened from a URL, or why it was not measured.
+type Opened = Result<Arc<dyn ClusterStore>, String>;
+
 /// The stores the in-process measurements run against.
 struct Stores {
     in_process: InProcessStore,
     file: FileLockStore,
     postgres: Result<PostgresStore, String>,
     /// The stores opened from a URL (Redis), each with its label.
-    others: Vec<(&'static str, Result<Arc<dyn ClusterStore>, String>)>,
+    others: Vec<(&'static str, Opened)>,
 }
 
 impl Stores {
