@@ -18,6 +18,7 @@
 //! assert_eq!(code, 0, "{}", host.output());
 //! ```
 
+pub mod netns;
 pub mod redis_server;
 
 use std::io::{BufRead, BufReader};
