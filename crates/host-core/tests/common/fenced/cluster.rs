@@ -26,8 +26,6 @@ pub struct Cluster {
     pub admin: PgPool,
     conduct: Conduct,
     pub instances: Vec<Instance>,
-    /// A command run around each instance (`ip netns exec <name>`), if any.
-    wrap: Vec<String>,
 }
 
 pub struct Instance {
@@ -42,9 +40,15 @@ impl Cluster {
     /// PostgreSQL URL), with the work table and the fence's tables; the
     /// instances will lead on `store` with stubborn writers.
     pub async fn new(target: &str, store: Store, test: &'static str) -> Self {
+        Self::reached_at(target, target, store, test).await
+    }
+
+    /// The same, the test reaching the target server at `admin` and the
+    /// instances at `target` (as from a network namespace).
+    pub async fn reached_at(admin: &str, target: &str, store: Store, test: &'static str) -> Self {
         let schema = format!("hc_{test}_{:08x}", fastrand::u32(..));
         println!("{test}: schema {schema}");
-        let admin = PgPool::connect(target)
+        let admin = PgPool::connect(admin)
             .await
             .unwrap_or_else(|error| panic!("{test}: the target database: {error}"));
         sqlx::raw_sql(&format!(
@@ -67,7 +71,6 @@ impl Cluster {
             admin,
             conduct: Conduct::Stubborn,
             instances: Vec::new(),
-            wrap: Vec::new(),
         }
     }
 
@@ -77,17 +80,16 @@ impl Cluster {
         self
     }
 
-    /// The instances started from now on run under `wrap` (a command and
-    /// its arguments, the instance's command line after them).
-    pub fn wrap(&mut self, wrap: &[String]) -> &mut Self {
-        self.wrap = wrap.to_vec();
-        self
-    }
-
     /// Starts instance `id` (the test's name before it: another test
     /// terminates backends by id); its standard error carries the host's
     /// log and the writer's lines. Its index.
     pub fn start(&mut self, id: &str) -> usize {
+        self.start_under(id, &[])
+    }
+
+    /// The same, run under `wrap` (a command and its arguments, such as
+    /// `ip netns exec <name>`; the instance's command line follows).
+    pub fn start_under(&mut self, id: &str, wrap: &[String]) -> usize {
         let id = format!("{}-{id}", self.test);
         let [kind, location, prefix] = self.store.fields();
         let scenario = [
@@ -101,7 +103,7 @@ impl Cluster {
         ]
         .join("|");
         let own: Command = child_test(SCENARIO, &scenario);
-        let mut command = match self.wrap.split_first() {
+        let mut command = match wrap.split_first() {
             Some((program, args)) => {
                 let mut wrapped = Command::new(program);
                 wrapped
@@ -216,6 +218,32 @@ impl Cluster {
     /// The terms that wrote, by their first write.
     pub async fn terms(&self) -> Vec<Term> {
         terms::read(&self.admin, &self.schema).await
+    }
+
+    /// The database's clock now, in seconds since the epoch.
+    pub async fn now(&self) -> f64 {
+        sqlx::raw_sql("SELECT extract(epoch FROM clock_timestamp())::float8")
+            .fetch_one(&self.admin)
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    /// Who holds the lease now by the PostgreSQL store's table (held and
+    /// not expired by the database's clock), with the token.
+    pub async fn holders(&self) -> Vec<(String, i64)> {
+        sqlx::raw_sql(&format!(
+            "SELECT holder, token FROM {}.host_leases WHERE name = '{}' \
+             AND holder IS NOT NULL AND expires_at > clock_timestamp()",
+            self.schema,
+            super::LEASE
+        ))
+        .fetch_all(&self.admin)
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect()
     }
 
     /// The last accepted write so far (0 if none).

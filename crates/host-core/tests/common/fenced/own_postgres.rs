@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 pub struct OwnPostgres {
     bin: PathBuf,
     dir: tempfile::TempDir,
-    address: String,
+    /// The addresses it listens on.
+    addresses: Vec<String>,
     port: u16,
     /// A command run around the server's tools (`ip netns exec <name>`).
     wrap: Vec<String>,
@@ -25,12 +26,13 @@ impl OwnPostgres {
             .local_addr()
             .ok()?
             .port();
-        Self::start_at(test, "127.0.0.1", port, &[])
+        Self::start_at(test, &["127.0.0.1".to_owned()], port, &[])
     }
 
-    /// A server listening on `address:port`, its tools run under `wrap`
-    /// (a command and its arguments: the tool's command line follows).
-    pub fn start_at(test: &str, address: &str, port: u16, wrap: &[String]) -> Option<Self> {
+    /// A server listening on `port` of each of `addresses`, its tools run
+    /// under `wrap` (a command and its arguments, such as `ip netns exec
+    /// <name>`: the tool's command line follows).
+    pub fn start_at(test: &str, addresses: &[String], port: u16, wrap: &[String]) -> Option<Self> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .into_iter()
@@ -55,7 +57,7 @@ impl OwnPostgres {
         let server = Self {
             bin,
             dir,
-            address: address.to_owned(),
+            addresses: addresses.to_vec(),
             port,
             wrap: wrap.to_vec(),
         };
@@ -64,6 +66,12 @@ impl OwnPostgres {
             server.run("initdb", &["-D", &data, "-A", "trust", "-U", "postgres"]),
             "initdb failed"
         );
+        // Clients of the server's own subnets, as in a network namespace
+        // of the test's, may connect too (initdb allows loopback only).
+        let hba = server.dir.path().join("data").join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).expect("initdb's pg_hba.conf");
+        rules.push_str("host all all samenet trust\n");
+        std::fs::write(&hba, rules).expect("pg_hba.conf written");
         assert!(server.ctl("start"), "the server did not start");
         Some(server)
     }
@@ -100,7 +108,7 @@ impl OwnPostgres {
             "-p {} -k {} -c listen_addresses={}",
             self.port,
             self.dir.path().display(),
-            self.address
+            self.addresses.join(",")
         );
         let log = self.dir.path().join("log").display().to_string();
         let data = self.data();
@@ -112,11 +120,23 @@ impl OwnPostgres {
         )
     }
 
-    /// The URL of its `postgres` database.
+    /// The URL of its `postgres` database, at its first address.
     pub fn url(&self) -> String {
+        self.url_at(&self.addresses[0])
+    }
+
+    /// The URL of its `postgres` database at `address`.
+    pub fn url_at(&self, address: &str) -> String {
+        format!("postgres://postgres@{address}:{}/postgres", self.port)
+    }
+
+    /// The URL of its `postgres` database through its Unix socket, which
+    /// any network namespace reaches (it is a file).
+    pub fn socket_url(&self) -> String {
         format!(
-            "postgres://postgres@{}:{}/postgres",
-            self.address, self.port
+            "postgres://postgres@localhost:{}/postgres?host={}",
+            self.port,
+            self.dir.path().display()
         )
     }
 }

@@ -38,8 +38,10 @@ impl Conduct {
 }
 
 /// One unit of work every 100 ms, written through the fence with the
-/// term's token. Prints `LEADING <token> <term>` as a term begins and
-/// `REJECTED <token> <term>: <why>` when the fence turns a write away.
+/// term's token. Prints `LEADING <token> <term>` as a term begins, `LOST
+/// <token> <term>` when it sees its term's token cancelled (within the
+/// 100 ms), and `REJECTED <token> <term>: <why>` when the fence turns a
+/// write away.
 struct Writer {
     pool: PgPool,
     fence: Fence,
@@ -60,10 +62,15 @@ impl BackgroundService for Writer {
             self.terms.fetch_add(1, Ordering::SeqCst) + 1
         );
         eprintln!("LEADING {token} {term}");
+        let mut lost = false;
         while !ctx.lifetime().is_stop_requested() {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if self.conduct == Conduct::Heeding && ctx.is_stopping() {
-                return Ok(());
+            if ctx.is_stopping() && !lost {
+                lost = true;
+                eprintln!("LOST {token} {term}");
+                if self.conduct == Conduct::Heeding {
+                    return Ok(());
+                }
             }
             match self.write(token, &term).await {
                 Ok(()) => {}
@@ -104,7 +111,9 @@ impl Writer {
         let mut tx = self.pool.begin().await.map_err(other)?;
         match self.fence.check(&mut tx, LEASE, token).await {
             Ok(()) => {}
-            Err(stale @ FenceError::Stale { .. }) => return Err(WriteError::Fenced(stale)),
+            Err(stale @ (FenceError::Stale { .. } | FenceError::Lapsed { .. })) => {
+                return Err(WriteError::Fenced(stale));
+            }
             Err(error) => return Err(WriteError::Other(error.to_string())),
         }
         let insert = format!(
