@@ -96,8 +96,10 @@ async fn a_leader_cut_off_from_the_store_is_fenced_and_replaced() {
         "the fenced instance's work has returned for good"
     );
     println!(
-        "{TEST}: token {first} lost {lost_after:?} after the cut, token {} wrote {took:?} after it",
-        next.token
+        "{TEST}: token {first} lost {lost_after:?} after the cut, token {} wrote {took:?} after \
+         it; {:?}",
+        next.token,
+        cluster.lines(a, "REJECTED")
     );
     cluster.finish().await;
     drop(db);
