@@ -328,22 +328,15 @@ impl Soak {
         let schema = format!("hc_soak_{test}_{:08x}", fastrand::u32(..));
         println!("{test}: schema {schema}");
         let admin = PgPool::connect(url).await.unwrap();
-        sqlx::raw_sql(&format!(
-            "CREATE SCHEMA {schema};
-             CREATE TABLE {schema}.ticks (idempotency_key text NOT NULL, token bigint NOT NULL,
+        fenced::create_schema(
+            &admin,
+            &schema,
+            "CREATE TABLE {schema}.ticks (idempotency_key text NOT NULL, token bigint NOT NULL,
                  started timestamptz NOT NULL, ended timestamptz NOT NULL);
              CREATE TABLE {schema}.runs (key text NOT NULL, token bigint NOT NULL,
-                 attempt integer NOT NULL, instance text NOT NULL, started timestamptz NOT NULL)"
-        ))
-        .execute(&admin)
-        .await
-        .unwrap();
-        // The fence's table (and, for PostgreSQL, the store's), before any
-        // instance writes.
-        let namespace = Namespace::new(&schema, "host_").unwrap();
-        host_cluster::postgres::migrate(&admin, &namespace)
-            .await
-            .unwrap();
+                 attempt integer NOT NULL, instance text NOT NULL, started timestamptz NOT NULL)",
+        )
+        .await;
         Self {
             test,
             backend,

@@ -51,18 +51,13 @@ impl Cluster {
         let admin = PgPool::connect(admin)
             .await
             .unwrap_or_else(|error| panic!("{test}: the target database: {error}"));
-        sqlx::raw_sql(&format!(
-            "CREATE SCHEMA {schema}; \
-             CREATE TABLE {schema}.work (token bigint NOT NULL, term text NOT NULL, \
-             at timestamptz NOT NULL)"
-        ))
-        .execute(&admin)
-        .await
-        .unwrap();
-        let namespace = Namespace::new(&schema, "host_").unwrap();
-        host_cluster::postgres::migrate(&admin, &namespace)
-            .await
-            .unwrap();
+        create_schema(
+            &admin,
+            &schema,
+            "CREATE TABLE {schema}.work (token bigint NOT NULL, term text NOT NULL, \
+             at timestamptz NOT NULL)",
+        )
+        .await;
         Self {
             target: target.to_owned(),
             store,
@@ -285,4 +280,19 @@ impl Cluster {
             .execute(&self.admin)
             .await;
     }
+}
+
+/// Creates `schema` with `tables` (SQL, `{schema}` standing for the
+/// schema's name) and the fence's tables (and the PostgreSQL store's),
+/// before any instance writes.
+pub async fn create_schema(admin: &PgPool, schema: &str, tables: &str) {
+    let tables = tables.replace("{schema}", schema);
+    sqlx::raw_sql(&format!("CREATE SCHEMA {schema}; {tables}"))
+        .execute(admin)
+        .await
+        .unwrap_or_else(|error| panic!("schema {schema}: {error}"));
+    let namespace = Namespace::new(schema, "host_").unwrap();
+    host_cluster::postgres::migrate(admin, &namespace)
+        .await
+        .unwrap_or_else(|error| panic!("the fence's tables in {schema}: {error}"));
 }

@@ -19,7 +19,7 @@ mod store;
 mod terms;
 mod writer;
 
-pub use cluster::Cluster;
+pub use cluster::{Cluster, create_schema};
 pub use own_postgres::OwnPostgres;
 pub use redis_prefix::RedisPrefix;
 pub use store::Store;
