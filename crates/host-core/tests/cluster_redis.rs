@@ -33,16 +33,15 @@ impl BackgroundService for Idle {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configuration_points_singletons_at_redis() {
-    let Ok(url) = std::env::var("HOST_TEST_REDIS_URL") else {
-        println!("configured: skipped, HOST_TEST_REDIS_URL is not set");
+    let Some(url) = redis_url("configured") else {
         return;
     };
-    let prefix = format!("hc-test-{:08x}:", fastrand::u32(..));
+    let prefix = fenced::RedisPrefix::new(&url, "configured");
     let mut builder = TestHost::builder();
     builder.args([
         "app".to_owned(),
         format!("--cluster.redis.url={url}"),
-        format!("--cluster.redis.prefix={prefix}"),
+        format!("--cluster.redis.prefix={}", prefix.prefix),
         "--cluster.instance_id=configured".to_owned(),
     ]);
     builder.add_hosted_service_instance_with(Idle, |idle| {
@@ -70,9 +69,15 @@ async fn the_configuration_points_singletons_at_redis() {
     let leadership = tokio::time::timeout(Duration::from_secs(30), leads)
         .await
         .expect("the instance leads within 30 s");
+    // The term the store handed out: the counter under the prefix.
+    let counter: Option<u64> = redis::cmd("GET")
+        .arg(prefix.key("token:configured"))
+        .query(&mut prefix.raw())
+        .unwrap();
+    assert!(counter.is_some(), "no counter under {}", prefix.prefix);
     assert_eq!(
         (&*leadership.instance, leadership.token),
-        ("configured", Some(1))
+        ("configured", counter)
     );
     host.stop().await.unwrap();
 }
