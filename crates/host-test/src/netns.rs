@@ -195,3 +195,14 @@ fn ip(args: &[&str]) {
         String::from_utf8_lossy(&output.stderr).trim()
     );
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn its_types_are_send_and_sync() {
+        fn both<T: Send + Sync>() {}
+        both::<super::Network>();
+        both::<super::Member>();
+        both::<crate::redis_server::RedisServer>();
+    }
+}
