@@ -14,6 +14,7 @@ use host_cluster::redis::RedisOptions;
 use host_cluster::{
     ClaimOutcome, ClaimStore, ClusterError, LeaseStore, RedisStore, cluster_store_for_url,
 };
+use host_test::redis_server::RedisServer;
 
 /// Short: expiry is the server's, on this machine's clock.
 const TIMINGS: Timings = Timings {
@@ -355,66 +356,6 @@ async fn a_killed_connection_is_made_again_and_the_lease_kept() {
     assert!(!clients_of_db(&mut raw, DB).is_empty(), "connected again");
 }
 
-/// A `redis-server` of the test's own on a free port (nothing kept on
-/// disk), so that it can be restarted while the shared one serves the
-/// other tests; `None` (and a line saying why) without the binary.
-struct OwnServer {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl OwnServer {
-    fn start(test: &str, port: Option<u16>) -> Option<Self> {
-        let port = port.or_else(|| {
-            Some(
-                std::net::TcpListener::bind("127.0.0.1:0")
-                    .ok()?
-                    .local_addr()
-                    .ok()?
-                    .port(),
-            )
-        })?;
-        let child = std::process::Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn();
-        let Ok(child) = child else {
-            println!("{test}: skipped, redis-server cannot be started");
-            return None;
-        };
-        let server = Self { port, child };
-        // Ready once it answers, within a generous bound.
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        panic!("{test}: redis-server on port {port} did not answer within 5 s");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// Stops it and starts it again on the same port: everything it held
-    /// is gone (it keeps nothing on disk).
-    fn restart(mut self, test: &str) -> Self {
-        let port = self.port;
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        Self::start(test, Some(port)).expect("it started before")
-    }
-}
-
-impl Drop for OwnServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// The documented outcome of a Redis restart without persistence: the
 /// holder learns at its next renew that its lease is gone, the lease is
 /// free at once, and the token counter starts again (so tokens repeat:
@@ -425,7 +366,7 @@ async fn a_restart_without_persistence_loses_the_lease_and_the_tokens() {
     if url("restart").is_none() {
         return;
     }
-    let Some(server) = OwnServer::start("restart", None) else {
+    let Some(mut server) = RedisServer::start("restart") else {
         return;
     };
     let store = RedisOptions::new(&server.url())
@@ -446,7 +387,7 @@ async fn a_restart_without_persistence_loses_the_lease_and_the_tokens() {
         .unwrap()
         .unwrap();
     assert_eq!(before.token().get(), 2);
-    let server = server.restart("restart");
+    server.restart();
     // The store reconnects by itself; the first call may see the restart.
     let mut renewed = store.renew(&before, ttl).await;
     for _ in 0..50 {

@@ -1,8 +1,9 @@
 //! A cluster-wide schedule under random kills: 3 to 5 real processes (this
 //! test binary's `child` test) run one periodic service on a cron schedule
 //! of every second, while instances are killed (`kill -9`) and restarted at
-//! random, for each store (the file lock under one shared content root, and
-//! PostgreSQL in a schema of the test's own) and each mode (at most once,
+//! random, for each store (the file lock under one shared content root,
+//! PostgreSQL in a schema of the test's own, and Redis under a key prefix
+//! of the test's own, which needs `HOST_TEST_REDIS_URL`) and each mode (at most once,
 //! at least once). Each run records that it started, works 300 ms, then
 //! writes its tick to a target table in PostgreSQL through the fence (the
 //! fence check and the insert in one transaction); the table has no unique
@@ -56,6 +57,9 @@
 //! The gaps are counted by cause and printed.
 #![cfg(unix)]
 
+#[path = "common/fenced/mod.rs"]
+mod fenced;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -68,7 +72,8 @@ use host_test::{HostProcess, child_test};
 use sqlx::{PgPool, Row};
 
 /// The variable that makes the `child` test run an instance:
-/// `backend|mode|url|schema|content root|id`.
+/// `backend|mode|url|schema|content root|id|Redis URL|Redis prefix` (the
+/// last two empty but for Redis).
 const SCENARIO: &str = "HOST_CLUSTER_SOAK_CHILD";
 
 /// The job's name in the claim store, and the fence's name for it.
@@ -87,6 +92,8 @@ enum Backend {
     FileLock,
     /// `cluster.postgres.url` and `cluster.postgres.schema`.
     Postgres,
+    /// `cluster.redis.url` and `cluster.redis.prefix`.
+    Redis,
 }
 
 impl Backend {
@@ -94,6 +101,7 @@ impl Backend {
         match self {
             Self::FileLock => "file_lock",
             Self::Postgres => "postgres",
+            Self::Redis => "redis",
         }
     }
 }
@@ -111,15 +119,6 @@ impl Mode {
             Self::AtLeastOnce => "at_least_once",
         }
     }
-}
-
-/// The server, or `None` (and a line saying the test was skipped).
-fn url(test: &str) -> Option<String> {
-    let url = std::env::var("HOST_TEST_POSTGRES_URL").ok();
-    if url.is_none() {
-        println!("{test}: skipped, HOST_TEST_POSTGRES_URL is not set");
-    }
-    url
 }
 
 /// The periodic service: records its run, works, writes its tick through
@@ -232,8 +231,20 @@ fn child() {
         return;
     };
     let parts: Vec<&str> = scenario.split('|').collect();
-    let [backend, mode, url, schema, root, id] = parts[..] else {
-        panic!("{SCENARIO}: backend|mode|url|schema|root|id, found {scenario}");
+    let [
+        backend,
+        mode,
+        url,
+        schema,
+        root,
+        id,
+        redis_url,
+        redis_prefix,
+    ] = parts[..]
+    else {
+        panic!(
+            "{SCENARIO}: backend|mode|url|schema|root|id|redis url|redis prefix, found {scenario}"
+        );
     };
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     let code = runtime.block_on(async {
@@ -243,6 +254,10 @@ fn child() {
         if backend == Backend::Postgres.name() {
             args.push(format!("--cluster.postgres.url={url}"));
             args.push(format!("--cluster.postgres.schema={schema}"));
+        }
+        if backend == Backend::Redis.name() {
+            args.push(format!("--cluster.redis.url={redis_url}"));
+            args.push(format!("--cluster.redis.prefix={redis_prefix}"));
         }
         let at_least_once = mode == Mode::AtLeastOnce.name();
         let mut cluster_wide = ClusterWide::new().job(JOB);
@@ -298,30 +313,30 @@ struct Soak {
     ended: Vec<Incarnation>,
     kills: Vec<Kill>,
     started: usize,
+    /// The Redis store's prefix (its keys deleted when dropped).
+    redis: Option<fenced::RedisPrefix>,
 }
 
 impl Soak {
-    async fn new(url: &str, backend: Backend, mode: Mode) -> Self {
+    async fn new(
+        url: &str,
+        redis: Option<fenced::RedisPrefix>,
+        backend: Backend,
+        mode: Mode,
+    ) -> Self {
         let test = format!("{}_{}", backend.name(), mode.name());
         let schema = format!("hc_soak_{test}_{:08x}", fastrand::u32(..));
         println!("{test}: schema {schema}");
         let admin = PgPool::connect(url).await.unwrap();
-        sqlx::raw_sql(&format!(
-            "CREATE SCHEMA {schema};
-             CREATE TABLE {schema}.ticks (idempotency_key text NOT NULL, token bigint NOT NULL,
+        fenced::create_schema(
+            &admin,
+            &schema,
+            "CREATE TABLE {schema}.ticks (idempotency_key text NOT NULL, token bigint NOT NULL,
                  started timestamptz NOT NULL, ended timestamptz NOT NULL);
              CREATE TABLE {schema}.runs (key text NOT NULL, token bigint NOT NULL,
-                 attempt integer NOT NULL, instance text NOT NULL, started timestamptz NOT NULL)"
-        ))
-        .execute(&admin)
-        .await
-        .unwrap();
-        // The fence's table (and, for PostgreSQL, the store's), before any
-        // instance writes.
-        let namespace = Namespace::new(&schema, "host_").unwrap();
-        host_cluster::postgres::migrate(&admin, &namespace)
-            .await
-            .unwrap();
+                 attempt integer NOT NULL, instance text NOT NULL, started timestamptz NOT NULL)",
+        )
+        .await;
         Self {
             test,
             backend,
@@ -334,6 +349,7 @@ impl Soak {
             ended: Vec::new(),
             kills: Vec::new(),
             started: 0,
+            redis,
         }
     }
 
@@ -341,8 +357,11 @@ impl Soak {
     fn start(&mut self) {
         self.started += 1;
         let id = format!("{}-{}", self.test, self.started);
+        let (redis_url, redis_prefix) = self.redis.as_ref().map_or(("", ""), |redis| {
+            (redis.url.as_str(), redis.prefix.as_str())
+        });
         let scenario = format!(
-            "{}|{}|{}|{}|{}|{id}",
+            "{}|{}|{}|{}|{}|{id}|{redis_url}|{redis_prefix}",
             self.backend.name(),
             self.mode.name(),
             self.url,
@@ -486,6 +505,37 @@ impl Soak {
                 }
                 records
             }
+            // A hash per tick, `<prefix>claim:<job>:<tick ms>`.
+            Backend::Redis => {
+                let redis = self.redis.as_ref().expect("a Redis prefix");
+                let mut raw = redis.raw();
+                let stem = redis.key(&format!("claim:{JOB}:"));
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{stem}*"))
+                    .query(&mut raw)
+                    .unwrap();
+                let mut records = BTreeMap::new();
+                for key in keys {
+                    let fields: BTreeMap<String, String> =
+                        redis::cmd("HGETALL").arg(&key).query(&mut raw).unwrap();
+                    let field = |name: &str| {
+                        fields
+                            .get(name)
+                            .unwrap_or_else(|| panic!("{key}: no field {name}: {fields:?}"))
+                    };
+                    let claim = Claimed {
+                        attempt: field("attempt").parse().unwrap(),
+                        holder: field("holder").clone(),
+                        finished: field("finished") == "1",
+                        claimed_at: claimed_at(
+                            fields.get("deadline").and_then(|ms| ms.parse().ok()),
+                        ),
+                    };
+                    let tick = key.strip_prefix(&stem).unwrap().parse().unwrap();
+                    records.insert(tick, claim);
+                }
+                records
+            }
         }
     }
 
@@ -588,7 +638,17 @@ fn setting(name: &str, default: u64) -> u64 {
 
 async fn soak(backend: Backend, mode: Mode) {
     let name = format!("{}_{}", backend.name(), mode.name());
-    let Some(url) = url(&name) else { return };
+    let Some(url) = fenced::postgres_url(&name) else {
+        return;
+    };
+    let redis = if backend == Backend::Redis {
+        let Some(redis) = fenced::redis_url(&name) else {
+            return;
+        };
+        Some(fenced::RedisPrefix::new(&redis, &name))
+    } else {
+        None
+    };
     let seed = setting("HOST_CLUSTER_SOAK_SEED", fastrand::u64(..));
     let secs = setting("HOST_CLUSTER_SOAK_SECS", 15);
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -597,7 +657,7 @@ async fn soak(backend: Backend, mode: Mode) {
         "{name}: seed {seed} (HOST_CLUSTER_SOAK_SEED={seed} replays it), {count} instances, \
          kills for {secs} s"
     );
-    let mut soak = Soak::new(&url, backend, mode).await;
+    let mut soak = Soak::new(&url, redis, backend, mode).await;
     for _ in 0..count {
         soak.start();
     }
@@ -775,4 +835,14 @@ async fn postgres_at_most_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_at_least_once() {
     soak(Backend::Postgres, Mode::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_at_most_once() {
+    soak(Backend::Redis, Mode::AtMostOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_at_least_once() {
+    soak(Backend::Redis, Mode::AtLeastOnce).await;
 }

@@ -18,6 +18,9 @@
 //! assert_eq!(code, 0, "{}", host.output());
 //! ```
 
+pub mod netns;
+pub mod redis_server;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -156,6 +159,14 @@ impl HostProcess {
                 self.output()
             );
             std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Reads what the process has written to standard error so far,
+    /// without waiting for more.
+    pub fn read_written(&mut self) {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
         }
     }
 
