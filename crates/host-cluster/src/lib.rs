@@ -54,18 +54,22 @@
 
 mod claims;
 mod error;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 mod file_lock;
 mod in_process;
 mod lease;
 mod open;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-#[cfg(any(feature = "postgres", feature = "redis"))]
+#[cfg(any(feature = "postgres", feature = "redis", feature = "etcd"))]
 mod redact;
 #[cfg(feature = "redis")]
 pub mod redis;
 mod store;
 
+#[cfg(feature = "etcd")]
+pub use crate::etcd::EtcdStore;
 #[cfg(feature = "redis")]
 pub use crate::redis::RedisStore;
 pub use claims::{Claim, ClaimOutcome, ClaimStore, ClusterStore};

@@ -18,6 +18,10 @@
 //! assert_eq!(code, 0, "{}", host.output());
 //! ```
 
+pub mod etcd;
+
+pub use etcd::{EtcdCluster, EtcdLauncher};
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
