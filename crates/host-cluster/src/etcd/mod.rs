@@ -193,7 +193,9 @@ const LONGEST_SECONDS: u64 = 9_000_000_000;
 /// `duration` in whole seconds for an etcd lease: rounded up, at least 1,
 /// at most what etcd grants.
 fn lease_seconds(duration: Duration) -> i64 {
-    let seconds = duration.as_secs() + u64::from(duration.subsec_nanos() > 0);
+    let seconds = duration
+        .as_secs()
+        .saturating_add(u64::from(duration.subsec_nanos() > 0));
     i64::try_from(seconds.clamp(1, LONGEST_SECONDS)).unwrap_or(i64::MAX)
 }
 
