@@ -97,6 +97,7 @@ impl HostBuilder {
                 // The PostgreSQL store's URL carries its password.
                 configuration.secret(cluster::POSTGRES_URL_KEY);
                 configuration.secret(cluster::REDIS_URL_KEY);
+                configuration.secret(cluster::ETCD_URL_KEY);
                 configuration
             },
             bindings: Vec::new(),
