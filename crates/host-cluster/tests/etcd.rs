@@ -97,8 +97,12 @@ async fn killing_the_raft_leader_never_makes_two_holders() {
     };
     let ttl = Duration::from_secs(2);
     let timeout = Duration::from_secs(3);
+    // The leader first, so that the stores talk to the member killed.
+    let mut endpoints = etcd.endpoints();
+    endpoints.rotate_left(etcd.leader());
+    let url = format!("etcd://{}", endpoints.join(","));
     let options = |prefix: &str| {
-        EtcdOptions::new(&etcd.url())
+        EtcdOptions::new(&url)
             .unwrap()
             .prefix(prefix)
             .unwrap()
