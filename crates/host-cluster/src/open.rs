@@ -76,15 +76,10 @@ fn redis(
     schema: Option<&str>,
     prefix: Option<&str>,
 ) -> Result<Arc<dyn ClusterStore>, ClusterError> {
-    if let Some(schema) = schema {
-        // Refused rather than ignored: a configuration that names a schema
-        // expects its keys kept apart by it.
-        return Err(ClusterError::Invalid {
-            what: "lease store schema",
-            value: schema.to_owned(),
-            why: "the Redis store has no schema: give a key prefix instead",
-        });
-    }
+    no_schema(
+        schema,
+        "the Redis store has no schema: give a key prefix instead",
+    )?;
     let mut options = crate::redis::RedisOptions::new(url)?;
     if let Some(prefix) = prefix {
         options = options.prefix(prefix)?;
@@ -98,12 +93,10 @@ fn redis(
     _schema: Option<&str>,
     _prefix: Option<&str>,
 ) -> Result<Arc<dyn ClusterStore>, ClusterError> {
-    let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
-    Err(ClusterError::Invalid {
-        what: "lease store URL scheme",
-        value: scheme.to_owned(),
-        why: "this build has no Redis store: turn on host-cluster's `redis` feature",
-    })
+    Err(not_built(
+        url,
+        "this build has no Redis store: turn on host-cluster's `redis` feature",
+    ))
 }
 
 #[cfg(feature = "etcd")]
@@ -112,13 +105,10 @@ fn etcd(
     schema: Option<&str>,
     prefix: Option<&str>,
 ) -> Result<Arc<dyn ClusterStore>, ClusterError> {
-    if let Some(schema) = schema {
-        return Err(ClusterError::Invalid {
-            what: "lease store schema",
-            value: schema.to_owned(),
-            why: "the etcd store has no schema: give a key prefix instead",
-        });
-    }
+    no_schema(
+        schema,
+        "the etcd store has no schema: give a key prefix instead",
+    )?;
     let mut options = crate::etcd::EtcdOptions::new(url)?;
     if let Some(prefix) = prefix {
         options = options.prefix(prefix)?;
@@ -132,12 +122,36 @@ fn etcd(
     _schema: Option<&str>,
     _prefix: Option<&str>,
 ) -> Result<Arc<dyn ClusterStore>, ClusterError> {
+    Err(not_built(
+        url,
+        "this build has no etcd store: turn on host-cluster's `etcd` feature",
+    ))
+}
+
+/// A schema given to a store that has none, refused rather than ignored: a
+/// configuration that names a schema expects its keys kept apart by it.
+#[cfg(any(feature = "redis", feature = "etcd"))]
+fn no_schema(schema: Option<&str>, why: &'static str) -> Result<(), ClusterError> {
+    match schema {
+        Some(schema) => Err(ClusterError::Invalid {
+            what: "lease store schema",
+            value: schema.to_owned(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `url`'s scheme names a store this build left out; `why` names the
+/// feature.
+#[cfg(any(not(feature = "redis"), not(feature = "etcd")))]
+fn not_built(url: &str, why: &'static str) -> ClusterError {
     let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
-    Err(ClusterError::Invalid {
+    ClusterError::Invalid {
         what: "lease store URL scheme",
         value: scheme.to_owned(),
-        why: "this build has no etcd store: turn on host-cluster's `etcd` feature",
-    })
+        why,
+    }
 }
 
 #[cfg(test)]
