@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use contract::Timings;
 use host_cluster::etcd::EtcdOptions;
-use host_cluster::{ClusterError, EtcdStore, LeaseStore, cluster_store_for_url};
+use host_cluster::{
+    ClaimOutcome, ClaimStore, ClusterError, EtcdStore, LeaseStore, cluster_store_for_url,
+};
 use host_test::{EtcdCluster, EtcdLauncher};
 
 /// etcd leases count whole seconds; an expired lease's keys go when the
@@ -348,4 +350,51 @@ fn its_types_are_send_and_sync() {
     fn both<T: Send + Sync>() {}
     both::<EtcdStore>();
     both::<EtcdOptions>();
+}
+
+#[tokio::test]
+async fn a_job_name_with_a_slash_keeps_its_claims_apart() {
+    let Some(etcd) = start("slash", 1) else {
+        return;
+    };
+    let store = store(&etcd.url()).await;
+    let tick = contract::claims::tick;
+    for job in ["a", "a/0", "a%2F0"] {
+        let outcome = store.try_claim(job, tick(1), "x", None).await.unwrap();
+        assert!(
+            matches!(outcome, ClaimOutcome::Claimed(_)),
+            "{job}: {outcome:?}"
+        );
+    }
+    // Purging `a` leaves `a/0`'s and `a%2F0`'s ticks, which would sort
+    // among `a`'s keys if the slash were kept as is.
+    assert_eq!(store.purge("a", tick(5)).await.unwrap(), 1);
+    for job in ["a/0", "a%2F0"] {
+        let outcome = store.try_claim(job, tick(1), "y", None).await.unwrap();
+        assert!(
+            matches!(outcome, ClaimOutcome::Taken { .. }),
+            "{job}: {outcome:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_key_the_store_did_not_write_is_an_error_naming_it() {
+    let Some(etcd) = start("foreign", 1) else {
+        return;
+    };
+    let store = store(&etcd.url()).await;
+    let key = format!("{}lease/leader", store.prefix());
+    if let Err(why) = etcd.etcdctl(&["put", &key, "someone"]) {
+        println!("foreign: skipped, etcdctl cannot write: {why}");
+        return;
+    }
+    // Not attached to an etcd lease: not this store's.
+    match store.current("leader").await {
+        Err(ClusterError::Store { store: at, source }) => {
+            assert!(at.starts_with("etcd://"), "{at}");
+            assert!(source.to_string().contains(&key), "{source}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
