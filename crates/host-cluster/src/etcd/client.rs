@@ -1,6 +1,5 @@
 //! etcd's gRPC calls: one lazily connected channel per member, requests
-//! to the member that answered last, and on to the next when one cannot
-//! be reached; the login token on every request, and a new login when etcd
+//! to one member, and on to the next when it cannot be reached; the login token on every request, and a new login when etcd
 //! says the token is no longer valid.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,11 +43,12 @@ struct Tries {
 /// A connection to the members.
 pub(super) struct Client {
     members: Vec<Channel>,
-    /// The member requests go to: the last one that answered.
+    /// The member requests go to, until it cannot be reached.
     current: AtomicUsize,
     credentials: Option<Credentials>,
     token: Mutex<Option<AsciiMetadataValue>>,
 }
+
 impl Client {
     /// A channel per member; each connects at its first request (and
     /// again after a lost connection). Needs a Tokio runtime.

@@ -20,7 +20,13 @@
 //! to a whole second (at least 1), and etcd raises it to its own minimum
 //! (1.5 election timeouts, rounded up: 2 s with etcd's default timings).
 //! [`renew`](crate::LeaseStore::renew) renews the term's etcd lease to the
-//! time to live granted when the term began.
+//! time to live granted when the term began. Loss shows in two ways: etcd
+//! answers a keep-alive with a time to live of 0 (the etcd lease is gone:
+//! `renew` says `false`), or renews fail until host-core's election gives
+//! up at its renew deadline, which it measures from when the last
+//! successful renew was *sent*; etcd renewed at or after that moment for at
+//! least the lease's time to live, so the leader stops before etcd can hand
+//! the lease to another.
 //!
 //! The store reaches the members through one gRPC channel that spreads
 //! requests over the members that answer, so one member down is
