@@ -9,7 +9,10 @@ use crate::{ClusterError, ClusterStore};
 /// answers): `postgres://` or `postgresql://` (the `postgres` feature),
 /// in the tables of `schema` and `prefix` when given; `redis://`,
 /// `rediss://` (TLS) or `redis+unix://` (the `redis` feature), its keys
-/// under `prefix` when given (`schema` does not apply to Redis).
+/// under `prefix` when given (`schema` does not apply to Redis);
+/// `etcd://` or `etcds://` (TLS; the `etcd` feature, see
+/// [`EtcdOptions`](crate::etcd::EtcdOptions) for the form), its keys under
+/// `prefix` when given (no `schema` either).
 ///
 /// # Errors
 ///
@@ -26,11 +29,12 @@ pub fn cluster_store_for_url(
     match scheme {
         "postgres" | "postgresql" => postgres(url, schema, prefix),
         "redis" | "rediss" | "redis+unix" => redis(url, schema, prefix),
+        "etcd" | "etcds" => etcd(url, schema, prefix),
         _ => Err(ClusterError::Invalid {
             what: "lease store URL scheme",
             value: scheme.to_owned(),
-            why: "no lease store takes it (postgres://, postgresql://, redis://, rediss:// \
-                  and redis+unix:// do)",
+            why: "no lease store takes it (postgres://, postgresql://, redis://, rediss://, \
+                  redis+unix://, etcd:// and etcds:// do)",
         }),
     }
 }
@@ -72,15 +76,10 @@ fn redis(
     schema: Option<&str>,
     prefix: Option<&str>,
 ) -> Result<Arc<dyn ClusterStore>, ClusterError> {
-    if let Some(schema) = schema {
-        // Refused rather than ignored: a configuration that names a schema
-        // expects its keys kept apart by it.
-        return Err(ClusterError::Invalid {
-            what: "lease store schema",
-            value: schema.to_owned(),
-            why: "the Redis store has no schema: give a key prefix instead",
-        });
-    }
+    no_schema(
+        schema,
+        "the Redis store has no schema: give a key prefix instead",
+    )?;
     let mut options = crate::redis::RedisOptions::new(url)?;
     if let Some(prefix) = prefix {
         options = options.prefix(prefix)?;
@@ -94,12 +93,65 @@ fn redis(
     _schema: Option<&str>,
     _prefix: Option<&str>,
 ) -> Result<Arc<dyn ClusterStore>, ClusterError> {
+    Err(not_built(
+        url,
+        "this build has no Redis store: turn on host-cluster's `redis` feature",
+    ))
+}
+
+#[cfg(feature = "etcd")]
+fn etcd(
+    url: &str,
+    schema: Option<&str>,
+    prefix: Option<&str>,
+) -> Result<Arc<dyn ClusterStore>, ClusterError> {
+    no_schema(
+        schema,
+        "the etcd store has no schema: give a key prefix instead",
+    )?;
+    let mut options = crate::etcd::EtcdOptions::new(url)?;
+    if let Some(prefix) = prefix {
+        options = options.prefix(prefix)?;
+    }
+    Ok(Arc::new(options.connect_lazily()))
+}
+
+#[cfg(not(feature = "etcd"))]
+fn etcd(
+    url: &str,
+    _schema: Option<&str>,
+    _prefix: Option<&str>,
+) -> Result<Arc<dyn ClusterStore>, ClusterError> {
+    Err(not_built(
+        url,
+        "this build has no etcd store: turn on host-cluster's `etcd` feature",
+    ))
+}
+
+/// A schema given to a store that has none, refused rather than ignored: a
+/// configuration that names a schema expects its keys kept apart by it.
+#[cfg(any(feature = "redis", feature = "etcd"))]
+fn no_schema(schema: Option<&str>, why: &'static str) -> Result<(), ClusterError> {
+    match schema {
+        Some(schema) => Err(ClusterError::Invalid {
+            what: "lease store schema",
+            value: schema.to_owned(),
+            why,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// `url`'s scheme names a store this build left out; `why` names the
+/// feature.
+#[cfg(any(not(feature = "redis"), not(feature = "etcd")))]
+fn not_built(url: &str, why: &'static str) -> ClusterError {
     let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
-    Err(ClusterError::Invalid {
+    ClusterError::Invalid {
         what: "lease store URL scheme",
         value: scheme.to_owned(),
-        why: "this build has no Redis store: turn on host-cluster's `redis` feature",
-    })
+        why,
+    }
 }
 
 #[cfg(test)]
@@ -153,6 +205,22 @@ mod tests {
                 Ok(_) => panic!("{schema:?}/{prefix:?}: accepted"),
             }
         }
+    }
+
+    #[cfg(feature = "etcd")]
+    #[tokio::test]
+    async fn an_etcd_url_makes_a_lazy_store_that_hides_its_password() {
+        let url = "etcd://app:hunter2@127.0.0.1:1,127.0.0.1:2";
+        let Ok(store) = cluster_store_for_url(url, None, Some("orders/")) else {
+            panic!("parsed without connecting");
+        };
+        let error = store.current("billing").await.unwrap_err().to_string();
+        assert!(
+            error.contains("etcd://app@127.0.0.1:1,127.0.0.1:2/orders/"),
+            "{error}"
+        );
+        assert!(!error.contains("hunter2"), "{error}");
+        assert!(cluster_store_for_url(url, Some("app"), None).is_err());
     }
 
     #[cfg(not(feature = "redis"))]

@@ -20,6 +20,9 @@
 
 pub mod netns;
 pub mod redis_server;
+pub mod etcd;
+
+pub use etcd::{EtcdCluster, EtcdLauncher};
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};

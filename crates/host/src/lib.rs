@@ -64,7 +64,7 @@
 //! |---|---|---|
 //! | `derive` | yes | `#[derive(Injectable)]`, constructor injection without glue |
 //! | `web` | no | [`web`]: axum as a hosted service (`builder.web(...)`), `Inject<T>` in handlers, health endpoints, a bounded graceful drain |
-//! | `cluster` | no | [`cluster`]: the lease and claim stores with fencing tokens, the PostgreSQL store among them (`cluster.postgres.url`) and its fence, and the Redis store (`cluster.redis.url`); cluster singletons themselves need no feature (the file lock is the default store) |
+//! | `cluster` | no | [`cluster`]: the lease and claim stores with fencing tokens, the PostgreSQL store among them (`cluster.postgres.url`) and its fence, the Redis store (`cluster.redis.url`) and the etcd store (`cluster.etcd.url`); cluster singletons themselves need no feature (the file lock is the default store) |
 //! | `testing` | no | [`testing`]: the in-process test host (`TestHost`): events and log lines recorded, bounded waits for a service's state; for `[dev-dependencies]` (`host = { ..., features = ["testing"] }`) |
 #![doc(test(attr(deny(warnings))))]
 

@@ -94,9 +94,10 @@ impl HostBuilder {
             default_logging: true,
             configuration: {
                 let mut configuration = ConfigurationBuilder::new();
-                // The PostgreSQL store's URL carries its password.
+                // The stores' URLs carry their passwords.
                 configuration.secret(cluster::POSTGRES_URL_KEY);
                 configuration.secret(cluster::REDIS_URL_KEY);
+                configuration.secret(cluster::ETCD_URL_KEY);
                 configuration
             },
             bindings: Vec::new(),

@@ -34,7 +34,22 @@ pub(crate) struct ClusterSection {
     /// Whether a host's cluster singletons spread over the instances that
     /// run them (see `supervision::balance`); on by default.
     balance: Option<bool>,
+    /// An etcd cluster instead of the file lock.
+    etcd: Option<EtcdSection>,
 }
+
+/// `cluster.etcd`: the etcd store's members and key prefix.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct EtcdSection {
+    /// The URL, `etcd://` or `etcds://` (a secret: never shown).
+    url: String,
+    /// The keys' prefix; the URL's path, else `host/`.
+    prefix: Option<String>,
+}
+
+/// The key of the etcd store's URL, which the builder marks secret.
+pub(crate) const ETCD_URL_KEY: &str = "cluster.etcd.url";
 
 /// `cluster.redis`: the Redis store's server and key prefix.
 #[derive(Debug, Default, Deserialize)]
@@ -190,42 +205,11 @@ pub(crate) fn elect(
             leases: Some(leases),
             claims,
         } => (leases, claims),
-        Stores { leases: None, .. } => match (&section.postgres, &section.redis) {
-            (Some(_), Some(_)) => {
-                return Err(HostError::build(
-                    "invalid configuration: `cluster.postgres` and `cluster.redis` are both set; \
-                     a host uses one store"
-                        .to_owned(),
-                ));
-            }
-            (Some(postgres), None) => {
-                let store = host_cluster::cluster_store_for_url(
-                    &postgres.url,
-                    postgres.schema.as_deref(),
-                    postgres.prefix.as_deref(),
-                )
-                .map_err(|error| {
-                    HostError::build(format!(
-                        "invalid configuration: `cluster.postgres`: {error}"
-                    ))
-                })?;
-                (store.clone(), Some(store))
-            }
-            (None, Some(redis)) => {
-                let store =
-                    host_cluster::cluster_store_for_url(&redis.url, None, redis.prefix.as_deref())
-                        .map_err(|error| {
-                            HostError::build(format!(
-                                "invalid configuration: `cluster.redis`: {error}"
-                            ))
-                        })?;
-                (store.clone(), Some(store))
-            }
-            (None, None) => {
-                let store = Arc::new(default_store(section, content_root));
-                (store.clone(), Some(store))
-            }
-        },
+        Stores { leases: None, .. } => {
+            let store = configured_store(section)?
+                .unwrap_or_else(|| Arc::new(default_store(section, content_root)));
+            (store.clone(), Some(store))
+        }
     };
     let holder: Arc<str> = section.instance_id.clone().unwrap_or_else(holder_id).into();
     for record in cluster_wide {
@@ -280,6 +264,42 @@ fn balance(
         holder.clone(),
         timings,
     )))
+/// The store of the one section among `cluster.postgres`, `cluster.redis`
+/// and `cluster.etcd` that is set, if any.
+fn configured_store(
+    section: &ClusterSection,
+) -> Result<Option<Arc<dyn host_cluster::ClusterStore>>, HostError> {
+    // (key, URL, schema, prefix) of each section set.
+    let mut set = Vec::new();
+    if let Some(postgres) = &section.postgres {
+        let schema = postgres.schema.as_deref();
+        set.push(("cluster.postgres", &postgres.url, schema, &postgres.prefix));
+    }
+    if let Some(redis) = &section.redis {
+        set.push(("cluster.redis", &redis.url, None, &redis.prefix));
+    }
+    if let Some(etcd) = &section.etcd {
+        set.push(("cluster.etcd", &etcd.url, None, &etcd.prefix));
+    }
+    match set.as_slice() {
+        [] => Ok(None),
+        [(key, url, schema, prefix)] => {
+            host_cluster::cluster_store_for_url(url, *schema, prefix.as_deref())
+                .map(Some)
+                .map_err(|error| {
+                    HostError::build(format!("invalid configuration: `{key}`: {error}"))
+                })
+        }
+        several => {
+            let keys: Vec<String> = several.iter().map(|(key, ..)| format!("`{key}`")).collect();
+            let (last, first) = keys.split_last().expect("several");
+            let all = if several.len() == 2 { "both" } else { "all" };
+            Err(HostError::build(format!(
+                "invalid configuration: {} and {last} are {all} set; a host uses one store",
+                first.join(", ")
+            )))
+        }
+    }
 }
 
 /// The file lock the section names, or the default one under the content
