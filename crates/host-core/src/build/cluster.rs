@@ -264,6 +264,8 @@ fn balance(
         holder.clone(),
         timings,
     )))
+}
+
 /// The store of the one section among `cluster.postgres`, `cluster.redis`
 /// and `cluster.etcd` that is set, if any.
 fn configured_store(
