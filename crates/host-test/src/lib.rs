@@ -19,6 +19,7 @@
 //! ```
 
 pub mod netns;
+pub mod postgres_server;
 pub mod redis_server;
 pub mod etcd;
 

@@ -12,7 +12,6 @@
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
 mod cluster;
-mod own_postgres;
 mod redis_prefix;
 pub mod scenarios;
 mod store;
@@ -20,7 +19,7 @@ mod terms;
 mod writer;
 
 pub use cluster::{Cluster, create_schema};
-pub use own_postgres::OwnPostgres;
+pub use host_test::postgres_server::PostgresServer as OwnPostgres;
 pub use redis_prefix::RedisPrefix;
 pub use store::Store;
 pub use terms::Term;

@@ -1,12 +1,14 @@
-//! A PostgreSQL server of the test's own (initdb in a temporary directory,
-//! run as the `postgres` user), so that it can be stopped, restarted or
-//! cut off while the shared one serves the other tests.
+//! A PostgreSQL server of a test's (or a benchmark's) own: initdb in a
+//! temporary directory, run as the `postgres` user with the machine's
+//! PostgreSQL binaries, so that it can be stopped, restarted or cut off
+//! while the shared server serves the other tests.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 /// A server in a temporary directory; stopped when dropped.
-pub struct OwnPostgres {
+#[derive(Debug)]
+pub struct PostgresServer {
     bin: PathBuf,
     dir: tempfile::TempDir,
     /// The addresses it listens on.
@@ -16,10 +18,14 @@ pub struct OwnPostgres {
     wrap: Vec<String>,
 }
 
-impl OwnPostgres {
+impl PostgresServer {
     /// A server on a free port of 127.0.0.1. `None` (and a line saying
     /// why) when it cannot be made here: no PostgreSQL binaries, or no
     /// `postgres` user to run them as.
+    ///
+    /// # Panics
+    ///
+    /// When `initdb` or the server's start fails.
     pub fn start(test: &str) -> Option<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .ok()?
@@ -32,6 +38,10 @@ impl OwnPostgres {
     /// A server listening on `port` of each of `addresses`, its tools run
     /// under `wrap` (a command and its arguments, such as `ip netns exec
     /// <name>`: the tool's command line follows).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
     pub fn start_at(test: &str, addresses: &[String], port: u16, wrap: &[String]) -> Option<Self> {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
@@ -141,7 +151,7 @@ impl OwnPostgres {
     }
 }
 
-impl Drop for OwnPostgres {
+impl Drop for PostgresServer {
     fn drop(&mut self) {
         self.ctl("stop");
     }
