@@ -27,6 +27,8 @@
 mod common;
 #[path = "common/guard.rs"]
 mod guard;
+#[path = "cluster/partition.rs"]
+mod partition;
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -45,6 +47,10 @@ use host_cluster::{
 use common::RunKind;
 use guard::KillOnDrop;
 use host_core::Singleton;
+use host_test::EtcdCluster;
+use host_test::netns::Network;
+use host_test::postgres_server::PostgresServer;
+use partition::Partitioned;
 use tokio::runtime::Runtime;
 
 /// The host binary the failover runs.
@@ -159,15 +165,21 @@ enum Cause {
     Kill,
     /// `SIGTERM`: the host stops gracefully and releases the lease.
     Term,
+    /// The leader cut off from the store (`partition.rs`): it keeps
+    /// running, and stops acting at its renew deadline.
+    Partition,
 }
 
 impl Cause {
+    /// The causes a signal makes, alternated on every store.
     const BOTH: [Cause; 2] = [Cause::Kill, Cause::Term];
+    const ALL: [Cause; 3] = [Cause::Kill, Cause::Term, Cause::Partition];
 
     fn label(self) -> &'static str {
         match self {
             Cause::Kill => "`kill -9`",
             Cause::Term => "SIGTERM (graceful stop)",
+            Cause::Partition => "partition (the leader cut off from the store)",
         }
     }
 
@@ -175,6 +187,7 @@ impl Cause {
     fn send(self, process: &mut KillOnDrop) {
         match self {
             Cause::Kill => process.kill(),
+            Cause::Partition => unreachable!("a partition is a cut, not a signal"),
             // std sends only SIGKILL, and the workspace forbids unsafe code.
             Cause::Term => {
                 let status = Command::new("kill")
@@ -204,6 +217,10 @@ enum Backend {
         label: &'static str,
         url: String,
         prefix: String,
+        /// How much later than its time to live an expired lease goes:
+        /// etcd deletes an expired lease's keys at its next check (every
+        /// half second).
+        expiry: Duration,
     },
 }
 
@@ -229,6 +246,15 @@ impl Backend {
         }
     }
 
+    /// The part of a failover by `cause` that does not grow with the
+    /// timings: etcd's expiry check after a lease is left to expire.
+    fn fixed(&self, cause: Cause) -> Duration {
+        match (self, cause) {
+            (Backend::Url { expiry, .. }, Cause::Kill | Cause::Partition) => *expiry,
+            _ => Duration::ZERO,
+        }
+    }
+
     /// The timing that bounds a failover by `cause`, at the short timings
     /// and at the defaults, and how it reads: the retry period (and its
     /// jitter) after a graceful stop, or after a kill where the OS drops
@@ -236,7 +262,12 @@ impl Backend {
     /// kill that leaves a row or a key to expire.
     fn bound(&self, cause: Cause) -> (Duration, Duration, &'static str) {
         match (self, cause) {
-            (Backend::Postgres { .. } | Backend::Url { .. }, Cause::Kill) => (
+            (Backend::Url { expiry, .. }, Cause::Kill | Cause::Partition) if !expiry.is_zero() => (
+                LEASE + *expiry + RETRY.mul_f64(JITTER),
+                DEFAULT_LEASE + *expiry + DEFAULT_RETRY.mul_f64(JITTER),
+                "lease + 0.5 s + 1.2 × retry",
+            ),
+            (Backend::Postgres { .. } | Backend::Url { .. }, Cause::Kill | Cause::Partition) => (
                 LEASE + RETRY.mul_f64(JITTER),
                 DEFAULT_LEASE + DEFAULT_RETRY.mul_f64(JITTER),
                 "lease + 1.2 × retry",
@@ -272,7 +303,21 @@ struct Instance {
 
 impl Instance {
     fn spawn(id: String, backend: &Backend) -> Self {
-        let mut child = Command::new(BINARY)
+        Self::spawn_in(id, backend, &[])
+    }
+
+    /// The same, run under `wrap` (`ip netns exec <namespace>`, which
+    /// keeps the process id, so that a kill reaches the host itself).
+    fn spawn_in(id: String, backend: &Backend, wrap: &[String]) -> Self {
+        let mut command = match wrap.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(BINARY);
+                command
+            }
+            None => Command::new(BINARY),
+        };
+        let mut child = command
             .arg(&id)
             .args([LEASE, RENEW_DEADLINE, RETRY].map(|timing| timing.as_millis().to_string()))
             .args(backend.args())
@@ -478,13 +523,11 @@ fn micros(nanos: f64) -> String {
     }
 }
 
-fn failover_section(
-    out: &mut String,
-    plan: Plan,
-    backends: &[Result<Backend, (&'static str, String)>],
-) {
-    let seed = Random::seed();
-    let mut random = Random(seed);
+/// The failovers measured on one store, or (its label and) why it was
+/// skipped.
+type Measured = Result<(Backend, Vec<Failover>), (&'static str, String)>;
+
+fn failover_section(out: &mut String, plan: Plan, seed: u64, measured: &[Measured]) {
     let _ = writeln!(
         out,
         "#### Failover\n\n\
@@ -493,11 +536,13 @@ fn failover_section(
          failover ends when the other prints that it leads. Then a fresh instance starts as \
          the standby, and once it stands by the bench waits a random pause, uniform below {} \
          (seed {seed}; `{SEED_VARIABLE}={seed}` replays it), before the next signal. {} \
-         rounds per cause, the causes alternated. Timings: lease {}, renew \
+         rounds per cause, the signals alternated; a partition's rounds on a server of the \
+         bench's own in a network namespace, the two instances in two more, the leader cut \
+         off from the server's address (`benches/cluster/partition.rs`). Timings: lease {}, renew \
          deadline {}, retry {} (the defaults: {}, {}, {}). Scaled to the defaults by the ratio \
          of the timing that bounds the failover: the retry period after a graceful stop or a \
-         file-lock kill ({:.1}x), lease + retry after a PostgreSQL or Redis kill ({:.2}x); the \
-         fixed part \
+         file-lock kill ({:.1}x), lease + retry after a kill or a partition that leaves a lease \
+         to expire ({:.2}x, etcd's half second of expiry check not scaled); the fixed part \
          (exit, the store's round trips) is scaled along, so those figures are slightly high.\n",
         millis(pause_below()),
         plan.failovers,
@@ -516,23 +561,28 @@ fn failover_section(
          defaults: p50 | max | bound |"
     );
     let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---:|");
-    for backend in backends {
-        let backend = match backend {
-            Ok(backend) => backend,
+    for measured in measured {
+        let (backend, results) = match measured {
+            Ok(measured) => measured,
             Err((label, skipped)) => {
-                let _ = writeln!(out, "| {label} | both | {skipped} | | | | | | | | |");
+                let _ = writeln!(out, "| {label} | | {skipped} | | | | | | | | |");
                 continue;
             }
         };
-        let results = failovers(backend, plan, &mut random);
-        for cause in Cause::BOTH {
+        for cause in Cause::ALL {
             let took: Vec<f64> = results
                 .iter()
                 .filter(|result| result.cause == cause)
                 .map(|result| result.took.as_secs_f64())
                 .collect();
+            if took.is_empty() {
+                continue;
+            }
             let (bound, default_bound, reads) = backend.bound(cause);
-            let scale = default_bound.as_secs_f64() / bound.as_secs_f64();
+            // etcd's expiry check takes as long at any timings: not scaled.
+            let fixed = backend.fixed(cause).as_secs_f64();
+            let scale = (default_bound.as_secs_f64() - fixed) / (bound.as_secs_f64() - fixed);
+            let scaled = |took: f64| fixed + (took - fixed).max(0.0) * scale;
             let p50 = common::median(&took);
             let max = took.iter().copied().fold(0.0, f64::max);
             let over = took
@@ -549,8 +599,8 @@ fn failover_section(
                 millis(Duration::from_secs_f64(max)),
                 common::ratio(p50 / bound.as_secs_f64()),
                 millis(bound),
-                seconds(p50 * scale),
-                seconds(max * scale),
+                seconds(scaled(p50)),
+                seconds(scaled(max)),
                 seconds(default_bound.as_secs_f64()),
             );
         }
@@ -819,6 +869,45 @@ impl Drop for RedisPrefix {
     }
 }
 
+/// How much later than its time to live etcd deletes an expired lease's
+/// keys at most: its leader checks every half second.
+const ETCD_EXPIRY: Duration = Duration::from_millis(500);
+
+/// The failovers after a partition from a PostgreSQL server of the bench's
+/// own, run inside a network namespace of its own.
+fn postgres_partition(plan: Plan, random: &mut Random) -> Measured {
+    const LABEL: &str = "cluster bench";
+    let skipped = |why: &str| Err(("PostgreSQL", format!("partition skipped: {why}")));
+    let Some(mut network) = Network::new(LABEL) else {
+        return skipped("no network namespace can be made (root and `ip` are needed)");
+    };
+    let server = network.add("server");
+    let instances = [network.add("a"), network.add("b")];
+    let Some(database) = PostgresServer::start_at(
+        LABEL,
+        std::slice::from_ref(&server.address),
+        5432,
+        &server.exec(),
+    ) else {
+        return skipped("no PostgreSQL server binaries to run one of its own");
+    };
+    let backend = Backend::Url {
+        label: "PostgreSQL",
+        url: database.url_at(&server.address),
+        prefix: "host_".to_owned(),
+        expiry: Duration::ZERO,
+    };
+    let place = Partitioned {
+        network: &network,
+        instances,
+        store_address: server.address.clone(),
+    };
+    let results = partition::failovers(&backend, &place, plan, random);
+    // The server stops before its namespace goes.
+    drop(database);
+    Ok((backend, results))
+}
+
 fn main() -> ExitCode {
     let kind = common::run_kind();
     let plan = plan(kind);
@@ -842,6 +931,9 @@ fn main() -> ExitCode {
             prefix: format!("hc-bench-{pid}:"),
         });
     let redis_skipped = format!("skipped: {REDIS_VARIABLE} unset");
+    let etcd = EtcdCluster::single();
+    let etcd_prefix = format!("hc-bench-{pid}/");
+    let etcd_skipped = "skipped: etcd cannot be started (no `etcd` binary)".to_owned();
 
     let failover_dir = scratch.0.join("failover");
     std::fs::create_dir_all(&failover_dir).expect("the bench can make its scratch directory");
@@ -860,11 +952,32 @@ fn main() -> ExitCode {
                 label: "Redis",
                 url: redis.url.clone(),
                 prefix: redis.prefix.clone(),
+                expiry: Duration::ZERO,
             })
             .ok_or_else(|| ("Redis", redis_skipped.clone())),
+        etcd.as_ref()
+            .map(|etcd| Backend::Url {
+                label: "etcd",
+                url: etcd.url(),
+                prefix: etcd_prefix.clone(),
+                expiry: ETCD_EXPIRY,
+            })
+            .ok_or_else(|| ("etcd", etcd_skipped.clone())),
     ];
+    let seed = Random::seed();
+    let mut random = Random(seed);
+    let mut measured: Vec<Measured> = backends
+        .into_iter()
+        .map(|backend| {
+            backend.map(|backend| {
+                let results = failovers(&backend, plan, &mut random);
+                (backend, results)
+            })
+        })
+        .collect();
+    measured.push(postgres_partition(plan, &mut random));
     let _ = writeln!(out);
-    failover_section(&mut out, plan, &backends);
+    failover_section(&mut out, plan, seed, &measured);
 
     // One runtime for the in-process measurements: a pool's connections
     // belong to the runtime that made them.
@@ -887,14 +1000,24 @@ fn main() -> ExitCode {
         in_process: InProcessStore::new(),
         file: FileLockStore::new(scratch.0.join("costs")),
         postgres,
-        others: vec![(
-            "Redis",
-            match &redis {
-                Some(redis) => cluster_store_for_url(&redis.url, None, Some(&redis.prefix))
-                    .map_err(|error| error.to_string()),
-                None => Err(redis_skipped),
-            },
-        )],
+        others: vec![
+            (
+                "Redis",
+                match &redis {
+                    Some(redis) => cluster_store_for_url(&redis.url, None, Some(&redis.prefix))
+                        .map_err(|error| error.to_string()),
+                    None => Err(redis_skipped),
+                },
+            ),
+            (
+                "etcd",
+                match &etcd {
+                    Some(etcd) => cluster_store_for_url(&etcd.url(), None, Some(&etcd_prefix))
+                        .map_err(|error| error.to_string()),
+                    None => Err(etcd_skipped),
+                },
+            ),
+        ],
     };
     costs_section(&mut out, plan, &stores, &runtime);
     if let Ok(postgres) = &stores.postgres {
@@ -904,6 +1027,7 @@ fn main() -> ExitCode {
     drop(runtime);
     drop(schema);
     drop(redis);
+    drop(etcd);
     drop(scratch);
     let _ = writeln!(out, "\n{}", common::footer(began));
     println!("{out}");
