@@ -31,10 +31,11 @@
 //! (and a claimed tick may run again). Leases from this store make
 //! duplicate work rare; for effects that must happen once, fence the writes
 //! with a target that keeps its own highest token, such as the PostgreSQL
-//! `Fence`. After a counter loss such a fence turns the new leader's writes
-//! away until its tokens pass the highest one the fence accepted: the
-//! work stops rather than running twice, until the counter is set past
-//! that token by hand (or has grown past it).
+//! `Fence`. After a counter loss such a fence turns the new leaders' writes
+//! away until their tokens come round to the highest one the fence
+//! accepted (a token equal to it is taken): the work stops rather than
+//! running twice, until the counter has grown to that token, or is set to
+//! it by hand.
 //!
 //! ```no_run
 //! use std::time::Duration;
