@@ -149,7 +149,8 @@ struct Status {
     state: ServiceState,
     last_failure: Option<ServiceFailure>,
     next_run: Option<SystemTime>,
-    leadership: Option<Leadership>,
+    /// Boxed: only a cluster singleton has one.
+    leadership: Option<Box<Leadership>>,
 }
 
 /// The current run of a background service's `execute`.
@@ -166,6 +167,9 @@ pub(crate) struct RunSlot {
     pub(crate) paused: bool,
     /// Counts runs, so that a late abort never hits a later run.
     pub(crate) number: u64,
+    /// When the run began, for a policy that may restart it (kept here
+    /// rather than in the supervisor's task, which every service has).
+    pub(crate) began: Option<Instant>,
 }
 
 /// A service's dependencies and dependents, and what waits on them.
@@ -278,7 +282,7 @@ impl ServiceRecord {
             required_for_readiness: self.settings.required_for_readiness.unwrap_or(true),
             hung_beyond_policy: matches!(status.state, ServiceState::Hung)
                 && !self.mending.load(Ordering::Acquire),
-            leadership: status.leadership.clone(),
+            leadership: status.leadership.as_deref().cloned(),
         }
     }
 
@@ -286,10 +290,10 @@ impl ServiceRecord {
     pub(crate) fn set_leadership(&self, leadership: Option<Leadership>) {
         {
             let mut status = lock(&self.status);
-            if status.leadership == leadership {
+            if status.leadership.as_deref() == leadership.as_ref() {
                 return;
             }
-            status.leadership = leadership;
+            status.leadership = leadership.map(Box::new);
         }
         self.notify();
     }
@@ -394,7 +398,7 @@ impl ServiceRecord {
             (
                 std::mem::replace(&mut status.state, state.clone()),
                 duration,
-                status.leadership.clone(),
+                status.leadership.as_deref().cloned(),
             )
         };
         self.shared.events.publish(
@@ -526,25 +530,27 @@ impl ServiceRecord {
     }
 
     fn spawn_supervisor(self: &Arc<Self>) {
-        let Some((service, lifetime)) = self.target.get() else {
+        if self.target.get().is_none() {
             return;
-        };
+        }
         let spawn = |future| match self.shared.runtime.get() {
             Some(runtime) => runtime.spawn(future),
             None => tokio::spawn(future),
         };
         let handle = spawn(InSpan {
             record: self.clone(),
-            future: Some(supervisor::supervise(
-                self.clone(),
-                service.clone(),
-                lifetime.clone(),
-            )),
+            future: Some(supervisor::supervise(self.clone())),
         });
         *lock(&self.task) = Some(SupervisorTask {
             abort: handle.abort_handle(),
             handle: Mutex::new(Some(handle)),
         });
+    }
+
+    /// What the supervisor runs: the registered instance and the lifetime
+    /// its runs get, once started.
+    pub(crate) fn target(&self) -> Option<&(Arc<dyn BackgroundService>, ApplicationLifetime)> {
+        self.target.get()
     }
 
     /// Runs `execute` again under a new supervisor, after the last one
@@ -583,6 +589,7 @@ impl ServiceRecord {
         }
         run.number += 1;
         run.command = None;
+        run.began = self.settings.restart.may_restart().then(Instant::now);
         let token = CancellationToken::new();
         run.token = Some(token.clone());
         self.interrupt.reset();
@@ -639,10 +646,11 @@ impl ServiceRecord {
     }
 
     /// At the end of a run, in one look: the command that ended it, if
-    /// any, and whether the host has asked this service to stop.
-    pub(crate) fn end_of_run(&self) -> (Option<Command>, bool) {
+    /// any, whether the host has asked this service to stop, and when the
+    /// run began (for a policy that may restart it).
+    pub(crate) fn end_of_run(&self) -> (Option<Command>, bool, Option<Instant>) {
         let mut run = lock(&self.run);
-        (run.command.take(), run.stop_begun)
+        (run.command.take(), run.stop_begun, run.began)
     }
 
     /// How long a restart or pause waits for its run to return.
