@@ -128,9 +128,6 @@ pub(crate) struct ServiceRecord {
     /// While hung, whether a restart is coming to mend it.
     pub(crate) mending: AtomicBool,
     restarts: AtomicU32,
-    /// When the `start` or `stop` call in progress began, in nanoseconds
-    /// since the host's epoch (0: none), for its duration.
-    call_began: AtomicU64,
     /// Whether its `stop` call has returned (or was abandoned).
     stop_returned: AtomicBool,
     /// Whether its own stop timeout expired during the host's stop.
@@ -151,6 +148,9 @@ struct Status {
     next_run: Option<SystemTime>,
     /// Boxed: only a cluster singleton has one.
     leadership: Option<Box<Leadership>>,
+    /// When the `start` or `stop` call in progress began, for its
+    /// duration: set and taken under the lock the transition takes anyway.
+    call_began: Option<Instant>,
 }
 
 /// The current run of a background service's `execute`.
@@ -165,6 +165,9 @@ pub(crate) struct RunSlot {
     pub(crate) command: Option<Command>,
     /// A pause in force: no run until resumed.
     pub(crate) paused: bool,
+    /// Whether the supervisor has ever waited on `wake` (a backoff, a
+    /// pause): the host's stop wakes it only then.
+    pub(crate) has_waited: bool,
     /// Counts runs, so that a late abort never hits a later run.
     pub(crate) number: u64,
     /// When the run began, for a policy that may restart it (kept here
@@ -244,6 +247,7 @@ impl ServiceRecord {
                 last_failure: None,
                 next_run: None,
                 leadership: None,
+                call_began: None,
             }),
             changed,
             start_completed: AtomicBool::new(false),
@@ -257,7 +261,6 @@ impl ServiceRecord {
             waits_ready: AtomicBool::new(false),
             mending: AtomicBool::new(false),
             restarts: AtomicU32::new(0),
-            call_began: AtomicU64::new(0),
             stop_returned: AtomicBool::new(false),
             stop_timed_out: AtomicBool::new(false),
             links: OnceLock::new(),
@@ -348,23 +351,8 @@ impl ServiceRecord {
 
     /// Notes that the `start` or `stop` call begins, for its duration.
     pub(crate) fn call_begins(&self) {
-        let nanos = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        // One more, never 0, which means "none".
-        self.call_began
-            .store(nanos.saturating_add(1), Ordering::Release);
-    }
-
-    /// How long the `start` or `stop` call in progress has taken, once.
-    fn take_call_duration(&self) -> Option<Duration> {
-        match self.call_began.swap(0, Ordering::AcqRel) {
-            0 => None,
-            began => Some(
-                self.shared
-                    .epoch
-                    .elapsed()
-                    .saturating_sub(Duration::from_nanos(began - 1)),
-            ),
-        }
+        let now = Instant::now();
+        lock(&self.status).call_began = Some(now);
     }
 
     /// Sets when a periodic service runs next.
@@ -392,13 +380,23 @@ impl ServiceRecord {
                 ServiceState::Running
                 | ServiceState::Ready
                 | ServiceState::Failed(_)
-                | ServiceState::Stopped => self.take_call_duration(),
+                | ServiceState::Stopped => status
+                    .call_began
+                    .take()
+                    .map(|began| Instant::now().saturating_duration_since(began)),
                 _ => None,
             };
+            // Only an event sent to a subscriber carries the leadership.
+            let leadership = self
+                .shared
+                .events
+                .has_subscribers()
+                .then(|| status.leadership.as_deref().cloned())
+                .flatten();
             (
                 std::mem::replace(&mut status.state, state.clone()),
                 duration,
-                status.leadership.as_deref().cloned(),
+                leadership,
             )
         };
         self.shared.events.publish(
@@ -713,14 +711,17 @@ impl ServiceRecord {
 
     /// Asks `execute` to return and waits until the supervisor has ended.
     pub(crate) async fn stop_execute(&self) {
-        {
+        let has_waited = {
             let mut run = lock(&self.run);
             run.stop_begun = true;
             if let Some(token) = &run.token {
                 token.cancel();
             }
+            run.has_waited
+        };
+        if has_waited {
+            self.wake.notify_one();
         }
-        self.wake.notify_one();
         let (handle, abort) = {
             let task = lock(&self.task);
             let Some(task) = task.as_ref() else {

@@ -186,6 +186,11 @@ impl EventHub {
         }
     }
 
+    /// Whether anything subscribed: most hosts never do.
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.subscribers.load(Ordering::Relaxed) > 0
+    }
+
     fn record_metrics(
         &self,
         service: &Arc<str>,
@@ -222,7 +227,7 @@ impl EventHub {
         tracing::debug!(target: SERVICES_TARGET, service = %service, from = from.as_str(),
             to = to.as_str(), duration = ?duration, "service state changed");
         self.record_metrics(service, from, to, duration);
-        if self.subscribers.load(Ordering::Relaxed) > 0
+        if self.has_subscribers()
             && let Some(sender) = self.sender.get()
         {
             let _ = sender.send(ServiceEvent {

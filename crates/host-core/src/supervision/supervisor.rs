@@ -487,10 +487,12 @@ pub(super) async fn wait(
         let mut woken = pin!(record.wake.notified());
         woken.as_mut().enable();
         let paused = {
-            let run = lock(&record.run);
+            let mut run = lock(&record.run);
             if run.stop_begun {
                 return false;
             }
+            // Before it checks again: a stop from now on wakes it.
+            run.has_waited = true;
             run.paused
         };
         if (waited && !paused) || revoked.is_some_and(CancellationToken::is_cancelled) {
