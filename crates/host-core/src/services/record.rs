@@ -110,7 +110,7 @@ pub(crate) struct ServiceRecord {
     task: Mutex<Option<SupervisorTask>>,
     /// What the supervisor runs, kept for a restart through the control
     /// handle after it has ended.
-    target: OnceLock<(Arc<dyn BackgroundService>, ApplicationLifetime)>,
+    target: OnceLock<Arc<dyn BackgroundService>>,
     /// The supervisor's run of `execute`.
     pub(crate) run: Mutex<RunSlot>,
     /// Wakes a supervisor that waits (a backoff, a pause) for a resume or
@@ -132,11 +132,9 @@ pub(crate) struct ServiceRecord {
     stop_returned: AtomicBool,
     /// Whether its own stop timeout expired during the host's stop.
     stop_timed_out: AtomicBool,
-    /// Its dependencies and dependents, for the few services that have
-    /// any (boxed: most have none).
-    links: OnceLock<Box<Links>>,
-    /// A periodic service's schedule (boxed: most services have none).
-    schedule: OnceLock<Box<ScheduleSlot>>,
+    /// Its dependencies and dependents, and a periodic service's schedule:
+    /// boxed together, as most services have neither.
+    rare: OnceLock<Box<Rare>>,
     /// A cluster singleton's election (boxed: most services are none).
     pub(crate) election: OnceLock<Box<Election>>,
     pub(crate) shared: Arc<HostShared>,
@@ -145,7 +143,6 @@ pub(crate) struct ServiceRecord {
 struct Status {
     state: ServiceState,
     last_failure: Option<ServiceFailure>,
-    next_run: Option<SystemTime>,
     /// Boxed: only a cluster singleton has one.
     leadership: Option<Box<Leadership>>,
     /// When the `start` or `stop` call in progress began, for its
@@ -170,9 +167,13 @@ pub(crate) struct RunSlot {
     pub(crate) has_waited: bool,
     /// Counts runs, so that a late abort never hits a later run.
     pub(crate) number: u64,
-    /// When the run began, for a policy that may restart it (kept here
-    /// rather than in the supervisor's task, which every service has).
-    pub(crate) began: Option<Instant>,
+}
+
+/// What only some services have.
+#[derive(Default)]
+struct Rare {
+    links: OnceLock<Links>,
+    schedule: OnceLock<ScheduleSlot>,
 }
 
 /// A service's dependencies and dependents, and what waits on them.
@@ -220,7 +221,7 @@ pub(crate) enum Command {
 /// The supervisor's task.
 struct SupervisorTask {
     /// Taken by `stop`, which awaits it.
-    handle: Mutex<Option<JoinHandle<()>>>,
+    handle: Option<JoinHandle<()>>,
     /// Also tells whether the task has ended: returned, panicked or aborted.
     abort: AbortHandle,
 }
@@ -245,7 +246,6 @@ impl ServiceRecord {
             status: Mutex::new(Status {
                 state: ServiceState::NotStarted,
                 last_failure: None,
-                next_run: None,
                 leadership: None,
                 call_began: None,
             }),
@@ -263,8 +263,7 @@ impl ServiceRecord {
             restarts: AtomicU32::new(0),
             stop_returned: AtomicBool::new(false),
             stop_timed_out: AtomicBool::new(false),
-            links: OnceLock::new(),
-            schedule: OnceLock::new(),
+            rare: OnceLock::new(),
             election: OnceLock::new(),
             shared,
         }
@@ -281,7 +280,7 @@ impl ServiceRecord {
             state: status.state.clone(),
             last_failure: status.last_failure.clone(),
             restarts: self.restarts(),
-            next_run: status.next_run,
+            next_run: self.schedule().and_then(|slot| *lock(&slot.next_run)),
             required_for_readiness: self.settings.required_for_readiness.unwrap_or(true),
             hung_beyond_policy: matches!(status.state, ServiceState::Hung)
                 && !self.mending.load(Ordering::Acquire),
@@ -357,7 +356,9 @@ impl ServiceRecord {
 
     /// Sets when a periodic service runs next.
     pub(crate) fn set_next_run(&self, next: Option<SystemTime>) {
-        lock(&self.status).next_run = next;
+        if let Some(slot) = self.schedule() {
+            *lock(&slot.next_run) = next;
+        }
         self.notify();
     }
 
@@ -464,21 +465,21 @@ impl ServiceRecord {
     }
 
     pub(crate) fn set_schedule(&self, slot: ScheduleSlot) {
-        let _ = self.schedule.set(Box::new(slot));
+        let _ = self.rare.get_or_init(Box::default).schedule.set(slot);
     }
 
     /// A periodic service's schedule.
     pub(crate) fn schedule(&self) -> Option<&ScheduleSlot> {
-        self.schedule.get().map(|slot| &**slot)
+        self.rare.get()?.schedule.get()
     }
 
     pub(crate) fn set_links(&self, links: Links) {
-        let _ = self.links.set(Box::new(links));
+        let _ = self.rare.get_or_init(Box::default).links.set(links);
     }
 
     /// Its dependencies and dependents, if it has any.
     pub(crate) fn links(&self) -> Option<&Links> {
-        self.links.get().map(|links| &**links)
+        self.rare.get()?.links.get()
     }
 
     /// What it starts after.
@@ -518,9 +519,8 @@ impl ServiceRecord {
     pub(crate) fn spawn_execute(
         self: &Arc<Self>,
         service: Arc<dyn BackgroundService>,
-        lifetime: ApplicationLifetime,
     ) -> Result<(), ServiceError> {
-        if self.target.set((service, lifetime)).is_err() {
+        if self.target.set(service).is_err() {
             anyhow::bail!("`{}` was started twice", self.name);
         }
         self.spawn_supervisor();
@@ -541,13 +541,13 @@ impl ServiceRecord {
         });
         *lock(&self.task) = Some(SupervisorTask {
             abort: handle.abort_handle(),
-            handle: Mutex::new(Some(handle)),
+            handle: Some(handle),
         });
     }
 
-    /// What the supervisor runs: the registered instance and the lifetime
-    /// its runs get, once started.
-    pub(crate) fn target(&self) -> Option<&(Arc<dyn BackgroundService>, ApplicationLifetime)> {
+    /// What the supervisor runs, once started: the registered instance (its
+    /// runs get the host's lifetime, `shared.lifetime`).
+    pub(crate) fn target(&self) -> Option<&Arc<dyn BackgroundService>> {
         self.target.get()
     }
 
@@ -587,7 +587,6 @@ impl ServiceRecord {
         }
         run.number += 1;
         run.command = None;
-        run.began = self.settings.restart.may_restart().then(Instant::now);
         let token = CancellationToken::new();
         run.token = Some(token.clone());
         self.interrupt.reset();
@@ -644,11 +643,10 @@ impl ServiceRecord {
     }
 
     /// At the end of a run, in one look: the command that ended it, if
-    /// any, whether the host has asked this service to stop, and when the
-    /// run began (for a policy that may restart it).
-    pub(crate) fn end_of_run(&self) -> (Option<Command>, bool, Option<Instant>) {
+    /// any, and whether the host has asked this service to stop.
+    pub(crate) fn end_of_run(&self) -> (Option<Command>, bool) {
         let mut run = lock(&self.run);
-        (run.command.take(), run.stop_begun, run.began)
+        (run.command.take(), run.stop_begun)
     }
 
     /// How long a restart or pause waits for its run to return.
@@ -723,11 +721,11 @@ impl ServiceRecord {
             self.wake.notify_one();
         }
         let (handle, abort) = {
-            let task = lock(&self.task);
-            let Some(task) = task.as_ref() else {
+            let mut task = lock(&self.task);
+            let Some(task) = task.as_mut() else {
                 return;
             };
-            (lock(&task.handle).take(), task.abort.clone())
+            (task.handle.take(), task.abort.clone())
         };
         match handle {
             // Panics are caught inside the task; an abort is the host's own.

@@ -40,9 +40,7 @@ pub(crate) fn supervise(record: Arc<ServiceRecord>) -> impl Future<Output = ()> 
     // An `async` block rather than an `async fn`: a function's arguments
     // are kept twice in its future.
     async move {
-        let Some((_, lifetime)) = record.target() else {
-            return;
-        };
+        let lifetime = &record.shared.lifetime;
         let mut runs = Runs::default();
         match record.election.get() {
             None => {
@@ -69,13 +67,20 @@ pub(super) enum Ended {
 }
 
 /// What carries over from one run to the next: the restart history and a
-/// fresh instance, each boxed when first needed (a service that never
-/// restarts has neither).
+/// fresh instance, each boxed when first needed (a service whose policy
+/// never restarts it has neither).
 #[derive(Default)]
 pub(super) struct Runs {
-    history: Option<Box<RestartHistory>>,
+    restarts: Option<Box<Restarts>>,
     restarted: bool,
     fresh: Option<Box<Fresh>>,
+}
+
+/// The restart history, and when the current run began.
+#[derive(Default)]
+struct Restarts {
+    history: RestartHistory,
+    began: Option<Instant>,
 }
 
 impl Runs {
@@ -120,12 +125,17 @@ impl Runs {
                 if record.settings.heartbeat.is_some() {
                     record.shared.liveness.notify_one();
                 }
+                if record.settings.restart.may_restart() {
+                    // Whether the run was stable: boxed, so kept out of
+                    // every service's task.
+                    self.restarts.get_or_insert_with(Box::default).began = Some(Instant::now());
+                }
                 let Some(run) = self.execute(record, token, lifetime) else {
                     return Ended::Done;
                 };
                 let outcome = run.await;
-                let (command, stopping, began) = record.end_of_run();
-                let next = decide(record, &mut self.history, began, outcome, command, stopping);
+                let (command, stopping) = record.end_of_run();
+                let next = decide(record, &mut self.restarts, outcome, command, stopping);
                 // After the state has left `hung`: a hung service being mended is
                 // never seen as hung beyond its policy in between.
                 record.mending.store(false, Ordering::Release);
@@ -180,7 +190,7 @@ impl Runs {
     ) -> Option<Interruptible<'a, CatchUnwind<AssertUnwindSafe<ExecuteFuture<'a>>>>> {
         let service = match &self.fresh {
             Some(fresh) => &fresh.instance,
-            None => &record.target()?.0,
+            None => record.target()?,
         };
         let context = ServiceContext::supervised(record.clone(), token, lifetime.clone());
         let run = AssertUnwindSafe(service.execute(context)).catch_unwind();
@@ -258,8 +268,7 @@ enum Next {
 
 fn decide(
     record: &Arc<ServiceRecord>,
-    history: &mut Option<Box<RestartHistory>>,
-    began: Option<Instant>,
+    restarts: &mut Option<Box<Restarts>>,
     outcome: RunOutcome,
     command: Option<Command>,
     stopping: bool,
@@ -333,10 +342,11 @@ fn decide(
     if !policy.restarts_after(ending) || record.shared.winding_down() {
         return end(record, ended, hung);
     }
-    let history = history.get_or_insert_with(Box::default);
+    let restarts = restarts.get_or_insert_with(Box::default);
     // A policy that may restart noted when the run began.
     let now = Instant::now();
-    match history.next(policy, began.unwrap_or(now), now, fastrand::f64()) {
+    let began = restarts.began.unwrap_or(now);
+    match restarts.history.next(policy, began, now, fastrand::f64()) {
         Decision::Restart { attempt, delay } => {
             if let Some(Err(failure)) = ended {
                 record.note_failure(failure);
