@@ -113,14 +113,8 @@ pub(crate) struct ServiceRecord {
     target: OnceLock<Arc<dyn BackgroundService>>,
     /// The supervisor's run of `execute`.
     pub(crate) run: Mutex<RunSlot>,
-    /// Wakes a supervisor that waits (a backoff, a pause) for a resume or
-    /// the stop.
-    pub(crate) wake: Notify,
     /// Ends the current run of `execute` without waiting for it.
     pub(crate) interrupt: Interrupt,
-    /// The last heartbeat (or the start of the run), in nanoseconds since
-    /// the host's epoch.
-    heartbeat: AtomicU64,
     ready: AtomicBool,
     /// Whether something waits for it to report ready: its start lasts
     /// until it does.
@@ -132,8 +126,7 @@ pub(crate) struct ServiceRecord {
     stop_returned: AtomicBool,
     /// Whether its own stop timeout expired during the host's stop.
     stop_timed_out: AtomicBool,
-    /// Its dependencies and dependents, and a periodic service's schedule:
-    /// boxed together, as most services have neither.
+    /// What only some services use, boxed together: most have none of it.
     rare: OnceLock<Box<Rare>>,
     /// A cluster singleton's election (boxed: most services are none).
     pub(crate) election: OnceLock<Box<Election>>,
@@ -162,18 +155,21 @@ pub(crate) struct RunSlot {
     pub(crate) command: Option<Command>,
     /// A pause in force: no run until resumed.
     pub(crate) paused: bool,
-    /// Whether the supervisor has ever waited on `wake` (a backoff, a
-    /// pause): the host's stop wakes it only then.
-    pub(crate) has_waited: bool,
     /// Counts runs, so that a late abort never hits a later run.
     pub(crate) number: u64,
 }
 
-/// What only some services have.
+/// What only some services use.
 #[derive(Default)]
 struct Rare {
     links: OnceLock<Links>,
     schedule: OnceLock<ScheduleSlot>,
+    /// Wakes a supervisor that waits (a backoff, a pause) for a resume or
+    /// the stop; made by its first wait.
+    wake: Notify,
+    /// For a service with a heartbeat: the last heartbeat (or the start of
+    /// the run), in nanoseconds since the host's epoch.
+    heartbeat: AtomicU64,
 }
 
 /// A service's dependencies and dependents, and what waits on them.
@@ -254,9 +250,7 @@ impl ServiceRecord {
             task: Mutex::new(None),
             target: OnceLock::new(),
             run: Mutex::new(RunSlot::default()),
-            wake: Notify::new(),
             interrupt: Interrupt::default(),
-            heartbeat: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             waits_ready: AtomicBool::new(false),
             mending: AtomicBool::new(false),
@@ -464,8 +458,28 @@ impl ServiceRecord {
         self.stop_returned.load(Ordering::Acquire)
     }
 
+    fn rare(&self) -> &Rare {
+        self.rare.get_or_init(Box::default)
+    }
+
+    /// What a waiting supervisor waits on: called before it looks at the
+    /// run slot, so that whatever changes the slot from then on wakes it.
+    pub(crate) fn wake(&self) -> &Notify {
+        &self.rare().wake
+    }
+
+    /// Wakes the supervisor if it waits (a backoff, a pause). One that
+    /// never waited has made nothing to wake it through; the change it is
+    /// told about is in the run slot, which it reads under the slot's lock
+    /// after making it, so a wake-up is never lost.
+    pub(crate) fn wake_supervisor(&self) {
+        if let Some(rare) = self.rare.get() {
+            rare.wake.notify_one();
+        }
+    }
+
     pub(crate) fn set_schedule(&self, slot: ScheduleSlot) {
-        let _ = self.rare.get_or_init(Box::default).schedule.set(slot);
+        let _ = self.rare().schedule.set(slot);
     }
 
     /// A periodic service's schedule.
@@ -474,7 +488,7 @@ impl ServiceRecord {
     }
 
     pub(crate) fn set_links(&self, links: Links) {
-        let _ = self.rare.get_or_init(Box::default).links.set(links);
+        let _ = self.rare().links.set(links);
     }
 
     /// Its dependencies and dependents, if it has any.
@@ -615,7 +629,7 @@ impl ServiceRecord {
             }
             run.number
         };
-        self.wake.notify_one();
+        self.wake_supervisor();
         let Some(runtime) = self
             .shared
             .runtime
@@ -659,12 +673,16 @@ impl ServiceRecord {
     /// Records a heartbeat.
     pub(crate) fn beat(&self) {
         let nanos = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.heartbeat.store(nanos, Ordering::Release);
+        self.rare().heartbeat.store(nanos, Ordering::Release);
     }
 
     /// When the last heartbeat (or the run's start) was.
     pub(crate) fn last_beat(&self) -> Instant {
-        self.shared.epoch + Duration::from_nanos(self.heartbeat.load(Ordering::Acquire))
+        let nanos = self
+            .rare
+            .get()
+            .map_or(0, |rare| rare.heartbeat.load(Ordering::Acquire));
+        self.shared.epoch + Duration::from_nanos(nanos)
     }
 
     /// `execute` reported ready.
@@ -709,17 +727,14 @@ impl ServiceRecord {
 
     /// Asks `execute` to return and waits until the supervisor has ended.
     pub(crate) async fn stop_execute(&self) {
-        let has_waited = {
+        {
             let mut run = lock(&self.run);
             run.stop_begun = true;
             if let Some(token) = &run.token {
                 token.cancel();
             }
-            run.has_waited
-        };
-        if has_waited {
-            self.wake.notify_one();
         }
+        self.wake_supervisor();
         let (handle, abort) = {
             let mut task = lock(&self.task);
             let Some(task) = task.as_mut() else {

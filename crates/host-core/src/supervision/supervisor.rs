@@ -494,15 +494,13 @@ pub(super) async fn wait(
     let deadline = delay.map(|delay| Instant::now().checked_add(delay));
     let mut waited = deadline.is_none();
     loop {
-        let mut woken = pin!(record.wake.notified());
+        let mut woken = pin!(record.wake().notified());
         woken.as_mut().enable();
         let paused = {
-            let mut run = lock(&record.run);
+            let run = lock(&record.run);
             if run.stop_begun {
                 return false;
             }
-            // Before it checks again: a stop from now on wakes it.
-            run.has_waited = true;
             run.paused
         };
         if (waited && !paused) || revoked.is_some_and(CancellationToken::is_cancelled) {
