@@ -36,9 +36,10 @@ type RunOutcome = Option<Result<Result<(), ServiceError>, Box<dyn std::any::Any 
 ///
 /// Its one argument is the record, which holds what it runs: its task then
 /// stays small (every background service has one, most never restart).
+// An `async` block rather than an `async fn`: a function's arguments are
+// kept twice in its future, which every background service's task holds.
+#[allow(clippy::manual_async_fn)]
 pub(crate) fn supervise(record: Arc<ServiceRecord>) -> impl Future<Output = ()> + Send {
-    // An `async` block rather than an `async fn`: a function's arguments
-    // are kept twice in its future.
     async move {
         let lifetime = &record.shared.lifetime;
         let mut runs = Runs::default();
@@ -86,13 +87,14 @@ struct Restarts {
 impl Runs {
     /// Runs `execute`, again and again as the policy says, until the
     /// service is done or (for a singleton) `term` is over.
+    // An `async` block, as `supervise`: the arguments kept once.
+    #[allow(clippy::manual_async_fn)]
     pub(super) fn run<'a>(
         &'a mut self,
         record: &'a Arc<ServiceRecord>,
         lifetime: &'a ApplicationLifetime,
         term: Option<&'a Term>,
     ) -> impl Future<Output = Ended> + Send + 'a {
-        // An `async` block, as `supervise`: the arguments kept once.
         async move {
             loop {
                 if revoked(term).is_some_and(CancellationToken::is_cancelled) {
@@ -126,8 +128,8 @@ impl Runs {
                     record.shared.liveness.notify_one();
                 }
                 if record.settings.restart.may_restart() {
-                    // Whether the run was stable: boxed, so kept out of
-                    // every service's task.
+                    // When the run began, to tell whether it was stable:
+                    // in the boxed history, not in every service's task.
                     self.restarts.get_or_insert_with(Box::default).began = Some(Instant::now());
                 }
                 let Some(run) = self.execute(record, token, lifetime) else {
