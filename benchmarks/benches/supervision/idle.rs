@@ -234,11 +234,15 @@ pub(crate) fn run(kind: RunKind, out: &mut String, verdicts: &mut Vec<Verdict>) 
          process of each binary, one repetition): per phase, divided by N; drop = dropping \
          the stopped host.\n"
     );
+    let mut memory = Vec::new();
     for &size in sizes {
         let [baseline, current] = measure(&binaries, size, callgrind.as_deref());
         let baseline = binaries.baseline.is_some().then_some(&baseline);
         table(out, &binaries, size, baseline, &current, verdicts);
+        let median = |side: &Measured| side.median_of(|process| process.memory);
+        memory.push((size.n, baseline.map(median), median(&current)));
     }
+    marginal_memory(out, &memory);
     if let Some(directory) = callgrind {
         let _ = writeln!(
             out,
@@ -247,6 +251,37 @@ pub(crate) fn run(kind: RunKind, out: &mut String, verdicts: &mut Vec<Verdict>) 
             directory.display()
         );
     }
+}
+
+/// The peak RSS each service adds, between the smallest and the largest N:
+/// per service without what a process pays once whatever N (the code run
+/// for the first time, the runtime's and the allocator's own), which the
+/// figure per service at one N includes. For reference, not a target.
+fn marginal_memory(out: &mut String, memory: &[(usize, Option<f64>, f64)]) {
+    let (Some(&(small, small_base, small_now)), Some(&(large, large_base, large_now))) =
+        (memory.first(), memory.last())
+    else {
+        return;
+    };
+    if large <= small {
+        return;
+    }
+    let added = |at_small: f64, at_large: f64| {
+        (at_large * large as f64 - at_small * small as f64) / (large - small) as f64
+    };
+    let now = added(small_now, large_now);
+    let base = small_base.zip(large_base).map(|(s, l)| added(s, l));
+    let _ = writeln!(
+        out,
+        "Peak RSS per service added, from N = {} to N = {} (what a process pays once, \
+         whatever N, left out; for reference, not a target): baseline {}, this checkout {:.0} \
+         B{}.\n",
+        thousands(small),
+        thousands(large),
+        base.map_or_else(|| "—".to_owned(), |base| format!("{base:.0} B")),
+        now,
+        base.map_or_else(String::new, |base| format!(" ({})", ratio(now / base)))
+    );
 }
 
 /// Every process of `size`, alternated; then callgrind, if asked. Indexed

@@ -142,15 +142,17 @@ impl<'a> PhaseRun<'a> {
                 }
                 spawned_since_yield |= background;
             }
-            let mut current = self.call(index);
-            let result = match bound.run(Pin::new(&mut current)).await {
-                Some(result) => Some(result),
-                None if mode == Mode::Start => poll_once(Pin::new(&mut current)).await,
-                None => {
-                    let running = FuturesUnordered::new();
-                    running.push(current);
-                    return self.run_together(running, index + 1, bound).await;
-                }
+            let result = match self.call(index) {
+                Err(settled) => Some(settled),
+                Ok(mut current) => match bound.run(Pin::new(&mut current)).await {
+                    Some(result) => Some(result),
+                    None if mode == Mode::Start => poll_once(Pin::new(&mut current)).await,
+                    None => {
+                        let running = FuturesUnordered::new();
+                        running.push(current);
+                        return self.run_together(running, index + 1, bound).await;
+                    }
+                },
             };
             match result {
                 Some((_, result)) => {
@@ -183,16 +185,20 @@ impl<'a> PhaseRun<'a> {
             if self.runner.mode == Mode::Start && bound.has_ended() {
                 break;
             }
-            let mut current = self.call(index);
-            match poll_once(Pin::new(&mut current)).await {
-                None => running.push(current),
-                Some((_, result)) => {
-                    if self.settle(index, result) && self.runner.mode == Mode::Start {
-                        // Tell the others their start is abandoned; start no more.
-                        bound.cancel();
-                        break;
+            let (_, result) = match self.call(index) {
+                Err(settled) => settled,
+                Ok(mut current) => match poll_once(Pin::new(&mut current)).await {
+                    Some(settled) => settled,
+                    None => {
+                        running.push(current);
+                        continue;
                     }
-                }
+                },
+            };
+            if self.settle(index, result) && self.runner.mode == Mode::Start {
+                // Tell the others their start is abandoned; start no more.
+                bound.cancel();
+                break;
             }
         }
         loop {
@@ -219,8 +225,10 @@ impl<'a> PhaseRun<'a> {
     }
 
     /// Makes the call of this phase on service `index` (in a concurrent
-    /// start or stop, once what it must follow has settled).
-    fn call(&mut self, index: usize) -> Guarded<'a> {
+    /// start or stop, once what it must follow has settled). `Err` when it
+    /// settled as it was made: a hook left at its default returns `Ok` at
+    /// once, with nothing of the service's to run, and needs no poll.
+    fn call(&mut self, index: usize) -> Result<Guarded<'a>, (usize, Settled)> {
         self.calls[index] = CallState::Made;
         let context = &self.contexts[index];
         let record = &*context.record;
@@ -240,6 +248,16 @@ impl<'a> PhaseRun<'a> {
         } else {
             None
         };
+        let made = match waiting {
+            Some(_) => None,
+            None => {
+                let made = make(context, self.phase);
+                if made.as_ref().is_ok_and(is_no_op) {
+                    return Err((index, Settled::Returned(Ok(()))));
+                }
+                Some(made)
+            }
+        };
         let mut guarded = Guarded {
             index,
             context,
@@ -250,10 +268,10 @@ impl<'a> PhaseRun<'a> {
             timeout,
             deadline: None,
         };
-        if guarded.waiting.is_none() {
-            guarded.make();
+        if let Some(made) = made {
+            guarded.made(made);
         }
-        guarded
+        Ok(guarded)
     }
 
     /// Records how call `index` ended; returns whether it failed.
@@ -414,29 +432,37 @@ struct Guarded<'a> {
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
+/// A call made: its future, or the panic that kept it from being made.
+type Made<'a> = Result<LifecycleFuture<'a>, Box<dyn Any + Send>>;
+
+/// Makes the call of `phase` on the service `context` is for.
+fn make<'a>(context: &'a LifecycleContext, phase: Phase) -> Made<'a> {
+    let record = &*context.record;
+    let service = &record.service;
+    if matches!(phase, Phase::Start | Phase::Stop) {
+        record.call_begins();
+    }
+    // An `async fn` runs on its first poll; a hand-written one may panic
+    // before it returns its future.
+    std::panic::catch_unwind(AssertUnwindSafe(|| match phase {
+        Phase::Starting => service.starting(context),
+        Phase::Start => service.start(context),
+        Phase::Started => service.started(context),
+        Phase::Stopping => service.stopping(context),
+        Phase::Stop => service.stop(context),
+        Phase::Stopped | Phase::Execute | Phase::Dispose => service.stopped(context),
+    }))
+}
+
 impl<'a> Guarded<'a> {
-    fn make(&mut self) {
-        let context = self.context;
-        let record = &*context.record;
-        let service = &record.service;
-        if matches!(self.phase, Phase::Start | Phase::Stop) {
-            record.call_begins();
-        }
-        // An `async fn` runs on its first poll; a hand-written one may panic
-        // before it returns its future.
-        let call = std::panic::catch_unwind(AssertUnwindSafe(|| match self.phase {
-            Phase::Starting => service.starting(context),
-            Phase::Start => service.start(context),
-            Phase::Started => service.started(context),
-            Phase::Stopping => service.stopping(context),
-            Phase::Stop => service.stop(context),
-            Phase::Stopped | Phase::Execute | Phase::Dispose => service.stopped(context),
-        }));
+    /// Takes the call made, and starts its timeout.
+    fn made(&mut self, call: Made<'a>) {
         self.in_span = !call.as_ref().is_ok_and(is_no_op);
-        self.deadline = self
-            .timeout
-            .and_then(|timeout| tokio::time::Instant::now().checked_add(timeout))
-            .map(|deadline| Box::pin(tokio::time::sleep_until(deadline)));
+        if let Some(timeout) = self.timeout {
+            self.deadline = tokio::time::Instant::now()
+                .checked_add(timeout)
+                .map(|deadline| Box::pin(tokio::time::sleep_until(deadline)));
+        }
         self.call = Some(call.map_err(Some));
     }
 }
@@ -449,7 +475,8 @@ impl Future for Guarded<'_> {
         if let Some(waiting) = &mut this.waiting {
             std::task::ready!(waiting.as_mut().poll(cx));
             this.waiting = None;
-            this.make();
+            let made = make(this.context, this.phase);
+            this.made(made);
         }
         let record = &*this.context.record;
         let polled = {

@@ -377,6 +377,9 @@ pub(crate) struct ScheduleSlot {
     pub(crate) cluster: std::sync::OnceLock<Arc<ClusterTicks>>,
     /// The schedule the timetable was compiled from.
     schedule: std::sync::Mutex<Schedule>,
+    /// When it runs next (wall clock), while it is scheduled: here rather
+    /// than in every service's record.
+    pub(crate) next_run: std::sync::Mutex<Option<std::time::SystemTime>>,
 }
 
 impl ScheduleSlot {
@@ -386,6 +389,7 @@ impl ScheduleSlot {
             run_now: Arc::new(Notify::new()),
             cluster: std::sync::OnceLock::new(),
             schedule: std::sync::Mutex::new(schedule),
+            next_run: std::sync::Mutex::new(None),
         }
     }
 

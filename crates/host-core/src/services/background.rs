@@ -205,7 +205,7 @@ impl<T: BackgroundService> HostedService for T {
 /// Spawns the `execute` of the background service `ctx` is for.
 fn spawn_execute<T: BackgroundService>(ctx: &LifecycleContext) -> Result<(), ServiceError> {
     let this = ctx.record.instance::<T>()?;
-    ctx.record.spawn_execute(this, ctx.lifetime().clone())
+    ctx.record.spawn_execute(this)
 }
 
 /// Completes when the service has reported ready; fails if it ends (for

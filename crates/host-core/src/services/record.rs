@@ -110,17 +110,11 @@ pub(crate) struct ServiceRecord {
     task: Mutex<Option<SupervisorTask>>,
     /// What the supervisor runs, kept for a restart through the control
     /// handle after it has ended.
-    target: OnceLock<(Arc<dyn BackgroundService>, ApplicationLifetime)>,
+    target: OnceLock<Arc<dyn BackgroundService>>,
     /// The supervisor's run of `execute`.
     pub(crate) run: Mutex<RunSlot>,
-    /// Wakes a supervisor that waits (a backoff, a pause) for a resume or
-    /// the stop.
-    pub(crate) wake: Notify,
     /// Ends the current run of `execute` without waiting for it.
     pub(crate) interrupt: Interrupt,
-    /// The last heartbeat (or the start of the run), in nanoseconds since
-    /// the host's epoch.
-    heartbeat: AtomicU64,
     ready: AtomicBool,
     /// Whether something waits for it to report ready: its start lasts
     /// until it does.
@@ -128,18 +122,12 @@ pub(crate) struct ServiceRecord {
     /// While hung, whether a restart is coming to mend it.
     pub(crate) mending: AtomicBool,
     restarts: AtomicU32,
-    /// When the `start` or `stop` call in progress began, in nanoseconds
-    /// since the host's epoch (0: none), for its duration.
-    call_began: AtomicU64,
     /// Whether its `stop` call has returned (or was abandoned).
     stop_returned: AtomicBool,
     /// Whether its own stop timeout expired during the host's stop.
     stop_timed_out: AtomicBool,
-    /// Its dependencies and dependents, for the few services that have
-    /// any (boxed: most have none).
-    links: OnceLock<Box<Links>>,
-    /// A periodic service's schedule (boxed: most services have none).
-    schedule: OnceLock<Box<ScheduleSlot>>,
+    /// What only some services use, boxed together: most have none of it.
+    rare: OnceLock<Box<Rare>>,
     /// A cluster singleton's election (boxed: most services are none).
     pub(crate) election: OnceLock<Box<Election>>,
     pub(crate) shared: Arc<HostShared>,
@@ -148,8 +136,11 @@ pub(crate) struct ServiceRecord {
 struct Status {
     state: ServiceState,
     last_failure: Option<ServiceFailure>,
-    next_run: Option<SystemTime>,
-    leadership: Option<Leadership>,
+    /// Boxed: only a cluster singleton has one.
+    leadership: Option<Box<Leadership>>,
+    /// When the `start` or `stop` call in progress began, for its
+    /// duration: set and taken under the lock the transition takes anyway.
+    call_began: Option<Instant>,
 }
 
 /// The current run of a background service's `execute`.
@@ -166,6 +157,19 @@ pub(crate) struct RunSlot {
     pub(crate) paused: bool,
     /// Counts runs, so that a late abort never hits a later run.
     pub(crate) number: u64,
+}
+
+/// What only some services use.
+#[derive(Default)]
+struct Rare {
+    links: OnceLock<Links>,
+    schedule: OnceLock<ScheduleSlot>,
+    /// Wakes a supervisor that waits (a backoff, a pause) for a resume or
+    /// the stop; made by its first wait.
+    wake: Notify,
+    /// For a service with a heartbeat: the last heartbeat (or the start of
+    /// the run), in nanoseconds since the host's epoch.
+    heartbeat: AtomicU64,
 }
 
 /// A service's dependencies and dependents, and what waits on them.
@@ -213,7 +217,7 @@ pub(crate) enum Command {
 /// The supervisor's task.
 struct SupervisorTask {
     /// Taken by `stop`, which awaits it.
-    handle: Mutex<Option<JoinHandle<()>>>,
+    handle: Option<JoinHandle<()>>,
     /// Also tells whether the task has ended: returned, panicked or aborted.
     abort: AbortHandle,
 }
@@ -238,26 +242,22 @@ impl ServiceRecord {
             status: Mutex::new(Status {
                 state: ServiceState::NotStarted,
                 last_failure: None,
-                next_run: None,
                 leadership: None,
+                call_began: None,
             }),
             changed,
             start_completed: AtomicBool::new(false),
             task: Mutex::new(None),
             target: OnceLock::new(),
             run: Mutex::new(RunSlot::default()),
-            wake: Notify::new(),
             interrupt: Interrupt::default(),
-            heartbeat: AtomicU64::new(0),
             ready: AtomicBool::new(false),
             waits_ready: AtomicBool::new(false),
             mending: AtomicBool::new(false),
             restarts: AtomicU32::new(0),
-            call_began: AtomicU64::new(0),
             stop_returned: AtomicBool::new(false),
             stop_timed_out: AtomicBool::new(false),
-            links: OnceLock::new(),
-            schedule: OnceLock::new(),
+            rare: OnceLock::new(),
             election: OnceLock::new(),
             shared,
         }
@@ -274,11 +274,11 @@ impl ServiceRecord {
             state: status.state.clone(),
             last_failure: status.last_failure.clone(),
             restarts: self.restarts(),
-            next_run: status.next_run,
+            next_run: self.schedule().and_then(|slot| *lock(&slot.next_run)),
             required_for_readiness: self.settings.required_for_readiness.unwrap_or(true),
             hung_beyond_policy: matches!(status.state, ServiceState::Hung)
                 && !self.mending.load(Ordering::Acquire),
-            leadership: status.leadership.clone(),
+            leadership: status.leadership.as_deref().cloned(),
         }
     }
 
@@ -286,10 +286,10 @@ impl ServiceRecord {
     pub(crate) fn set_leadership(&self, leadership: Option<Leadership>) {
         {
             let mut status = lock(&self.status);
-            if status.leadership == leadership {
+            if status.leadership.as_deref() == leadership.as_ref() {
                 return;
             }
-            status.leadership = leadership;
+            status.leadership = leadership.map(Box::new);
         }
         self.notify();
     }
@@ -344,28 +344,15 @@ impl ServiceRecord {
 
     /// Notes that the `start` or `stop` call begins, for its duration.
     pub(crate) fn call_begins(&self) {
-        let nanos = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        // One more, never 0, which means "none".
-        self.call_began
-            .store(nanos.saturating_add(1), Ordering::Release);
-    }
-
-    /// How long the `start` or `stop` call in progress has taken, once.
-    fn take_call_duration(&self) -> Option<Duration> {
-        match self.call_began.swap(0, Ordering::AcqRel) {
-            0 => None,
-            began => Some(
-                self.shared
-                    .epoch
-                    .elapsed()
-                    .saturating_sub(Duration::from_nanos(began - 1)),
-            ),
-        }
+        let now = Instant::now();
+        lock(&self.status).call_began = Some(now);
     }
 
     /// Sets when a periodic service runs next.
     pub(crate) fn set_next_run(&self, next: Option<SystemTime>) {
-        lock(&self.status).next_run = next;
+        if let Some(slot) = self.schedule() {
+            *lock(&slot.next_run) = next;
+        }
         self.notify();
     }
 
@@ -388,13 +375,23 @@ impl ServiceRecord {
                 ServiceState::Running
                 | ServiceState::Ready
                 | ServiceState::Failed(_)
-                | ServiceState::Stopped => self.take_call_duration(),
+                | ServiceState::Stopped => status
+                    .call_began
+                    .take()
+                    .map(|began| Instant::now().saturating_duration_since(began)),
                 _ => None,
             };
+            // Only an event sent to a subscriber carries the leadership.
+            let leadership = self
+                .shared
+                .events
+                .has_subscribers()
+                .then(|| status.leadership.as_deref().cloned())
+                .flatten();
             (
                 std::mem::replace(&mut status.state, state.clone()),
                 duration,
-                status.leadership.clone(),
+                leadership,
             )
         };
         self.shared.events.publish(
@@ -461,22 +458,42 @@ impl ServiceRecord {
         self.stop_returned.load(Ordering::Acquire)
     }
 
+    fn rare(&self) -> &Rare {
+        self.rare.get_or_init(Box::default)
+    }
+
+    /// What a waiting supervisor waits on: called before it looks at the
+    /// run slot, so that whatever changes the slot from then on wakes it.
+    pub(crate) fn wake(&self) -> &Notify {
+        &self.rare().wake
+    }
+
+    /// Wakes the supervisor if it waits (a backoff, a pause). One that
+    /// never waited has made nothing to wake it through; the change it is
+    /// told about is in the run slot, which it reads under the slot's lock
+    /// after making it, so a wake-up is never lost.
+    pub(crate) fn wake_supervisor(&self) {
+        if let Some(rare) = self.rare.get() {
+            rare.wake.notify_one();
+        }
+    }
+
     pub(crate) fn set_schedule(&self, slot: ScheduleSlot) {
-        let _ = self.schedule.set(Box::new(slot));
+        let _ = self.rare().schedule.set(slot);
     }
 
     /// A periodic service's schedule.
     pub(crate) fn schedule(&self) -> Option<&ScheduleSlot> {
-        self.schedule.get().map(|slot| &**slot)
+        self.rare.get()?.schedule.get()
     }
 
     pub(crate) fn set_links(&self, links: Links) {
-        let _ = self.links.set(Box::new(links));
+        let _ = self.rare().links.set(links);
     }
 
     /// Its dependencies and dependents, if it has any.
     pub(crate) fn links(&self) -> Option<&Links> {
-        self.links.get().map(|links| &**links)
+        self.rare.get()?.links.get()
     }
 
     /// What it starts after.
@@ -516,9 +533,8 @@ impl ServiceRecord {
     pub(crate) fn spawn_execute(
         self: &Arc<Self>,
         service: Arc<dyn BackgroundService>,
-        lifetime: ApplicationLifetime,
     ) -> Result<(), ServiceError> {
-        if self.target.set((service, lifetime)).is_err() {
+        if self.target.set(service).is_err() {
             anyhow::bail!("`{}` was started twice", self.name);
         }
         self.spawn_supervisor();
@@ -526,25 +542,27 @@ impl ServiceRecord {
     }
 
     fn spawn_supervisor(self: &Arc<Self>) {
-        let Some((service, lifetime)) = self.target.get() else {
+        if self.target.get().is_none() {
             return;
-        };
+        }
         let spawn = |future| match self.shared.runtime.get() {
             Some(runtime) => runtime.spawn(future),
             None => tokio::spawn(future),
         };
         let handle = spawn(InSpan {
             record: self.clone(),
-            future: Some(supervisor::supervise(
-                self.clone(),
-                service.clone(),
-                lifetime.clone(),
-            )),
+            future: Some(supervisor::supervise(self.clone())),
         });
         *lock(&self.task) = Some(SupervisorTask {
             abort: handle.abort_handle(),
-            handle: Mutex::new(Some(handle)),
+            handle: Some(handle),
         });
+    }
+
+    /// What the supervisor runs, once started: the registered instance (its
+    /// runs get the host's lifetime, `shared.lifetime`).
+    pub(crate) fn target(&self) -> Option<&Arc<dyn BackgroundService>> {
+        self.target.get()
     }
 
     /// Runs `execute` again under a new supervisor, after the last one
@@ -611,7 +629,7 @@ impl ServiceRecord {
             }
             run.number
         };
-        self.wake.notify_one();
+        self.wake_supervisor();
         let Some(runtime) = self
             .shared
             .runtime
@@ -655,12 +673,16 @@ impl ServiceRecord {
     /// Records a heartbeat.
     pub(crate) fn beat(&self) {
         let nanos = u64::try_from(self.shared.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.heartbeat.store(nanos, Ordering::Release);
+        self.rare().heartbeat.store(nanos, Ordering::Release);
     }
 
     /// When the last heartbeat (or the run's start) was.
     pub(crate) fn last_beat(&self) -> Instant {
-        self.shared.epoch + Duration::from_nanos(self.heartbeat.load(Ordering::Acquire))
+        let nanos = self
+            .rare
+            .get()
+            .map_or(0, |rare| rare.heartbeat.load(Ordering::Acquire));
+        self.shared.epoch + Duration::from_nanos(nanos)
     }
 
     /// `execute` reported ready.
@@ -712,13 +734,13 @@ impl ServiceRecord {
                 token.cancel();
             }
         }
-        self.wake.notify_one();
+        self.wake_supervisor();
         let (handle, abort) = {
-            let task = lock(&self.task);
-            let Some(task) = task.as_ref() else {
+            let mut task = lock(&self.task);
+            let Some(task) = task.as_mut() else {
                 return;
             };
-            (lock(&task.handle).take(), task.abort.clone())
+            (task.handle.take(), task.abort.clone())
         };
         match handle {
             // Panics are caught inside the task; an abort is the host's own.

@@ -107,7 +107,7 @@ impl ServiceControl {
                     run.paused = true;
                 }
                 record.set_state(ServiceState::Paused);
-                record.wake.notify_one();
+                record.wake_supervisor();
                 Ok(())
             }
             _ => self.end_run(&record, Command::Pause, "pause"),
@@ -137,7 +137,7 @@ impl ServiceControl {
         }
         tracing::info!(target: crate::LIFETIME_TARGET, service = %record.name,
             "`{}` resumed", record.name);
-        record.wake.notify_one();
+        record.wake_supervisor();
         Ok(())
     }
 

@@ -126,7 +126,9 @@ impl Drop for ServiceEvents {
 /// Where transitions are published.
 #[derive(Debug)]
 pub(crate) struct EventHub {
-    sender: broadcast::Sender<ServiceEvent>,
+    /// Made by the first subscriber: a channel holds room for all the
+    /// events a subscriber may fall behind by, which most hosts never use.
+    sender: OnceLock<broadcast::Sender<ServiceEvent>>,
     /// Our own count: the channel's takes a lock to read, and most hosts
     /// have no subscriber at all.
     subscribers: Arc<AtomicUsize>,
@@ -166,7 +168,7 @@ impl Handles {
 impl EventHub {
     pub(crate) fn new() -> Arc<Self> {
         Arc::new(Self {
-            sender: broadcast::Sender::new(CAPACITY),
+            sender: OnceLock::new(),
             subscribers: Arc::new(AtomicUsize::new(0)),
             metrics: OnceLock::new(),
         })
@@ -175,10 +177,18 @@ impl EventHub {
     pub(crate) fn subscribe(self: &Arc<Self>) -> ServiceEvents {
         self.subscribers.fetch_add(1, Ordering::Relaxed);
         ServiceEvents {
-            receiver: self.sender.subscribe(),
+            receiver: self
+                .sender
+                .get_or_init(|| broadcast::Sender::new(CAPACITY))
+                .subscribe(),
             subscribers: self.subscribers.clone(),
             missed: 0,
         }
+    }
+
+    /// Whether anything subscribed: most hosts never do.
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.subscribers.load(Ordering::Relaxed) > 0
     }
 
     fn record_metrics(
@@ -217,8 +227,10 @@ impl EventHub {
         tracing::debug!(target: SERVICES_TARGET, service = %service, from = from.as_str(),
             to = to.as_str(), duration = ?duration, "service state changed");
         self.record_metrics(service, from, to, duration);
-        if self.subscribers.load(Ordering::Relaxed) > 0 {
-            let _ = self.sender.send(ServiceEvent {
+        if self.has_subscribers()
+            && let Some(sender) = self.sender.get()
+        {
+            let _ = sender.send(ServiceEvent {
                 service: service.clone(),
                 from: from.clone(),
                 to: to.clone(),

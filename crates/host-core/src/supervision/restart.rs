@@ -161,6 +161,11 @@ impl Restart {
         }
     }
 
+    /// Whether any ending may restart the service.
+    pub(crate) fn may_restart(&self) -> bool {
+        self.mode != Mode::Never
+    }
+
     /// Whether an ending restarts the service, by the mode alone.
     pub(crate) fn restarts_after(&self, ending: Ending<'_>) -> bool {
         match (self.mode, ending) {

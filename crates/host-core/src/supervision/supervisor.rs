@@ -3,18 +3,19 @@
 //! runs again.
 
 use std::panic::AssertUnwindSafe;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
+use futures::future::CatchUnwind;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::logging::LIFETIME_TARGET;
 use crate::services::failure::ServiceFailure;
-use crate::services::record::{Command, NextRun, ServiceRecord, lock};
+use crate::services::record::{Command, Interruptible, NextRun, ServiceRecord, lock};
 use crate::services::state::ServiceState;
 use crate::supervision::election::Term;
 use crate::supervision::leadership;
@@ -32,25 +33,27 @@ type RunOutcome = Option<Result<Result<(), ServiceError>, Box<dyn std::any::Any 
 /// policy says; a cluster singleton's only while this instance leads it.
 /// Every ending is settled here: a failure the policy does not mend goes to
 /// the host's failure behaviour.
-pub(crate) async fn supervise(
-    record: Arc<ServiceRecord>,
-    service: Arc<dyn BackgroundService>,
-    lifetime: ApplicationLifetime,
-) {
-    let mut runs = Runs {
-        service,
-        history: RestartHistory::default(),
-        restarted: false,
-        fresh: Fresh::default(),
-    };
-    match record.election.get() {
-        None => {
-            runs.run(&record, &lifetime, None).await;
+///
+/// Its one argument is the record, which holds what it runs: its task then
+/// stays small (every background service has one, most never restart).
+// An `async` block rather than an `async fn`: a function's arguments are
+// kept twice in its future, which every background service's task holds.
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn supervise(record: Arc<ServiceRecord>) -> impl Future<Output = ()> + Send {
+    async move {
+        let lifetime = &record.shared.lifetime;
+        let mut runs = Runs::default();
+        match record.election.get() {
+            None => {
+                runs.run(&record, lifetime, None).await;
+            }
+            Some(election) => {
+                Box::pin(leadership::lead(&record, lifetime, election, &mut runs)).await;
+            }
         }
-        Some(election) => Box::pin(leadership::lead(&record, &lifetime, election, &mut runs)).await,
-    }
-    if runs.fresh.disposer.is_some() {
-        Box::pin(runs.fresh.dispose(&record)).await;
+        if let Some(fresh) = runs.fresh.take() {
+            Box::pin(fresh.dispose(&record)).await;
+        }
     }
 }
 
@@ -64,125 +67,170 @@ pub(super) enum Ended {
     TermOver(Command),
 }
 
-/// What carries over from one run to the next: the instance, the restart
-/// history, a fresh instance's disposal.
+/// What carries over from one run to the next: the restart history and a
+/// fresh instance, each boxed when first needed (a service whose policy
+/// never restarts it has neither).
+#[derive(Default)]
 pub(super) struct Runs {
-    service: Arc<dyn BackgroundService>,
-    history: RestartHistory,
+    restarts: Option<Box<Restarts>>,
     restarted: bool,
-    fresh: Fresh,
+    fresh: Option<Box<Fresh>>,
+}
+
+/// The restart history, and when the current run began.
+#[derive(Default)]
+struct Restarts {
+    history: RestartHistory,
+    began: Option<Instant>,
 }
 
 impl Runs {
     /// Runs `execute`, again and again as the policy says, until the
     /// service is done or (for a singleton) `term` is over.
-    pub(super) async fn run(
-        &mut self,
-        record: &Arc<ServiceRecord>,
-        lifetime: &ApplicationLifetime,
-        term: Option<&Term>,
-    ) -> Ended {
-        let revoked = term.map(|term| &term.revoked);
-        loop {
-            if revoked.is_some_and(CancellationToken::is_cancelled) {
-                return Ended::TermOver(Command::Revoked);
-            }
-            let token = match record.begin_run() {
-                NextRun::Run(token) => token,
-                NextRun::Stopped => return Ended::Done,
-                NextRun::Paused => {
-                    // Paused before this run could begin.
-                    record.set_state(ServiceState::Paused);
-                    if Box::pin(wait(record, None, revoked)).await {
-                        record.advance(
-                            |state| matches!(state, ServiceState::Paused),
-                            ServiceState::Running,
-                        );
-                        continue;
-                    }
-                    return Ended::Done;
+    // An `async` block, as `supervise`: the arguments kept once.
+    #[allow(clippy::manual_async_fn)]
+    pub(super) fn run<'a>(
+        &'a mut self,
+        record: &'a Arc<ServiceRecord>,
+        lifetime: &'a ApplicationLifetime,
+        term: Option<&'a Term>,
+    ) -> impl Future<Output = Ended> + Send + 'a {
+        async move {
+            loop {
+                if revoked(term).is_some_and(CancellationToken::is_cancelled) {
+                    return Ended::TermOver(Command::Revoked);
                 }
-            };
-            if self.restarted {
-                match Box::pin(self.fresh.next(record)).await {
-                    Ok(Some(instance)) => self.service = instance,
-                    Ok(None) => {}
-                    Err(failure) => {
+                let token = match record.begin_run() {
+                    NextRun::Run(token) => token,
+                    NextRun::Stopped => return Ended::Done,
+                    NextRun::Paused => {
+                        // Paused before this run could begin.
+                        record.set_state(ServiceState::Paused);
+                        if Box::pin(wait(record, None, revoked(term))).await {
+                            record.advance(
+                                |state| matches!(state, ServiceState::Paused),
+                                ServiceState::Running,
+                            );
+                            continue;
+                        }
+                        return Ended::Done;
+                    }
+                };
+                if self.restarted {
+                    if let Err(failure) = Box::pin(Fresh::next(&mut self.fresh, record)).await {
                         report(record, failure);
                         return Ended::Done;
                     }
+                    cascade(record);
                 }
-                cascade(record);
-            }
-            self.restarted = true;
-            if record.settings.heartbeat.is_some() {
-                record.shared.liveness.notify_one();
-            }
-            let began = Instant::now();
-            let context = ServiceContext::supervised(record.clone(), token, lifetime.clone());
-            let run = AssertUnwindSafe(self.service.execute(context)).catch_unwind();
-            let outcome = record.interrupt.guard(run).await;
-            let (command, stopping) = record.end_of_run();
-            let next = decide(record, &mut self.history, began, outcome, command, stopping);
-            // After the state has left `hung`: a hung service being mended is
-            // never seen as hung beyond its policy in between.
-            record.mending.store(false, Ordering::Release);
-            let resumed = match next {
-                Next::End => return Ended::Done,
-                Next::TermOver(command) => return Ended::TermOver(command),
-                Next::Now => true,
-                // The waits are boxed: the task of a service that never
-                // restarts stays small. A zero backoff needs no timer, but
-                // still gives the other tasks a turn: a service that fails at
-                // once must not keep its worker to itself.
-                Next::After(delay) if delay.is_zero() => {
-                    tokio::task::yield_now().await;
-                    Box::pin(wait(record, None, revoked)).await
+                self.restarted = true;
+                if record.settings.heartbeat.is_some() {
+                    record.shared.liveness.notify_one();
                 }
-                Next::After(delay) => Box::pin(wait(record, Some(delay), revoked)).await,
-                Next::Paused => Box::pin(wait(record, None, revoked)).await,
-            };
-            if !resumed {
-                return Ended::Done;
+                if record.settings.restart.may_restart() {
+                    // When the run began, to tell whether it was stable:
+                    // in the boxed history, not in every service's task.
+                    self.restarts.get_or_insert_with(Box::default).began = Some(Instant::now());
+                }
+                let Some(run) = self.execute(record, token, lifetime) else {
+                    return Ended::Done;
+                };
+                let outcome = run.await;
+                let (command, stopping) = record.end_of_run();
+                let next = decide(record, &mut self.restarts, outcome, command, stopping);
+                // After the state has left `hung`: a hung service being mended is
+                // never seen as hung beyond its policy in between.
+                record.mending.store(false, Ordering::Release);
+                let resumed = match next {
+                    Next::End => return Ended::Done,
+                    Next::TermOver(command) => return Ended::TermOver(command),
+                    Next::Now => true,
+                    // The waits are boxed: the task of a service that never
+                    // restarts stays small. A zero backoff needs no timer, but
+                    // still gives the other tasks a turn: a service that fails at
+                    // once must not keep its worker to itself.
+                    Next::After(delay) if delay.is_zero() => {
+                        tokio::task::yield_now().await;
+                        Box::pin(wait(record, None, revoked(term))).await
+                    }
+                    Next::After(delay) => Box::pin(wait(record, Some(delay), revoked(term))).await,
+                    Next::Paused => Box::pin(wait(record, None, revoked(term))).await,
+                };
+                if !resumed {
+                    return Ended::Done;
+                }
+                if record.shared.winding_down() {
+                    // The stop was asked for while it waited: no restart begins;
+                    // the stop settles it.
+                    return Ended::Done;
+                }
+                record.advance(
+                    |state| {
+                        matches!(
+                            state,
+                            ServiceState::Restarting { .. }
+                                | ServiceState::Paused
+                                | ServiceState::Hung
+                        )
+                    },
+                    ServiceState::Running,
+                );
             }
-            if record.shared.winding_down() {
-                // The stop was asked for while it waited: no restart begins;
-                // the stop settles it.
-                return Ended::Done;
-            }
-            record.advance(
-                |state| {
-                    matches!(
-                        state,
-                        ServiceState::Restarting { .. } | ServiceState::Paused | ServiceState::Hung
-                    )
-                },
-                ServiceState::Running,
-            );
         }
     }
 }
 
+impl Runs {
+    /// The run of `execute` that begins, on the fresh instance if there is
+    /// one, as the supervisor awaits it: a panic caught, and ended at once
+    /// by the record's interrupt.
+    fn execute<'a>(
+        &'a self,
+        record: &'a Arc<ServiceRecord>,
+        token: CancellationToken,
+        lifetime: &ApplicationLifetime,
+    ) -> Option<Interruptible<'a, CatchUnwind<AssertUnwindSafe<ExecuteFuture<'a>>>>> {
+        let service = match &self.fresh {
+            Some(fresh) => &fresh.instance,
+            None => record.target()?,
+        };
+        let context = ServiceContext::supervised(record.clone(), token, lifetime.clone());
+        let run = AssertUnwindSafe(service.execute(context)).catch_unwind();
+        Some(record.interrupt.guard(run))
+    }
+}
+
+/// A singleton's term's revocation, looked up where used rather than kept:
+/// what lives across the run's await makes every task bigger.
+fn revoked(term: Option<&Term>) -> Option<&CancellationToken> {
+    term.map(|term| &term.revoked)
+}
+
+/// The future of one call of `execute`.
+type ExecuteFuture<'a> = Pin<Box<dyn Future<Output = Result<(), ServiceError>> + Send + 'a>>;
+
 /// The fresh instance of the current run, when the registration asks for
-/// one per restart.
-#[derive(Default)]
+/// one per restart, with what disposes of it.
 struct Fresh {
+    instance: Arc<dyn BackgroundService>,
     disposer: Option<host_di::Disposer>,
 }
 
 impl Fresh {
-    /// A new instance for the next run, if asked for; the previous fresh
-    /// one is disposed first.
+    /// A new instance for the next run into `fresh`, if the registration
+    /// asks for one; the previous fresh one is disposed first.
     async fn next(
-        &mut self,
+        fresh: &mut Option<Box<Fresh>>,
         record: &Arc<ServiceRecord>,
-    ) -> Result<Option<Arc<dyn BackgroundService>>, ServiceFailure> {
+    ) -> Result<(), ServiceFailure> {
         let Some(make) = &record.settings.fresh else {
-            return Ok(None);
+            return Ok(());
         };
-        self.dispose(record).await;
+        if let Some(previous) = fresh.take() {
+            previous.dispose(record).await;
+        }
         let Some(provider) = record.shared.provider() else {
-            return Ok(None);
+            return Ok(());
         };
         let (instance, disposer) = make(&provider).map_err(|error| {
             ServiceFailure::error(
@@ -191,12 +239,12 @@ impl Fresh {
                 anyhow::anyhow!("a fresh instance for its restart could not be built: {error}"),
             )
         })?;
-        self.disposer = disposer;
-        Ok(Some(instance))
+        *fresh = Some(Box::new(Fresh { instance, disposer }));
+        Ok(())
     }
 
-    async fn dispose(&mut self, record: &ServiceRecord) {
-        if let Some(disposer) = self.disposer.take()
+    async fn dispose(self: Box<Self>, record: &ServiceRecord) {
+        if let Some(disposer) = self.disposer
             && let Err(message) = disposer.dispose().await
         {
             tracing::error!(target: LIFETIME_TARGET, service = %record.name,
@@ -222,8 +270,7 @@ enum Next {
 
 fn decide(
     record: &Arc<ServiceRecord>,
-    history: &mut RestartHistory,
-    began: Instant,
+    restarts: &mut Option<Box<Restarts>>,
     outcome: RunOutcome,
     command: Option<Command>,
     stopping: bool,
@@ -297,7 +344,11 @@ fn decide(
     if !policy.restarts_after(ending) || record.shared.winding_down() {
         return end(record, ended, hung);
     }
-    match history.next(policy, began, Instant::now(), fastrand::f64()) {
+    let restarts = restarts.get_or_insert_with(Box::default);
+    // A policy that may restart noted when the run began.
+    let now = Instant::now();
+    let began = restarts.began.unwrap_or(now);
+    match restarts.history.next(policy, began, now, fastrand::f64()) {
         Decision::Restart { attempt, delay } => {
             if let Some(Err(failure)) = ended {
                 record.note_failure(failure);
@@ -445,7 +496,7 @@ pub(super) async fn wait(
     let deadline = delay.map(|delay| Instant::now().checked_add(delay));
     let mut waited = deadline.is_none();
     loop {
-        let mut woken = pin!(record.wake.notified());
+        let mut woken = pin!(record.wake().notified());
         woken.as_mut().enable();
         let paused = {
             let run = lock(&record.run);
