@@ -18,10 +18,10 @@
 //! assert_eq!(code, 0, "{}", host.output());
 //! ```
 
+pub mod etcd;
 pub mod netns;
 pub mod postgres_server;
 pub mod redis_server;
-pub mod etcd;
 
 pub use etcd::{EtcdCluster, EtcdLauncher};
 
