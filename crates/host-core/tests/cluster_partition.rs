@@ -67,8 +67,12 @@ async fn a_leader_cut_off_from_etcd_is_fenced_and_replaced() {
     let server = network.add("srv");
     let etcd_address = server.address.clone();
     let target_address = network.add_address(&server);
-    let Some(db) = OwnPostgres::start_at(TEST, &[target_address.clone()], 5432, &server.exec())
-    else {
+    let Some(db) = OwnPostgres::start_at(
+        TEST,
+        std::slice::from_ref(&target_address),
+        5432,
+        &server.exec(),
+    ) else {
         return;
     };
     let Some(etcd) = EtcdLauncher::new()

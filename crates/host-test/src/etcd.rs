@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crate::NO_HANG;
 
 /// How a cluster is started.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EtcdLauncher {
     members: usize,
     tls: Option<(PathBuf, PathBuf)>,
@@ -46,6 +46,13 @@ impl Default for Place {
             wrap: Vec::new(),
             address: "127.0.0.1".to_owned(),
         }
+    }
+}
+
+impl Default for EtcdLauncher {
+    /// One member, as [`new`](Self::new).
+    fn default() -> Self {
+        Self::new()
     }
 }
 
