@@ -610,15 +610,8 @@ impl EtcdClaims {
         let prefix = format!("hc-soak/{test}/{:08x}/", fastrand::u32(..));
         println!("{test}: etcd prefix {prefix}");
         let stem = format!("{prefix}claim/{JOB}/");
-        let endpoints = etcd
-            .endpoints()
-            .iter()
-            .map(|endpoint| format!("http://{endpoint}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let mut watch = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={endpoints}"))
+        let mut watch = etcd
+            .etcdctl_command()
             .args(["watch", "--prefix", &stem])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -248,17 +248,8 @@ impl EtcdCluster {
     /// standard output, or `Err` with what went wrong (`etcdctl` missing
     /// included).
     pub fn etcdctl(&self, args: &[&str]) -> Result<String, String> {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let endpoints = self
-            .endpoints()
-            .iter()
-            .map(|endpoint| format!("{scheme}://{endpoint}"))
-            .collect::<Vec<_>>()
-            .join(",");
         let output = self
-            .wrapped("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={endpoints}"))
+            .etcdctl_command()
             .args(args)
             .output()
             .map_err(|error| format!("etcdctl cannot be run: {error}"))?;
@@ -267,6 +258,24 @@ impl EtcdCluster {
         } else {
             Err(String::from_utf8_lossy(&output.stderr).into_owned())
         }
+    }
+
+    /// `etcdctl` (API v3) against every member, its arguments to follow:
+    /// for a command that runs on (`etcdctl watch`), which the caller
+    /// spawns and reads itself.
+    pub fn etcdctl_command(&self) -> Command {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let endpoints = self
+            .endpoints()
+            .iter()
+            .map(|endpoint| format!("{scheme}://{endpoint}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut command = self.wrapped("etcdctl");
+        command
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoints}"));
+        command
     }
 
     fn spawn(&self, member: &Member) -> Child {
