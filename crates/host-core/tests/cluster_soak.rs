@@ -2,8 +2,9 @@
 //! test binary's `child` test) run one periodic service on a cron schedule
 //! of every second, while instances are killed (`kill -9`) and restarted at
 //! random, for each store (the file lock under one shared content root,
-//! PostgreSQL in a schema of the test's own, and Redis under a key prefix
-//! of the test's own, which needs `HOST_TEST_REDIS_URL`) and each mode (at most once,
+//! PostgreSQL in a schema of the test's own, Redis under a key prefix of
+//! the test's own, which needs `HOST_TEST_REDIS_URL`, and an etcd of the
+//! test's own, which needs the `etcd` binary) and each mode (at most once,
 //! at least once). Each run records that it started, works 300 ms, then
 //! writes its tick to a target table in PostgreSQL through the fence (the
 //! fence check and the insert in one transaction); the table has no unique
@@ -61,19 +62,21 @@
 mod fenced;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use host_cluster::postgres::{Fence, FenceError, Namespace};
 use host_core::{
     ClusterWide, Host, PeriodicService, RunContext, Schedule, ServiceError, TickClaim, async_trait,
 };
-use host_test::{HostProcess, child_test};
+use host_test::{EtcdCluster, HostProcess, child_test};
 use sqlx::{PgPool, Row};
 
 /// The variable that makes the `child` test run an instance:
-/// `backend|mode|url|schema|content root|id|Redis URL|Redis prefix` (the
-/// last two empty but for Redis).
+/// `backend|mode|url|schema|content root|id|store URL|store prefix` (the
+/// last two empty but for Redis and etcd).
 const SCENARIO: &str = "HOST_CLUSTER_SOAK_CHILD";
 
 /// The job's name in the claim store, and the fence's name for it.
@@ -94,6 +97,8 @@ enum Backend {
     Postgres,
     /// `cluster.redis.url` and `cluster.redis.prefix`.
     Redis,
+    /// `cluster.etcd.url` and `cluster.etcd.prefix`.
+    Etcd,
 }
 
 impl Backend {
@@ -102,6 +107,7 @@ impl Backend {
             Self::FileLock => "file_lock",
             Self::Postgres => "postgres",
             Self::Redis => "redis",
+            Self::Etcd => "etcd",
         }
     }
 }
@@ -238,12 +244,12 @@ fn child() {
         schema,
         root,
         id,
-        redis_url,
-        redis_prefix,
+        store_url,
+        store_prefix,
     ] = parts[..]
     else {
         panic!(
-            "{SCENARIO}: backend|mode|url|schema|root|id|redis url|redis prefix, found {scenario}"
+            "{SCENARIO}: backend|mode|url|schema|root|id|store url|store prefix, found {scenario}"
         );
     };
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
@@ -255,9 +261,11 @@ fn child() {
             args.push(format!("--cluster.postgres.url={url}"));
             args.push(format!("--cluster.postgres.schema={schema}"));
         }
-        if backend == Backend::Redis.name() {
-            args.push(format!("--cluster.redis.url={redis_url}"));
-            args.push(format!("--cluster.redis.prefix={redis_prefix}"));
+        for remote in [Backend::Redis, Backend::Etcd] {
+            if backend == remote.name() {
+                args.push(format!("--cluster.{backend}.url={store_url}"));
+                args.push(format!("--cluster.{backend}.prefix={store_prefix}"));
+            }
         }
         let at_least_once = mode == Mode::AtLeastOnce.name();
         let mut cluster_wide = ClusterWide::new().job(JOB);
@@ -315,12 +323,15 @@ struct Soak {
     started: usize,
     /// The Redis store's prefix (its keys deleted when dropped).
     redis: Option<fenced::RedisPrefix>,
+    /// The etcd of the test's own, and what it saw of the claims.
+    etcd: Option<EtcdClaims>,
 }
 
 impl Soak {
     async fn new(
         url: &str,
         redis: Option<fenced::RedisPrefix>,
+        etcd: Option<EtcdClaims>,
         backend: Backend,
         mode: Mode,
     ) -> Self {
@@ -350,6 +361,7 @@ impl Soak {
             kills: Vec::new(),
             started: 0,
             redis,
+            etcd,
         }
     }
 
@@ -357,11 +369,13 @@ impl Soak {
     fn start(&mut self) {
         self.started += 1;
         let id = format!("{}-{}", self.test, self.started);
-        let (redis_url, redis_prefix) = self.redis.as_ref().map_or(("", ""), |redis| {
-            (redis.url.as_str(), redis.prefix.as_str())
-        });
+        let (store_url, store_prefix) = match (&self.redis, &self.etcd) {
+            (Some(redis), _) => (redis.url.clone(), redis.prefix.clone()),
+            (_, Some(etcd)) => (etcd.etcd.url(), etcd.prefix.clone()),
+            (None, None) => (String::new(), String::new()),
+        };
         let scenario = format!(
-            "{}|{}|{}|{}|{}|{id}|{redis_url}|{redis_prefix}",
+            "{}|{}|{}|{}|{}|{id}|{store_url}|{store_prefix}",
             self.backend.name(),
             self.mode.name(),
             self.url,
@@ -536,6 +550,29 @@ impl Soak {
                 }
                 records
             }
+            // `<attempt> <finished 0|1> <deadline 0|1> <holder>` under
+            // `<prefix>claim/<job>/<tick ms, 20 digits>`; etcd keeps no
+            // time, so a claim's is when the watch saw it written.
+            Backend::Etcd => {
+                let etcd = self.etcd.as_ref().expect("an etcd of the test's own");
+                let at_least_once = self.mode == Mode::AtLeastOnce;
+                etcd.claims()
+                    .into_iter()
+                    .map(|(tick, record, seen)| {
+                        let fields: Vec<&str> = record.splitn(4, ' ').collect();
+                        let [attempt, finished, _, holder] = fields[..] else {
+                            panic!("tick {tick}: a claim record, found {record:?}");
+                        };
+                        let claim = Claimed {
+                            attempt: attempt.parse().unwrap(),
+                            holder: holder.to_owned(),
+                            finished: finished == "1",
+                            claimed_at: seen.filter(|_| at_least_once).unwrap_or(UNIX_EPOCH),
+                        };
+                        (tick, claim)
+                    })
+                    .collect()
+            }
         }
     }
 
@@ -551,6 +588,107 @@ impl Soak {
         let _ = sqlx::raw_sql(&format!("DROP SCHEMA {} CASCADE", self.schema))
             .execute(&self.admin)
             .await;
+    }
+}
+
+/// An etcd of the test's own under a key prefix, and an `etcdctl watch`
+/// of the job's claim keys from before the first instance starts: etcd
+/// keeps no time with a key, so the watch notes when each claim was
+/// written (when its line arrived, a few milliseconds late at most). The
+/// watch is killed when dropped, the etcd too.
+struct EtcdClaims {
+    etcd: EtcdCluster,
+    prefix: String,
+    stem: String,
+    watch: Child,
+    /// Each line the watch printed, with when it arrived.
+    seen: Arc<Mutex<Vec<(SystemTime, String)>>>,
+}
+
+impl EtcdClaims {
+    fn watch(etcd: EtcdCluster, test: &str) -> Self {
+        let prefix = format!("hc-soak/{test}/{:08x}/", fastrand::u32(..));
+        println!("{test}: etcd prefix {prefix}");
+        let stem = format!("{prefix}claim/{JOB}/");
+        let mut watch = etcd
+            .etcdctl_command()
+            .args(["watch", "--prefix", &stem])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("etcdctl runs beside etcd");
+        let stdout = watch.stdout.take().expect("a piped standard output");
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let lines = Arc::clone(&seen);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                lines.lock().unwrap().push((SystemTime::now(), line));
+            }
+        });
+        // The watch is on once a key written shows; one written before it
+        // started watching does not, so the probe is written again until.
+        let probe = format!("{stem}probe");
+        let deadline = Instant::now() + host_test::NO_HANG;
+        while !seen.lock().unwrap().iter().any(|(_, line)| *line == probe) {
+            assert!(
+                Instant::now() < deadline,
+                "the watch of {stem} never saw {probe}"
+            );
+            etcd.etcdctl(&["put", &probe, "probe"])
+                .expect("etcdctl put");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        etcd.etcdctl(&["del", &probe]).expect("etcdctl del");
+        Self {
+            etcd,
+            prefix,
+            stem,
+            watch,
+            seen,
+        }
+    }
+
+    /// Each claim under the job's stem: its tick (ms since the epoch), its
+    /// record, and when the watch saw the claim written (a record not
+    /// finished), the last time if written more than once.
+    fn claims(&self) -> Vec<(u128, String, Option<SystemTime>)> {
+        let listed = self
+            .etcd
+            .etcdctl(&["get", "--prefix", &self.stem])
+            .unwrap_or_else(|error| panic!("etcdctl get --prefix {}: {error}", self.stem));
+        // `PUT`, the key, the value: one event in three lines.
+        let mut claimed: BTreeMap<String, SystemTime> = BTreeMap::new();
+        let seen = self.seen.lock().unwrap();
+        for event in seen.windows(3) {
+            let [(at, kind), (_, key), (_, value)] = event else {
+                continue;
+            };
+            if kind == "PUT" && key.starts_with(&self.stem) && value.split(' ').nth(1) == Some("0")
+            {
+                claimed.insert(key.clone(), *at);
+            }
+        }
+        let lines: Vec<&str> = listed.lines().collect();
+        lines
+            .chunks(2)
+            .map(|pair| {
+                let [key, record] = pair else {
+                    panic!("etcdctl get: a key and its value, found {pair:?}");
+                };
+                let tick = key
+                    .strip_prefix(&self.stem)
+                    .and_then(|tick| tick.parse().ok())
+                    .unwrap_or_else(|| panic!("a claim key under {}: {key}", self.stem));
+                (tick, (*record).to_owned(), claimed.get(*key).copied())
+            })
+            .collect()
+    }
+}
+
+impl Drop for EtcdClaims {
+    fn drop(&mut self) {
+        let _ = self.watch.kill();
+        let _ = self.watch.wait();
     }
 }
 
@@ -649,6 +787,14 @@ async fn soak(backend: Backend, mode: Mode) {
     } else {
         None
     };
+    let etcd = if backend == Backend::Etcd {
+        let Some(etcd) = fenced::own_etcd(&name, 1) else {
+            return;
+        };
+        Some(EtcdClaims::watch(etcd, &name))
+    } else {
+        None
+    };
     let seed = setting("HOST_CLUSTER_SOAK_SEED", fastrand::u64(..));
     let secs = setting("HOST_CLUSTER_SOAK_SECS", 15);
     let mut rng = fastrand::Rng::with_seed(seed);
@@ -657,7 +803,7 @@ async fn soak(backend: Backend, mode: Mode) {
         "{name}: seed {seed} (HOST_CLUSTER_SOAK_SEED={seed} replays it), {count} instances, \
          kills for {secs} s"
     );
-    let mut soak = Soak::new(&url, redis, backend, mode).await;
+    let mut soak = Soak::new(&url, redis, etcd, backend, mode).await;
     for _ in 0..count {
         soak.start();
     }
@@ -845,4 +991,14 @@ async fn redis_at_most_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_at_least_once() {
     soak(Backend::Redis, Mode::AtLeastOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_at_most_once() {
+    soak(Backend::Etcd, Mode::AtMostOnce).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_at_least_once() {
+    soak(Backend::Etcd, Mode::AtLeastOnce).await;
 }

@@ -7,6 +7,12 @@
 //! Each member also serves plain HTTP on a metrics port of its own
 //! (`/health`, `/metrics`), even when its client port takes TLS: that is
 //! how the launcher sees a member ready and finds the leader.
+//!
+//! [`EtcdLauncher::inside`] runs the members under a command (such as `ip
+//! netns exec <name>`, a network namespace of [`crate::netns`]) on an
+//! address of that namespace instead of the loopback; the launcher then
+//! asks the members through `etcdctl` run under the same command, as the
+//! test's own namespace cannot reach them.
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -17,10 +23,37 @@ use std::time::{Duration, Instant};
 use crate::NO_HANG;
 
 /// How a cluster is started.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EtcdLauncher {
     members: usize,
     tls: Option<(PathBuf, PathBuf)>,
+    place: Place,
+}
+
+/// Where the members run and listen.
+#[derive(Debug, Clone)]
+struct Place {
+    /// A command and its arguments the members (and `etcdctl`) run under;
+    /// empty for none.
+    wrap: Vec<String>,
+    /// The address every member listens on.
+    address: String,
+}
+
+impl Default for Place {
+    fn default() -> Self {
+        Self {
+            wrap: Vec::new(),
+            address: "127.0.0.1".to_owned(),
+        }
+    }
+}
+
+impl Default for EtcdLauncher {
+    /// One member, as [`new`](Self::new).
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl EtcdLauncher {
@@ -29,7 +62,22 @@ impl EtcdLauncher {
         Self {
             members: 1,
             tls: None,
+            place: Place::default(),
         }
+    }
+
+    /// Runs every member under `wrap` (a command and its arguments, such
+    /// as [`crate::netns::Member::exec`]: the member's command line
+    /// follows), listening on `address` (one of that namespace's) instead
+    /// of 127.0.0.1. Free ports are still picked on the loopback: a new
+    /// namespace's address has every port free.
+    #[must_use]
+    pub fn inside(mut self, wrap: &[String], address: &str) -> Self {
+        self.place = Place {
+            wrap: wrap.to_vec(),
+            address: address.to_owned(),
+        };
+        self
     }
 
     /// `count` members (three tolerate the loss of one).
@@ -78,14 +126,16 @@ impl EtcdLauncher {
                 process: None,
             })
             .collect();
+        let address = &self.place.address;
         let initial_cluster = members
             .iter()
-            .map(|member| format!("{}=http://127.0.0.1:{}", member.name, member.peer_port))
+            .map(|member| format!("{}=http://{address}:{}", member.name, member.peer_port))
             .collect::<Vec<_>>()
             .join(",");
         let mut cluster = EtcdCluster {
             dir,
             tls: self.tls,
+            place: self.place,
             initial_cluster,
             token: format!("host-test-{:08x}", random()),
             members: Vec::new(),
@@ -116,6 +166,7 @@ struct Member {
 pub struct EtcdCluster {
     dir: PathBuf,
     tls: Option<(PathBuf, PathBuf)>,
+    place: Place,
     initial_cluster: String,
     token: String,
     members: Vec<Member>,
@@ -132,11 +183,12 @@ impl EtcdCluster {
         EtcdLauncher::new().members(3).start()
     }
 
-    /// The members' client addresses, `127.0.0.1:<port>`.
+    /// The members' client addresses, `127.0.0.1:<port>` (or the address
+    /// given to [`EtcdLauncher::inside`]).
     pub fn endpoints(&self) -> Vec<String> {
         self.members
             .iter()
-            .map(|member| format!("127.0.0.1:{}", member.client_port))
+            .map(|member| format!("{}:{}", self.place.address, member.client_port))
             .collect()
     }
 
@@ -175,11 +227,8 @@ impl EtcdCluster {
     pub fn leader(&self) -> usize {
         let deadline = Instant::now() + NO_HANG;
         while Instant::now() < deadline {
-            let leading = (0..self.members.len()).find(|&index| {
-                self.members[index].process.is_some()
-                    && http_get(self.members[index].metrics_port, "/metrics")
-                        .is_some_and(|metrics| metrics.contains("\netcd_server_is_leader 1"))
-            });
+            let leading = (0..self.members.len())
+                .find(|&index| self.members[index].process.is_some() && self.leads(index));
             if let Some(index) = leading {
                 return index;
             }
@@ -199,16 +248,8 @@ impl EtcdCluster {
     /// standard output, or `Err` with what went wrong (`etcdctl` missing
     /// included).
     pub fn etcdctl(&self, args: &[&str]) -> Result<String, String> {
-        let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let endpoints = self
-            .endpoints()
-            .iter()
-            .map(|endpoint| format!("{scheme}://{endpoint}"))
-            .collect::<Vec<_>>()
-            .join(",");
-        let output = Command::new("etcdctl")
-            .env("ETCDCTL_API", "3")
-            .arg(format!("--endpoints={endpoints}"))
+        let output = self
+            .etcdctl_command()
             .args(args)
             .output()
             .map_err(|error| format!("etcdctl cannot be run: {error}"))?;
@@ -219,16 +260,35 @@ impl EtcdCluster {
         }
     }
 
+    /// `etcdctl` (API v3) against every member, its arguments to follow:
+    /// for a command that runs on (`etcdctl watch`), which the caller
+    /// spawns and reads itself.
+    pub fn etcdctl_command(&self) -> Command {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let endpoints = self
+            .endpoints()
+            .iter()
+            .map(|endpoint| format!("{scheme}://{endpoint}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut command = self.wrapped("etcdctl");
+        command
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={endpoints}"));
+        command
+    }
+
     fn spawn(&self, member: &Member) -> Child {
         let scheme = if self.tls.is_some() { "https" } else { "http" };
-        let client_url = format!("{scheme}://127.0.0.1:{}", member.client_port);
-        let peer_url = format!("http://127.0.0.1:{}", member.peer_port);
+        let address = &self.place.address;
+        let client_url = format!("{scheme}://{address}:{}", member.client_port);
+        let peer_url = format!("http://{address}:{}", member.peer_port);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.dir.join(format!("{}.log", member.name)))
             .expect("a member's log file");
-        let mut command = Command::new("etcd");
+        let mut command = self.wrapped("etcd");
         command
             .arg(format!("--name={}", member.name))
             .arg(format!(
@@ -240,7 +300,7 @@ impl EtcdCluster {
             .arg(format!("--listen-peer-urls={peer_url}"))
             .arg(format!("--initial-advertise-peer-urls={peer_url}"))
             .arg(format!(
-                "--listen-metrics-urls=http://127.0.0.1:{}",
+                "--listen-metrics-urls=http://{address}:{}",
                 member.metrics_port
             ))
             .arg(format!("--initial-cluster={}", self.initial_cluster))
@@ -269,9 +329,7 @@ impl EtcdCluster {
         let member = &self.members[index];
         let deadline = Instant::now() + NO_HANG;
         while Instant::now() < deadline {
-            if http_get(member.metrics_port, "/health")
-                .is_some_and(|body| body.contains("\"health\":\"true\""))
-            {
+            if self.healthy(index) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -279,6 +337,64 @@ impl EtcdCluster {
         let log = std::fs::read_to_string(self.dir.join(format!("{}.log", member.name)))
             .unwrap_or_default();
         panic!("etcd member {} never became healthy:\n{log}", member.name);
+    }
+}
+
+impl EtcdCluster {
+    /// `program` as a command, under the members' wrap if any.
+    fn wrapped(&self, program: &str) -> Command {
+        match self.place.wrap.split_first() {
+            Some((wrap, args)) => {
+                let mut command = Command::new(wrap);
+                command.args(args).arg(program);
+                command
+            }
+            None => Command::new(program),
+        }
+    }
+
+    /// Whether member `index` says it is healthy: its `/health` on the
+    /// metrics port, or under a wrap `etcdctl endpoint health` (the test
+    /// cannot reach the member's address).
+    fn healthy(&self, index: usize) -> bool {
+        if self.place.wrap.is_empty() {
+            http_get(self.members[index].metrics_port, "/health")
+                .is_some_and(|body| body.contains("\"health\":\"true\""))
+        } else {
+            self.ask(index, "health").is_some()
+        }
+    }
+
+    /// Whether member `index` says it is the Raft leader: its metrics, or
+    /// under a wrap `etcdctl endpoint status`.
+    fn leads(&self, index: usize) -> bool {
+        if self.place.wrap.is_empty() {
+            http_get(self.members[index].metrics_port, "/metrics")
+                .is_some_and(|metrics| metrics.contains("\netcd_server_is_leader 1"))
+        } else {
+            // endpoint, id, version, size, is leader, ...
+            self.ask(index, "status")
+                .is_some_and(|status| status.split(", ").nth(4) == Some("true"))
+        }
+    }
+
+    /// `etcdctl endpoint <what>` of member `index` alone, under the wrap:
+    /// its standard output, or `None` when it fails (within a second).
+    fn ask(&self, index: usize, what: &str) -> Option<String> {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let endpoint = format!(
+            "--endpoints={scheme}://{}:{}",
+            self.place.address, self.members[index].client_port
+        );
+        let output = self
+            .wrapped("etcdctl")
+            .env("ETCDCTL_API", "3")
+            .args([&endpoint, "--command-timeout=1s", "endpoint", what])
+            .stderr(Stdio::null())
+            .output()
+            .ok()
+            .filter(|output| output.status.success())?;
+        Some(String::from_utf8_lossy(&output.stdout).into_owned())
     }
 }
 

@@ -204,5 +204,7 @@ mod tests {
         both::<super::Network>();
         both::<super::Member>();
         both::<crate::redis_server::RedisServer>();
+        both::<crate::EtcdCluster>();
+        both::<crate::EtcdLauncher>();
     }
 }

@@ -10,7 +10,7 @@ use sqlx::{PgPool, Row};
 
 use super::terms::{self, Term};
 use super::writer::SCENARIO;
-use super::{Conduct, Store};
+use super::{Conduct, Store, Timings};
 
 /// The bound on waits for work: generous, so that only a hang fails.
 const WORK_WITHIN: Duration = Duration::from_secs(30);
@@ -25,6 +25,7 @@ pub struct Cluster {
     pub schema: String,
     pub admin: PgPool,
     conduct: Conduct,
+    timings: Timings,
     pub instances: Vec<Instance>,
 }
 
@@ -65,6 +66,7 @@ impl Cluster {
             schema,
             admin,
             conduct: Conduct::Stubborn,
+            timings: Timings::default(),
             instances: Vec::new(),
         }
     }
@@ -72,6 +74,12 @@ impl Cluster {
     /// The instances started from now on write with `conduct`.
     pub fn conduct(&mut self, conduct: Conduct) -> &mut Self {
         self.conduct = conduct;
+        self
+    }
+
+    /// The instances started from now on lead with `timings`.
+    pub fn timings(&mut self, timings: Timings) -> &mut Self {
+        self.timings = timings;
         self
     }
 
@@ -89,6 +97,7 @@ impl Cluster {
         let [kind, location, prefix] = self.store.fields();
         let scenario = [
             self.conduct.name(),
+            &self.timings.encode(),
             &self.target,
             &self.schema,
             &id,

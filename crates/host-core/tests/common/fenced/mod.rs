@@ -1,6 +1,6 @@
 //! The process harness of the cluster-singleton tests: three (or more)
 //! real processes of the test binary's `child` test lead one singleton in
-//! turn on a lease store (PostgreSQL, the file lock or Redis), and the
+//! turn on a lease store (PostgreSQL, the file lock, Redis or etcd), and the
 //! leader's work writes through a PostgreSQL fence into a table of the
 //! test's own, so that every test can check from the accepted writes that
 //! no two terms' work overlapped.
@@ -23,7 +23,7 @@ pub use host_test::postgres_server::PostgresServer as OwnPostgres;
 pub use redis_prefix::RedisPrefix;
 pub use store::Store;
 pub use terms::Term;
-pub use writer::{Conduct, child};
+pub use writer::{Conduct, Timings, child};
 
 /// The lease every instance campaigns for, and the fence's name for it.
 pub const LEASE: &str = "writer";
@@ -38,6 +38,16 @@ pub fn postgres_url(test: &str) -> Option<String> {
 /// the test was skipped).
 pub fn redis_url(test: &str) -> Option<String> {
     server_url(test, "HOST_TEST_REDIS_URL")
+}
+
+/// An etcd of the test's own, of one member or `members`, or `None`
+/// (and a line saying the test was skipped).
+pub fn own_etcd(test: &str, members: usize) -> Option<host_test::EtcdCluster> {
+    let etcd = host_test::EtcdLauncher::new().members(members).start();
+    if etcd.is_none() {
+        println!("{test}: skipped, etcd cannot be started");
+    }
+    etcd
 }
 
 fn server_url(test: &str, variable: &str) -> Option<String> {

@@ -6,6 +6,8 @@
 //! Another store is one variant here, its fields in [`Store::fields`],
 //! and its construction in [`build`].
 
+use host_cluster::LeaseStore as _;
+use host_cluster::etcd::EtcdOptions;
 use host_cluster::postgres::{Namespace, PostgresOptions};
 use host_cluster::redis::RedisOptions;
 use host_core::HostBuilder;
@@ -21,6 +23,8 @@ pub enum Store {
     FileLock { root: tempfile::TempDir },
     /// Redis, under a key prefix of the test's own.
     Redis(RedisPrefix),
+    /// etcd at `url` (an etcd of the test's own), under `prefix`.
+    Etcd { url: String, prefix: String },
 }
 
 impl Store {
@@ -40,6 +44,38 @@ impl Store {
         Self::Redis(RedisPrefix::new(url, test))
     }
 
+    /// etcd at `url`, under a key prefix of the test's own.
+    pub fn etcd(url: &str, test: &str) -> Self {
+        let prefix = format!("hc-test/{test}/{:08x}/", fastrand::u32(..));
+        println!("{test}: etcd prefix {prefix}");
+        Self::Etcd {
+            url: url.to_owned(),
+            prefix,
+        }
+    }
+
+    /// Who holds the lease now by the etcd store, with the token; `None`
+    /// when nobody does. The test reaches etcd at the store's URL.
+    ///
+    /// # Panics
+    ///
+    /// On a store other than etcd, or when etcd does not answer.
+    pub async fn etcd_holder(&self) -> Option<(String, i64)> {
+        let Self::Etcd { url, prefix } = self else {
+            panic!("the lease holder is read from etcd only: {self:?}");
+        };
+        let store = EtcdOptions::new(url)
+            .and_then(|options| options.prefix(prefix))
+            .expect("the etcd store's URL and prefix")
+            .connect_lazily();
+        let info = store
+            .current(super::LEASE)
+            .await
+            .unwrap_or_else(|error| panic!("the lease in etcd: {error}"))?;
+        let token = i64::try_from(info.token().get()).expect("a token below 2^63");
+        Some((info.holder().to_owned(), token))
+    }
+
     /// The store as an instance's scenario names it: kind, location and
     /// prefix (empty where the kind has none).
     pub fn fields(&self) -> [String; 3] {
@@ -51,6 +87,7 @@ impl Store {
                 String::new(),
             ],
             Self::Redis(prefix) => ["redis".into(), prefix.url.clone(), prefix.prefix.clone()],
+            Self::Etcd { url, prefix } => ["etcd".into(), url.clone(), prefix.clone()],
         }
     }
 }
@@ -86,6 +123,17 @@ pub fn build(builder: &mut HostBuilder, fields: [&str; 3], namespace: &Namespace
                     .connect_lazily(),
             );
         }
-        other => panic!("a lease store kind: postgres, file_lock or redis; found {other:?}"),
+        ["etcd", url, prefix] => {
+            builder.lease_store(
+                EtcdOptions::new(url)
+                    .expect("an etcd URL")
+                    .prefix(prefix)
+                    .expect("an etcd key prefix")
+                    .connect_lazily(),
+            );
+        }
+        other => {
+            panic!("a lease store kind: postgres, file_lock, redis or etcd; found {other:?}")
+        }
     }
 }

@@ -13,8 +13,54 @@ use sqlx::PgPool;
 use super::LEASE;
 
 /// The variable that makes the `child` test run an instance:
-/// `conduct|target url|schema|id|store kind|store location|store prefix`.
+/// `conduct|timings|target url|schema|id|store kind|store location|store
+/// prefix`.
 pub const SCENARIO: &str = "HOST_CLUSTER_FENCED_CHILD";
+
+/// The singleton's lease, renew deadline and retry period.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timings {
+    pub lease: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+}
+
+impl Default for Timings {
+    /// Lease 1 s, renew deadline 700 ms, retry 200 ms: short, so that
+    /// each test takes seconds.
+    fn default() -> Self {
+        Self {
+            lease: Duration::from_secs(1),
+            renew_deadline: Duration::from_millis(700),
+            retry_period: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Timings {
+    /// `<lease ms>,<renew deadline ms>,<retry ms>`, as the scenario
+    /// carries them.
+    pub fn encode(self) -> String {
+        [self.lease, self.renew_deadline, self.retry_period]
+            .map(|duration| duration.as_millis().to_string())
+            .join(",")
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let millis: Vec<u64> = text
+            .split(',')
+            .map(|part| part.parse().ok())
+            .collect::<Option<_>>()?;
+        let [lease, renew_deadline, retry_period] = millis[..] else {
+            return None;
+        };
+        Some(Self {
+            lease: Duration::from_millis(lease),
+            renew_deadline: Duration::from_millis(renew_deadline),
+            retry_period: Duration::from_millis(retry_period),
+        })
+    }
+}
 
 /// How the writer treats the end of its term.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,16 +177,17 @@ impl Writer {
 }
 
 /// The body of the test binary's `child` test: runs an instance when
-/// [`SCENARIO`] is set, and does nothing otherwise. Lease 1 s, renew
-/// deadline 700 ms, retry 200 ms.
+/// [`SCENARIO`] is set, and does nothing otherwise.
 pub fn child() {
     let Ok(scenario) = std::env::var(SCENARIO) else {
         return;
     };
     let fields: Vec<&str> = scenario.split('|').collect();
-    let [conduct, url, schema, id, kind, location, prefix] = fields[..] else {
-        panic!("{SCENARIO}: conduct|url|schema|id|kind|location|prefix, found {scenario}");
+    let [conduct, timings, url, schema, id, kind, location, prefix] = fields[..] else {
+        panic!("{SCENARIO}: conduct|timings|url|schema|id|kind|location|prefix, found {scenario}");
     };
+    let timings = Timings::decode(timings)
+        .unwrap_or_else(|| panic!("{SCENARIO}: lease,deadline,retry in ms, found {timings}"));
     let conduct = [Conduct::Stubborn, Conduct::Heeding]
         .into_iter()
         .find(|known| known.name() == conduct)
@@ -164,9 +211,9 @@ pub fn child() {
             |writer| {
                 writer.cluster_singleton(
                     Singleton::new(LEASE)
-                        .lease(Duration::from_secs(1))
-                        .renew_deadline(Duration::from_millis(700))
-                        .retry_period(Duration::from_millis(200)),
+                        .lease(timings.lease)
+                        .renew_deadline(timings.renew_deadline)
+                        .retry_period(timings.retry_period),
                 )
             },
         );
