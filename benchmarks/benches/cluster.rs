@@ -47,9 +47,9 @@ use host_cluster::{
 use common::RunKind;
 use guard::KillOnDrop;
 use host_core::Singleton;
-use host_test::EtcdCluster;
 use host_test::netns::Network;
 use host_test::postgres_server::PostgresServer;
+use host_test::{EtcdCluster, EtcdLauncher};
 use partition::Partitioned;
 use tokio::runtime::Runtime;
 
@@ -537,8 +537,9 @@ fn failover_section(out: &mut String, plan: Plan, seed: u64, measured: &[Measure
          the standby, and once it stands by the bench waits a random pause, uniform below {} \
          (seed {seed}; `{SEED_VARIABLE}={seed}` replays it), before the next signal. {} \
          rounds per cause, the signals alternated; a partition's rounds on a server of the \
-         bench's own in a network namespace, the two instances in two more, the leader cut \
-         off from the server's address (`benches/cluster/partition.rs`). Timings: lease {}, renew \
+         bench's own (PostgreSQL, or three etcd members) in a network namespace, the two \
+         instances in two more, the leader cut off from the server's address \
+         (`benches/cluster/partition.rs`). Timings: lease {}, renew \
          deadline {}, retry {} (the defaults: {}, {}, {}). Scaled to the defaults by the ratio \
          of the timing that bounds the failover: the retry period after a graceful stop or a \
          file-lock kill ({:.1}x), lease + retry after a kill or a partition that leaves a lease \
@@ -873,13 +874,18 @@ impl Drop for RedisPrefix {
 /// keys at most: its leader checks every half second.
 const ETCD_EXPIRY: Duration = Duration::from_millis(500);
 
+/// What names the bench to the launchers of its servers and namespaces.
+const LABEL: &str = "cluster bench";
+
+/// Why a partition's rows were skipped: no network namespaces here.
+const NO_NAMESPACES: &str = "no network namespace can be made (root and `ip` are needed)";
+
 /// The failovers after a partition from a PostgreSQL server of the bench's
 /// own, run inside a network namespace of its own.
 fn postgres_partition(plan: Plan, random: &mut Random) -> Measured {
-    const LABEL: &str = "cluster bench";
     let skipped = |why: &str| Err(("PostgreSQL", format!("partition skipped: {why}")));
     let Some(mut network) = Network::new(LABEL) else {
-        return skipped("no network namespace can be made (root and `ip` are needed)");
+        return skipped(NO_NAMESPACES);
     };
     let server = network.add("server");
     let instances = [network.add("a"), network.add("b")];
@@ -905,6 +911,40 @@ fn postgres_partition(plan: Plan, random: &mut Random) -> Measured {
     let results = partition::failovers(&backend, &place, plan, random);
     // The server stops before its namespace goes.
     drop(database);
+    Ok((backend, results))
+}
+
+/// The failovers after a partition from three etcd members of the bench's
+/// own, run inside a network namespace of their own: the leader is cut off
+/// from all three.
+fn etcd_partition(plan: Plan, random: &mut Random, prefix: &str) -> Measured {
+    let skipped = |why: &str| Err(("etcd", format!("partition skipped: {why}")));
+    let Some(mut network) = Network::new(LABEL) else {
+        return skipped(NO_NAMESPACES);
+    };
+    let server = network.add("server");
+    let instances = [network.add("a"), network.add("b")];
+    let Some(etcd) = EtcdLauncher::new()
+        .members(3)
+        .inside(&server.exec(), &server.address)
+        .start()
+    else {
+        return skipped("etcd cannot be started (no `etcd` binary)");
+    };
+    let backend = Backend::Url {
+        label: "etcd",
+        url: etcd.url(),
+        prefix: prefix.to_owned(),
+        expiry: ETCD_EXPIRY,
+    };
+    let place = Partitioned {
+        network: &network,
+        instances,
+        store_address: server.address.clone(),
+    };
+    let results = partition::failovers(&backend, &place, plan, random);
+    // The members end before their namespace goes.
+    drop(etcd);
     Ok((backend, results))
 }
 
@@ -976,6 +1016,7 @@ fn main() -> ExitCode {
         })
         .collect();
     measured.push(postgres_partition(plan, &mut random));
+    measured.push(etcd_partition(plan, &mut random, &etcd_prefix));
     let _ = writeln!(out);
     failover_section(&mut out, plan, seed, &measured);
 
