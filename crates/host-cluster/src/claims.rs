@@ -142,6 +142,15 @@ pub trait ClusterStore: LeaseStore + ClaimStore {}
 
 impl<T: LeaseStore + ClaimStore> ClusterStore for T {}
 
+/// Checks a claim's job name and holder id, and gives its tick in whole
+/// milliseconds since the Unix epoch: what every store's `try_claim` does
+/// first.
+pub(crate) fn claim_args(job: &str, holder: &str, tick: SystemTime) -> Result<i64, ClusterError> {
+    ClusterError::check("job name", job)?;
+    ClusterError::check("holder id", holder)?;
+    tick_millis(tick)
+}
+
 /// `tick` to whole milliseconds since the Unix epoch, as every store keeps
 /// it; a tick before the epoch is refused.
 pub(crate) fn tick_millis(tick: SystemTime) -> Result<i64, ClusterError> {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use crate::claims::{tick_millis, tick_time};
+use crate::claims::{claim_args, tick_millis, tick_time};
 use crate::{
     Claim, ClaimOutcome, ClaimStore, ClusterError, FencingToken, Lease, LeaseInfo, LeaseStore,
 };
@@ -167,9 +167,7 @@ impl ClaimStore for InProcessStore {
         holder: &str,
         deadline: Option<Duration>,
     ) -> Result<ClaimOutcome, ClusterError> {
-        ClusterError::check("job name", job)?;
-        ClusterError::check("holder id", holder)?;
-        let millis = tick_millis(tick)?;
+        let millis = claim_args(job, holder, tick)?;
         let now = Instant::now();
         Ok(self.with_jobs(|jobs| {
             let entry = jobs.entry(Arc::from(job)).or_default();

@@ -21,22 +21,13 @@ mod fenced;
 
 use std::time::Duration;
 
-use fenced::{Cluster, Conduct, Store, Timings, own_etcd, postgres_url};
+use fenced::{
+    Cluster, Conduct, Idle, Store, Timings, leading_as_configured, own_etcd, postgres_url,
+};
 
 use host_cluster::LeaseStore as _;
 use host_cluster::etcd::EtcdOptions;
-use host_core::{BackgroundService, ServiceContext, ServiceError, Singleton, async_trait};
 use host_testing::TestHost;
-
-struct Idle;
-
-#[async_trait]
-impl BackgroundService for Idle {
-    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-        ctx.stopping().await;
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configuration_points_singletons_at_etcd() {
@@ -44,39 +35,11 @@ async fn the_configuration_points_singletons_at_etcd() {
         return;
     };
     let prefix = format!("hc-test-{:08x}/", fastrand::u32(..));
-    let mut builder = TestHost::builder();
-    builder.args([
-        "app".to_owned(),
+    let (host, leadership) = leading_as_configured(&[
         format!("--cluster.etcd.url={}", etcd.url()),
         format!("--cluster.etcd.prefix={prefix}"),
-        "--cluster.instance_id=configured".to_owned(),
-    ]);
-    builder.add_hosted_service_instance_with(Idle, |idle| {
-        idle.cluster_singleton(
-            Singleton::new("configured")
-                .lease(Duration::from_secs(1))
-                .renew_deadline(Duration::from_millis(700))
-                .retry_period(Duration::from_millis(200)),
-        )
-    });
-    let host = builder.start().await.unwrap();
-    let states = host.states();
-    let leads = async {
-        loop {
-            let leadership = states
-                .status(std::any::type_name::<Idle>())
-                .and_then(|status| status.leadership);
-            if let Some(leadership) = leadership.filter(|leadership| leadership.leading) {
-                return leadership;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    // A generous bound: a hang fails the test.
-    let leadership = tokio::time::timeout(Duration::from_secs(30), leads)
-        .await
-        .expect("the instance leads within 30 s");
-    assert_eq!(&*leadership.instance, "configured");
+    ])
+    .await;
     // The lease is in etcd, under the prefix configured, with the token the
     // singleton reports.
     let store = EtcdOptions::new(&etcd.url())

@@ -15,8 +15,7 @@ mod fenced;
 
 use std::time::{Duration, Instant};
 
-use fenced::{Cluster, LEASE, OwnPostgres, Store, postgres_url};
-use host_core::{BackgroundService, ServiceContext, ServiceError, Singleton, async_trait};
+use fenced::{Cluster, LEASE, OwnPostgres, Store, leading_as_configured, postgres_url};
 use sqlx::Row;
 
 #[test]
@@ -124,58 +123,22 @@ async fn the_configuration_points_singletons_at_postgres() {
         return;
     };
     let cluster = Cluster::new(&url, Store::postgres(&url), "configured").await;
-    let mut builder = host_testing::TestHost::builder();
-    builder.args([
-        "app".to_owned(),
+    let (host, _) = leading_as_configured(&[
         format!("--cluster.postgres.url={url}"),
         format!("--cluster.postgres.schema={}", cluster.schema),
-        "--cluster.instance_id=configured".to_owned(),
-    ]);
-    builder.add_hosted_service_instance_with(Idle, |idle| {
-        idle.cluster_singleton(
-            Singleton::new("configured")
-                .lease(Duration::from_secs(1))
-                .renew_deadline(Duration::from_millis(700))
-                .retry_period(Duration::from_millis(200)),
-        )
-    });
-    let host = builder.start().await.unwrap();
-    let leads = async {
-        loop {
-            let leadership = host
-                .states()
-                .status(std::any::type_name::<Idle>())
-                .and_then(|status| status.leadership);
-            if leadership.is_some_and(|leadership| leadership.leading) {
-                let rows = sqlx::raw_sql(&format!(
-                    "SELECT holder FROM {}.host_leases WHERE name = 'configured'",
-                    cluster.schema
-                ))
-                .fetch_all(&cluster.admin)
-                .await
-                .unwrap();
-                break rows.first().map(|row| row.get::<String, _>(0));
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    // A generous bound: a hang fails the test.
-    let holder = tokio::time::timeout(Duration::from_secs(30), leads)
-        .await
-        .expect("the instance leads within 30 s");
+    ])
+    .await;
+    let rows = sqlx::raw_sql(&format!(
+        "SELECT holder FROM {}.host_leases WHERE name = 'configured'",
+        cluster.schema
+    ))
+    .fetch_all(&cluster.admin)
+    .await
+    .unwrap();
+    let holder = rows.first().map(|row| row.get::<String, _>(0));
     assert_eq!(holder.as_deref(), Some("configured"));
     host.stop().await.unwrap();
     cluster.finish().await;
-}
-
-struct Idle;
-
-#[async_trait]
-impl BackgroundService for Idle {
-    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-        ctx.stopping().await;
-        Ok(())
-    }
 }
 
 /// The file lock, three processes: a leader killed is replaced at the next

@@ -13,23 +13,10 @@
 #[path = "common/fenced/mod.rs"]
 mod fenced;
 
-use std::time::Duration;
-
-use fenced::{Cluster, Conduct, Store, postgres_url, redis_url};
+use fenced::{Cluster, Conduct, Idle, Store, leading_as_configured, postgres_url, redis_url};
 use host_test::redis_server::RedisServer;
 
-use host_core::{BackgroundService, ServiceContext, ServiceError, Singleton, async_trait};
 use host_testing::TestHost;
-
-struct Idle;
-
-#[async_trait]
-impl BackgroundService for Idle {
-    async fn execute(&self, ctx: ServiceContext) -> Result<(), ServiceError> {
-        ctx.stopping().await;
-        Ok(())
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_configuration_points_singletons_at_redis() {
@@ -37,38 +24,11 @@ async fn the_configuration_points_singletons_at_redis() {
         return;
     };
     let prefix = fenced::RedisPrefix::new(&url, "configured");
-    let mut builder = TestHost::builder();
-    builder.args([
-        "app".to_owned(),
+    let (host, leadership) = leading_as_configured(&[
         format!("--cluster.redis.url={url}"),
         format!("--cluster.redis.prefix={}", prefix.prefix),
-        "--cluster.instance_id=configured".to_owned(),
-    ]);
-    builder.add_hosted_service_instance_with(Idle, |idle| {
-        idle.cluster_singleton(
-            Singleton::new("configured")
-                .lease(Duration::from_secs(1))
-                .renew_deadline(Duration::from_millis(700))
-                .retry_period(Duration::from_millis(200)),
-        )
-    });
-    let host = builder.start().await.unwrap();
-    let states = host.states();
-    let leads = async {
-        loop {
-            let leadership = states
-                .status(std::any::type_name::<Idle>())
-                .and_then(|status| status.leadership);
-            if let Some(leadership) = leadership.filter(|leadership| leadership.leading) {
-                return leadership;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    // A generous bound: a hang fails the test.
-    let leadership = tokio::time::timeout(Duration::from_secs(30), leads)
-        .await
-        .expect("the instance leads within 30 s");
+    ])
+    .await;
     // The term the store handed out: the counter under the prefix.
     let counter: Option<u64> = redis::cmd("GET")
         .arg(prefix.key("token:configured"))

@@ -11,7 +11,7 @@ use tonic::Status;
 use super::ops::{created_at, delete, deleted, found, get, modified_at, put};
 use super::proto::TxnRequest;
 use super::{EtcdStore, lease_seconds, revision, token, unexpected};
-use crate::claims::{tick_millis, tick_time};
+use crate::claims::{claim_args, tick_millis, tick_time};
 use crate::{Claim, ClaimOutcome, ClaimStore, ClusterError};
 
 /// Rounds of read-then-write a claim tries when the record changes under
@@ -70,9 +70,7 @@ impl ClaimStore for EtcdStore {
         holder: &str,
         deadline: Option<Duration>,
     ) -> Result<ClaimOutcome, ClusterError> {
-        ClusterError::check("job name", job)?;
-        ClusterError::check("holder id", holder)?;
-        let millis = tick_millis(tick)?;
+        let millis = claim_args(job, holder, tick)?;
         let prefix = &self.inner.options.prefix;
         let (key, live) = (prefix.claim(job, millis), prefix.claim_live(job, millis));
         let client = self.client().await;

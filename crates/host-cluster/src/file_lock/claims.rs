@@ -13,7 +13,7 @@ use fs4::FileExt;
 
 use super::record::Fields;
 use super::{FileLockStore, Inner, naming, since_epoch};
-use crate::claims::{tick_millis, tick_time};
+use crate::claims::{claim_args, tick_millis, tick_time};
 use crate::{Claim, ClaimOutcome, ClaimStore, ClusterError, FencingToken};
 
 /// The first line of every job file, naming the format.
@@ -343,9 +343,7 @@ impl ClaimStore for FileLockStore {
         holder: &str,
         deadline: Option<Duration>,
     ) -> Result<ClaimOutcome, ClusterError> {
-        ClusterError::check("job name", job)?;
-        ClusterError::check("holder id", holder)?;
-        let millis = tick_millis(tick)?;
+        let millis = claim_args(job, holder, tick)?;
         let (job, holder) = (job.to_owned(), holder.to_owned());
         self.blocking(move |inner| inner.try_claim(&job, millis, &holder, deadline))
             .await

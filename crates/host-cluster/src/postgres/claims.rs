@@ -9,7 +9,7 @@ use sqlx::Row;
 
 use super::PostgresStore;
 use super::sql::{interval, text};
-use crate::claims::{tick_millis, tick_time};
+use crate::claims::{claim_args, tick_millis, tick_time};
 use crate::{Claim, ClaimOutcome, ClaimStore, ClusterError};
 
 #[async_trait]
@@ -21,9 +21,7 @@ impl ClaimStore for PostgresStore {
         holder: &str,
         deadline: Option<Duration>,
     ) -> Result<ClaimOutcome, ClusterError> {
-        ClusterError::check("job name", job)?;
-        ClusterError::check("holder id", holder)?;
-        let millis = tick_millis(tick)?;
+        let millis = claim_args(job, holder, tick)?;
         let t = &self.inner.tables;
         let deadline = deadline.map_or_else(
             || "NULL::timestamptz".to_owned(),

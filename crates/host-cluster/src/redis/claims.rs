@@ -9,7 +9,7 @@ use redis::{FromRedisValue as _, Value};
 
 use super::RedisStore;
 use super::scripts::{CLAIM, FINISH, PURGE};
-use crate::claims::{tick_millis, tick_time};
+use crate::claims::{claim_args, tick_millis, tick_time};
 use crate::{Claim, ClaimOutcome, ClaimStore, ClusterError, FencingToken};
 
 #[async_trait]
@@ -21,9 +21,7 @@ impl ClaimStore for RedisStore {
         holder: &str,
         deadline: Option<Duration>,
     ) -> Result<ClaimOutcome, ClusterError> {
-        ClusterError::check("job name", job)?;
-        ClusterError::check("holder id", holder)?;
-        let millis = tick_millis(tick)?;
+        let millis = claim_args(job, holder, tick)?;
         let prefix = &self.inner.options.prefix;
         let key = format!("{}{millis}", prefix.claim_stem(job));
         // '' for no deadline; a deadline of 0 ms still is one.

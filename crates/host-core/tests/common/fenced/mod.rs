@@ -12,6 +12,7 @@
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
 mod cluster;
+mod configured;
 mod redis_prefix;
 pub mod scenarios;
 mod store;
@@ -19,6 +20,7 @@ mod terms;
 mod writer;
 
 pub use cluster::{Cluster, create_schema};
+pub use configured::{Idle, leading_as_configured};
 pub use host_test::postgres_server::PostgresServer as OwnPostgres;
 pub use redis_prefix::RedisPrefix;
 pub use store::Store;
