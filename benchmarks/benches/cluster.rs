@@ -49,6 +49,7 @@ use guard::KillOnDrop;
 use host_core::Singleton;
 use host_test::netns::Network;
 use host_test::postgres_server::PostgresServer;
+use host_test::redis_server::RedisServer;
 use host_test::{EtcdCluster, EtcdLauncher};
 use partition::Partitioned;
 use tokio::runtime::Runtime;
@@ -537,7 +538,7 @@ fn failover_section(out: &mut String, plan: Plan, seed: u64, measured: &[Measure
          the standby, and once it stands by the bench waits a random pause, uniform below {} \
          (seed {seed}; `{SEED_VARIABLE}={seed}` replays it), before the next signal. {} \
          rounds per cause, the signals alternated; a partition's rounds on a server of the \
-         bench's own (PostgreSQL, or three etcd members) in a network namespace, the two \
+         bench's own (PostgreSQL, Redis, or three etcd members) in a network namespace, the two \
          instances in two more, the leader cut off from the server's address \
          (`benches/cluster/partition.rs`). Timings: lease {}, renew \
          deadline {}, retry {} (the defaults: {}, {}, {}). Scaled to the defaults by the ratio \
@@ -914,6 +915,35 @@ fn postgres_partition(plan: Plan, random: &mut Random) -> Measured {
     Ok((backend, results))
 }
 
+/// The failovers after a partition from a `redis-server` of the bench's
+/// own, run inside a network namespace of its own.
+fn redis_partition(plan: Plan, random: &mut Random) -> Measured {
+    let skipped = |why: &str| Err(("Redis", format!("partition skipped: {why}")));
+    let Some(mut network) = Network::new(LABEL) else {
+        return skipped(NO_NAMESPACES);
+    };
+    let server = network.add("server");
+    let instances = [network.add("a"), network.add("b")];
+    let Some(redis) = RedisServer::start_at(LABEL, &server.address, 6379, &server.exec()) else {
+        return skipped("redis-server cannot be started");
+    };
+    let backend = Backend::Url {
+        label: "Redis",
+        url: redis.url(),
+        prefix: "host:".to_owned(),
+        expiry: Duration::ZERO,
+    };
+    let place = Partitioned {
+        network: &network,
+        instances,
+        store_address: server.address.clone(),
+    };
+    let results = partition::failovers(&backend, &place, plan, random);
+    // The server ends before its namespace goes.
+    drop(redis);
+    Ok((backend, results))
+}
+
 /// The failovers after a partition from three etcd members of the bench's
 /// own, run inside a network namespace of their own: the leader is cut off
 /// from all three.
@@ -1016,6 +1046,7 @@ fn main() -> ExitCode {
         })
         .collect();
     measured.push(postgres_partition(plan, &mut random));
+    measured.push(redis_partition(plan, &mut random));
     measured.push(etcd_partition(plan, &mut random, &etcd_prefix));
     let _ = writeln!(out);
     failover_section(&mut out, plan, seed, &measured);

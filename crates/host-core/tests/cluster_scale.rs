@@ -7,9 +7,10 @@
 //!   after another; with `cluster.balance = false` the first keeps them all.
 //!   The store's load per instance and per singleton is counted and printed.
 //! - 20 candidate processes (this test binary's `child` test) for one
-//!   singleton, on the file lock, and on PostgreSQL and Redis when
-//!   `HOST_TEST_POSTGRES_URL` and `HOST_TEST_REDIS_URL` are set (each test
-//!   prints that it was skipped otherwise): one leader at a time through
+//!   singleton, on the file lock, on an etcd member of the test's own, and
+//!   on PostgreSQL and Redis when `HOST_TEST_POSTGRES_URL` and
+//!   `HOST_TEST_REDIS_URL` are set (each test prints that it was skipped
+//!   otherwise, as the etcd one without etcd): one leader at a time through
 //!   three kills, and the store's load per candidate counted.
 
 #[path = "common/counting.rs"]
@@ -298,7 +299,7 @@ fn prefers(members: &[String], singleton: &str) -> usize {
 
 // ---- 20 candidate processes for one singleton ----
 
-/// `store|id|where|journal`: the store (`file`, `pg`, `redis`), the
+/// `store|id|where|journal`: the store (`file`, `pg`, `redis`, `etcd`), the
 /// instance's id, the file lock's directory or the server's URL (with the
 /// schema or prefix after a `#`), and the file every instance appends its
 /// lines to.
@@ -357,6 +358,10 @@ fn child() {
                         .max_connections(2)
                         .connect_lazily(),
                 )
+            }
+            "etcd" => {
+                let (url, prefix) = place.split_once('#').expect("url#prefix");
+                host_cluster::cluster_store_for_url(url, None, Some(prefix)).expect("an etcd URL")
             }
             "redis" => {
                 let (url, prefix) = place.split_once('#').expect("url#prefix");
@@ -549,4 +554,14 @@ fn twenty_candidates_on_redis() {
     };
     let prefix = format!("hc-scale-{:08x}:", fastrand::u32(..));
     twenty_candidates("scale-redis", "redis", &format!("{url}#{prefix}"));
+}
+
+#[test]
+fn twenty_candidates_on_etcd() {
+    let Some(etcd) = host_test::EtcdCluster::single() else {
+        println!("twenty_candidates_on_etcd: skipped, etcd cannot be started");
+        return;
+    };
+    let prefix = format!("hc-scale-{:08x}/", fastrand::u32(..));
+    twenty_candidates("scale-etcd", "etcd", &format!("{}#{prefix}", etcd.url()));
 }

@@ -1,6 +1,7 @@
-//! A `redis-server` of a test's own: on a free port of 127.0.0.1, keeping
-//! nothing on disk, so that a test can restart it (losing every key) while
-//! a shared server serves the other tests.
+//! A `redis-server` of a test's own: on a free port of 127.0.0.1 (or on an
+//! address of a network namespace), keeping nothing on disk, so that a test
+//! can restart it (losing every key) or cut it off while a shared server
+//! serves the other tests.
 
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -14,7 +15,11 @@ const READY_WITHIN: Duration = Duration::from_secs(10);
 /// `--appendonly no`). Killed when dropped.
 #[derive(Debug)]
 pub struct RedisServer {
+    address: String,
     port: u16,
+    /// A command run around the server and its readiness checks (`ip netns
+    /// exec <name>`); empty on the loopback.
+    wrap: Vec<String>,
     child: Child,
 }
 
@@ -33,18 +38,36 @@ impl RedisServer {
             println!("{test}: skipped, no free port on 127.0.0.1");
             return None;
         };
-        let Some(child) = spawn(port) else {
+        Self::start_at(test, "127.0.0.1", port, &[])
+    }
+
+    /// Starts a server listening on `address`:`port`, run under `wrap` (a
+    /// command and its arguments, such as [`crate::netns::Member::exec`]:
+    /// the server's command line follows); its readiness is checked with
+    /// `redis-cli` under the same command. `None`, after printing
+    /// `<test>: skipped, <why>`, when `redis-server` cannot be run here.
+    ///
+    /// # Panics
+    ///
+    /// When the server started but does not answer within 10 s.
+    pub fn start_at(test: &str, address: &str, port: u16, wrap: &[String]) -> Option<Self> {
+        let Some(child) = spawn(address, port, wrap) else {
             println!("{test}: skipped, redis-server cannot be started");
             return None;
         };
-        let server = Self { port, child };
+        let server = Self {
+            address: address.to_owned(),
+            port,
+            wrap: wrap.to_vec(),
+            child,
+        };
         server.until_ready();
         Some(server)
     }
 
     /// The server's URL, database 0.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("redis://{}:{}/0", self.address, self.port)
     }
 
     /// The port it listens on.
@@ -61,14 +84,29 @@ impl RedisServer {
     pub fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn(self.port).expect("redis-server started before");
+        self.child =
+            spawn(&self.address, self.port, &self.wrap).expect("redis-server started before");
         self.until_ready();
+    }
+
+    /// Whether it answers: a connection on the loopback, or `redis-cli
+    /// ping` under the wrap (this process may not reach the namespace).
+    fn answers(&self) -> bool {
+        if self.wrap.is_empty() {
+            return TcpStream::connect((self.address.as_str(), self.port)).is_ok();
+        }
+        wrapped(&self.wrap, "redis-cli")
+            .args(["-h", &self.address, "-p", &self.port.to_string(), "ping"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
     }
 
     fn until_ready(&self) {
         let deadline = Instant::now() + READY_WITHIN;
         while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if self.answers() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(25));
@@ -87,10 +125,25 @@ impl Drop for RedisServer {
     }
 }
 
-fn spawn(port: u16) -> Option<Child> {
-    Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+/// `program` run under `wrap` (nothing when it is empty).
+fn wrapped(wrap: &[String], program: &str) -> Command {
+    match wrap.split_first() {
+        Some((first, args)) => {
+            let mut command = Command::new(first);
+            command.args(args).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
+fn spawn(address: &str, port: u16, wrap: &[String]) -> Option<Child> {
+    wrapped(wrap, "redis-server")
+        .args(["--bind", address, "--port", &port.to_string()])
         .args(["--save", "", "--appendonly", "no"])
+        // Clients of a namespace's other addresses: protected mode would
+        // refuse them (no password on a non-loopback address).
+        .args(["--protected-mode", "no"])
         .stdout(Stdio::null())
         .spawn()
         .ok()
