@@ -47,7 +47,7 @@ use host_cluster::{
 use common::RunKind;
 use guard::KillOnDrop;
 use host_core::Singleton;
-use host_test::netns::Network;
+use host_test::netns::{Member, Network};
 use host_test::postgres_server::PostgresServer;
 use host_test::redis_server::RedisServer;
 use host_test::{EtcdCluster, EtcdLauncher};
@@ -881,57 +881,24 @@ const LABEL: &str = "cluster bench";
 /// Why a partition's rows were skipped: no network namespaces here.
 const NO_NAMESPACES: &str = "no network namespace can be made (root and `ip` are needed)";
 
-/// The failovers after a partition from a PostgreSQL server of the bench's
-/// own, run inside a network namespace of its own.
-fn postgres_partition(plan: Plan, random: &mut Random) -> Measured {
-    let skipped = |why: &str| Err(("PostgreSQL", format!("partition skipped: {why}")));
+/// The failovers after a partition from a server of the bench's own,
+/// which `start` runs inside the server namespace (returning what stops it
+/// when dropped, and the store on it), or why they were skipped.
+fn partition_from<S>(
+    label: &'static str,
+    plan: Plan,
+    random: &mut Random,
+    start: impl FnOnce(&Member) -> Result<(S, Backend), String>,
+) -> Measured {
+    let skipped = |why: &str| Err((label, format!("partition skipped: {why}")));
     let Some(mut network) = Network::new(LABEL) else {
         return skipped(NO_NAMESPACES);
     };
     let server = network.add("server");
     let instances = [network.add("a"), network.add("b")];
-    let Some(database) = PostgresServer::start_at(
-        LABEL,
-        std::slice::from_ref(&server.address),
-        5432,
-        &server.exec(),
-    ) else {
-        return skipped("no PostgreSQL server binaries to run one of its own");
-    };
-    let backend = Backend::Url {
-        label: "PostgreSQL",
-        url: database.url_at(&server.address),
-        prefix: "host_".to_owned(),
-        expiry: Duration::ZERO,
-    };
-    let place = Partitioned {
-        network: &network,
-        instances,
-        store_address: server.address.clone(),
-    };
-    let results = partition::failovers(&backend, &place, plan, random);
-    // The server stops before its namespace goes.
-    drop(database);
-    Ok((backend, results))
-}
-
-/// The failovers after a partition from a `redis-server` of the bench's
-/// own, run inside a network namespace of its own.
-fn redis_partition(plan: Plan, random: &mut Random) -> Measured {
-    let skipped = |why: &str| Err(("Redis", format!("partition skipped: {why}")));
-    let Some(mut network) = Network::new(LABEL) else {
-        return skipped(NO_NAMESPACES);
-    };
-    let server = network.add("server");
-    let instances = [network.add("a"), network.add("b")];
-    let Some(redis) = RedisServer::start_at(LABEL, &server.address, 6379, &server.exec()) else {
-        return skipped("redis-server cannot be started");
-    };
-    let backend = Backend::Url {
-        label: "Redis",
-        url: redis.url(),
-        prefix: "host:".to_owned(),
-        expiry: Duration::ZERO,
+    let (running, backend) = match start(&server) {
+        Ok(started) => started,
+        Err(why) => return skipped(&why),
     };
     let place = Partitioned {
         network: &network,
@@ -940,42 +907,56 @@ fn redis_partition(plan: Plan, random: &mut Random) -> Measured {
     };
     let results = partition::failovers(&backend, &place, plan, random);
     // The server ends before its namespace goes.
-    drop(redis);
+    drop(running);
     Ok((backend, results))
 }
 
-/// The failovers after a partition from three etcd members of the bench's
-/// own, run inside a network namespace of their own: the leader is cut off
-/// from all three.
-fn etcd_partition(plan: Plan, random: &mut Random, prefix: &str) -> Measured {
-    let skipped = |why: &str| Err(("etcd", format!("partition skipped: {why}")));
-    let Some(mut network) = Network::new(LABEL) else {
-        return skipped(NO_NAMESPACES);
+/// A PostgreSQL server of the bench's own in `server`'s namespace.
+fn postgres_inside(server: &Member) -> Result<(PostgresServer, Backend), String> {
+    let database = PostgresServer::start_at(
+        LABEL,
+        std::slice::from_ref(&server.address),
+        5432,
+        &server.exec(),
+    )
+    .ok_or("no PostgreSQL server binaries to run one of its own")?;
+    let backend = Backend::Url {
+        label: "PostgreSQL",
+        url: database.url_at(&server.address),
+        prefix: "host_".to_owned(),
+        expiry: Duration::ZERO,
     };
-    let server = network.add("server");
-    let instances = [network.add("a"), network.add("b")];
-    let Some(etcd) = EtcdLauncher::new()
+    Ok((database, backend))
+}
+
+/// A `redis-server` of the bench's own in `server`'s namespace.
+fn redis_inside(server: &Member) -> Result<(RedisServer, Backend), String> {
+    let redis = RedisServer::start_at(LABEL, &server.address, 6379, &server.exec())
+        .ok_or("redis-server cannot be started")?;
+    let backend = Backend::Url {
+        label: "Redis",
+        url: redis.url(),
+        prefix: "host:".to_owned(),
+        expiry: Duration::ZERO,
+    };
+    Ok((redis, backend))
+}
+
+/// Three etcd members of the bench's own in `server`'s namespace, on its
+/// one address: a cut takes all three away.
+fn etcd_inside(server: &Member, prefix: &str) -> Result<(EtcdCluster, Backend), String> {
+    let etcd = EtcdLauncher::new()
         .members(3)
         .inside(&server.exec(), &server.address)
         .start()
-    else {
-        return skipped("etcd cannot be started (no `etcd` binary)");
-    };
+        .ok_or("etcd cannot be started (no `etcd` binary)")?;
     let backend = Backend::Url {
         label: "etcd",
         url: etcd.url(),
         prefix: prefix.to_owned(),
         expiry: ETCD_EXPIRY,
     };
-    let place = Partitioned {
-        network: &network,
-        instances,
-        store_address: server.address.clone(),
-    };
-    let results = partition::failovers(&backend, &place, plan, random);
-    // The members end before their namespace goes.
-    drop(etcd);
-    Ok((backend, results))
+    Ok((etcd, backend))
 }
 
 fn main() -> ExitCode {
@@ -1045,9 +1026,16 @@ fn main() -> ExitCode {
             })
         })
         .collect();
-    measured.push(postgres_partition(plan, &mut random));
-    measured.push(redis_partition(plan, &mut random));
-    measured.push(etcd_partition(plan, &mut random, &etcd_prefix));
+    measured.push(partition_from(
+        "PostgreSQL",
+        plan,
+        &mut random,
+        postgres_inside,
+    ));
+    measured.push(partition_from("Redis", plan, &mut random, redis_inside));
+    measured.push(partition_from("etcd", plan, &mut random, |server| {
+        etcd_inside(server, &etcd_prefix)
+    }));
     let _ = writeln!(out);
     failover_section(&mut out, plan, seed, &measured);
 
