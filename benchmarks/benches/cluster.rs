@@ -310,15 +310,7 @@ impl Instance {
     /// The same, run under `wrap` (`ip netns exec <namespace>`, which
     /// keeps the process id, so that a kill reaches the host itself).
     fn spawn_in(id: String, backend: &Backend, wrap: &[String]) -> Self {
-        let mut command = match wrap.split_first() {
-            Some((program, args)) => {
-                let mut command = Command::new(program);
-                command.args(args).arg(BINARY);
-                command
-            }
-            None => Command::new(BINARY),
-        };
-        let mut child = command
+        let mut child = host_test::netns::wrapped(wrap, BINARY)
             .arg(&id)
             .args([LEASE, RENEW_DEADLINE, RETRY].map(|timing| timing.as_millis().to_string()))
             .args(backend.args())

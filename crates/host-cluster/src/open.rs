@@ -58,16 +58,15 @@ fn postgres(
 
 #[cfg(not(feature = "postgres"))]
 fn postgres(
-    _url: &str,
+    url: &str,
     _schema: Option<&str>,
     _prefix: Option<&str>,
 ) -> Result<Arc<dyn ClusterStore>, ClusterError> {
-    Err(ClusterError::Invalid {
-        what: "lease store URL scheme",
-        value: "postgres".to_owned(),
-        why: "this build has no PostgreSQL store: turn on host-cluster's `postgres` feature \
-              (the `host` crate's `cluster` feature does)",
-    })
+    Err(not_built(
+        url,
+        "this build has no PostgreSQL store: turn on host-cluster's `postgres` feature \
+         (the `host` crate's `cluster` feature does)",
+    ))
 }
 
 #[cfg(feature = "redis")]
@@ -144,7 +143,11 @@ fn no_schema(schema: Option<&str>, why: &'static str) -> Result<(), ClusterError
 
 /// `url`'s scheme names a store this build left out; `why` names the
 /// feature.
-#[cfg(any(not(feature = "redis"), not(feature = "etcd")))]
+#[cfg(any(
+    not(feature = "postgres"),
+    not(feature = "redis"),
+    not(feature = "etcd")
+))]
 fn not_built(url: &str, why: &'static str) -> ClusterError {
     let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
     ClusterError::Invalid {

@@ -343,14 +343,7 @@ impl EtcdCluster {
 impl EtcdCluster {
     /// `program` as a command, under the members' wrap if any.
     fn wrapped(&self, program: &str) -> Command {
-        match self.place.wrap.split_first() {
-            Some((wrap, args)) => {
-                let mut command = Command::new(wrap);
-                command.args(args).arg(program);
-                command
-            }
-            None => Command::new(program),
-        }
+        crate::netns::wrapped(&self.place.wrap, program)
     }
 
     /// Whether member `index` says it is healthy: its `/health` on the

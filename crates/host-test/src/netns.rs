@@ -13,6 +13,7 @@
 //! [`Network::new`] says when it cannot be made. Every namespace is
 //! removed when the network is dropped, also after a panic.
 
+use std::ffi::OsStr;
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -50,6 +51,20 @@ impl Member {
         ["ip", "netns", "exec", &self.name]
             .map(str::to_owned)
             .to_vec()
+    }
+}
+
+/// `program` as a command run under `wrap` (a command and its arguments,
+/// such as [`Member::exec`]: `program`'s command line follows); `program`
+/// alone when `wrap` is empty.
+pub fn wrapped(wrap: &[String], program: impl AsRef<OsStr>) -> Command {
+    match wrap.split_first() {
+        Some((first, args)) => {
+            let mut command = Command::new(first);
+            command.args(args).arg(program);
+            command
+        }
+        None => Command::new(program),
     }
 }
 

@@ -94,15 +94,7 @@ impl PostgresServer {
     /// wrap); whether it succeeded.
     fn run(&self, name: &str, args: &[&str]) -> bool {
         let tool = self.bin.join(name).display().to_string();
-        let mut command = match self.wrap.split_first() {
-            Some((program, wrap_args)) => {
-                let mut command = Command::new(program);
-                command.args(wrap_args).arg("runuser");
-                command
-            }
-            None => Command::new("runuser"),
-        };
-        command
+        crate::netns::wrapped(&self.wrap, "runuser")
             .args(["-u", "postgres", "--", &tool])
             .args(args)
             .stdout(Stdio::null())

@@ -4,7 +4,9 @@
 //! serves the other tests.
 
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
+
+use crate::netns::wrapped;
 use std::time::{Duration, Instant};
 
 /// How long a server may take to answer after it was started: generous,
@@ -122,18 +124,6 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// `program` run under `wrap` (nothing when it is empty).
-fn wrapped(wrap: &[String], program: &str) -> Command {
-    match wrap.split_first() {
-        Some((first, args)) => {
-            let mut command = Command::new(first);
-            command.args(args).arg(program);
-            command
-        }
-        None => Command::new(program),
     }
 }
 

@@ -107,21 +107,11 @@ impl Cluster {
         ]
         .join("|");
         let own: Command = child_test(SCENARIO, &scenario);
-        let mut command = match wrap.split_first() {
-            Some((program, args)) => {
-                let mut wrapped = Command::new(program);
-                wrapped
-                    .args(args)
-                    .arg(own.get_program())
-                    .args(own.get_args());
-                wrapped.envs(
-                    own.get_envs()
-                        .filter_map(|(key, value)| Some((key, value?))),
-                );
-                wrapped
-            }
-            None => own,
-        };
+        let mut command = host_test::netns::wrapped(wrap, own.get_program());
+        command.args(own.get_args()).envs(
+            own.get_envs()
+                .filter_map(|(key, value)| Some((key, value?))),
+        );
         command.env_remove("RUST_LOG");
         self.instances.push(Instance {
             id,
