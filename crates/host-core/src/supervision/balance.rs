@@ -486,4 +486,34 @@ mod tests {
                 .all(|name| two.defers(name) != preferred_by_two.contains(name))
         );
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hand_over_not_taken_is_not_made_again_until_the_group_changes() {
+        let store: Arc<dyn LeaseStore> = Arc::new(InProcessStore::new());
+        let names: Vec<String> = (0..6).map(|i| format!("s{i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let one = Arc::new(Balance::new(store.clone(), &refs, "one".into(), timings()));
+        let two = Arc::new(Balance::new(store.clone(), &refs, "two".into(), timings()));
+        let _joined = (one.join(), two.join());
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let members = one.members();
+        let name = *refs
+            .iter()
+            .find(|name| &**preferred(&members, name).unwrap() == "two")
+            .expect("`two` prefers one of six");
+        // `one` leads all six, over its share of 3.
+        let _others: Vec<Leads> = (0..5).map(|_| one.leads()).collect();
+        let mut first = one.leads();
+        let handed = one.hand_over(name, &mut first, None).expect("handed over");
+        // `two` did not take it: `one` leads it again, in a new term.
+        drop(first);
+        let mut again = one.leads();
+        assert!(one.hand_over(name, &mut again, Some(&handed)).is_none());
+        // Once the group has changed, it is tried again.
+        let changed = HandOver {
+            to: handed.to.clone(),
+            version: handed.version + 1,
+        };
+        assert!(one.hand_over(name, &mut again, Some(&changed)).is_some());
+    }
 }
